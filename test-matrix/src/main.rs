@@ -1,0 +1,2 @@
+//! test-matrix: the routing model command, the matrix, and the emulator runners.
+fn main() {}
