@@ -1,4 +1,101 @@
+//! l1-hv: a bare-metal L1 hypervisor for Intel VT-x that runs L2 guests under EPT and forwards
+//! their events exactly as the hardware would have delivered them.
+//!
+//! Boot flow: multiboot2 entry (boot/entry.s) → `kmain` → console, GDT/TSS, IDT, boot
+//! information, heap → VMX root operation → each multiboot2 module runs as one guest → runs of
+//! the same image are compared → one verdict line → power off.
 #![no_std]
 #![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod boot;
+mod console;
+mod memory;
+mod power;
+mod report;
+mod vmx;
+
+mod guest;
+
+use boot::{BootInfo, MULTIBOOT2_MAGIC};
+use guest::config::GuestConfig;
+use memory::PhysPages;
+use power::ExitStatus;
+use vmx::capabilities::Capabilities;
+
+/// Host-wide VMX resources every guest shares.
+pub struct Host {
+    /// The CPU's VMX capabilities.
+    pub caps: Capabilities,
+    /// An all-ones MSR bitmap: every guest RDMSR/WRMSR exits and stops the guest.
+    pub msr_bitmap: PhysPages,
+}
+
+extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+#[no_mangle]
+extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
+    // SAFETY: RDTSC has no side effects; on Bochs it counts instructions since reset.
+    let boot_tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    console::init();
+    arch::gdt::init();
+    arch::idt::init();
+    arch::mask_legacy_pic();
+    println!("l1-hv: booting (tsc={boot_tsc})");
+    if magic != MULTIBOOT2_MAGIC {
+        fail(format_args!("not started by a multiboot2 loader (EAX={magic:#x})"));
+    }
+    let kernel = boot::Range {
+        start: &raw const __kernel_start as u64,
+        end: &raw const __kernel_end as u64,
+    };
+    // SAFETY: EBX from a multiboot2 loader; nothing has been written over it yet.
+    let info = match unsafe { BootInfo::parse(mbi, kernel) } {
+        Ok(info) => info,
+        Err(e) => fail(format_args!("boot information unusable: {e:?}")),
+    };
+    let Some(heap) = memory::init(&info) else { fail(format_args!("no free RAM for the heap")) };
+    println!("l1-hv: heap {} MiB", heap >> 20);
+
+    let root = match vmx::bringup::enter_vmx_root() {
+        Ok(root) => root,
+        Err(e) => {
+            println!("l1-hv: {e}");
+            println!("l1-hv: verdict NO-VMX");
+            power::exit(ExitStatus::NoVmx);
+        }
+    };
+    println!("l1-hv: VMX root operation (VMCS revision {:#x})", root.caps.revision_id());
+    let Some(mut msr_bitmap) = PhysPages::page() else { fail(format_args!("out of memory")) };
+    msr_bitmap.bytes_mut().fill(0xff);
+    let host = Host { caps: root.caps, msr_bitmap };
+
+    let mut runs = report::Runs::new();
+    for (index, module) in info.modules().enumerate() {
+        match GuestConfig::parse(module.cmdline()) {
+            Ok(config) => runs.run(&host, config, module.bytes(), index as u16 + 1, boot_tsc),
+            Err(word) => runs.reject(module.cmdline(), word),
+        }
+    }
+    let status = runs.verdict();
+    power::exit(status)
+}
+
+/// Ends the run when l1-hv itself cannot go on.
+fn fail(why: core::fmt::Arguments) -> ! {
+    println!("l1-hv: {why}");
+    println!("l1-hv: verdict FAIL");
+    power::exit(ExitStatus::Fail)
+}
+
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("l1-hv: PANIC: {info}");
+    println!("l1-hv: verdict FAIL (panic)");
+    power::exit(ExitStatus::Fail)
+}

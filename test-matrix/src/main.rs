@@ -1,2 +1,32 @@
 //! test-matrix: the routing model command, the matrix, and the emulator runners.
-fn main() {}
+
+mod decide;
+mod runner;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: test-matrix <subcommand> [args]
+subcommands:
+  decide                 route JSON Lines scenarios from stdin (see docs/event-routing.md)
+  bench-decide [N]       measure decide's throughput on N scenarios (default 2000000)
+  build                  build l1-hv, the guests and the bootable ISO (target/run/l1-hv.iso)
+  demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]
+                         build, boot headless, stream l1-hv's console, exit with its verdict";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("decide") => decide::run(),
+        Some("bench-decide") => decide::bench::run(&args[1..]),
+        Some("build") => runner::cli::build(),
+        Some("demo") => runner::cli::demo(&args[1..]),
+        Some(unknown) => {
+            eprintln!("test-matrix: unknown subcommand {unknown:?}\n{USAGE}");
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}

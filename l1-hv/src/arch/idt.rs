@@ -1,0 +1,76 @@
+//! The host IDT: every exception l1-hv itself takes is reported in one clear block and ends the
+//! run. l1-hv runs with interrupts disabled, so only the 32 architectural vectors are installed.
+
+use super::gdt;
+use x86::bits64::segmentation::Descriptor64;
+use x86::dtables::{lidt, DescriptorTablePointer};
+use x86::irq::EXCEPTIONS;
+use x86::segmentation::{BuildDescriptor, DescriptorBuilder, GateDescriptorBuilder};
+
+core::arch::global_asm!(include_str!("isr.s"));
+
+extern "C" {
+    static isr_table: [u64; 32];
+}
+
+static mut IDT: [Descriptor64; 32] = [Descriptor64::NULL; 32];
+
+/// What the entry stub pushed, followed by the CPU's interrupt frame (SDM 6.14.2).
+#[repr(C)]
+pub struct ExceptionFrame {
+    vector: u64,
+    error_code: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+/// Installs the host IDT.
+pub fn init() {
+    // SAFETY: runs once on the boot CPU; `isr_table` holds the stub addresses.
+    unsafe {
+        let idt = &raw mut IDT;
+        for (vector, entry) in (*idt).iter_mut().enumerate() {
+            let mut gate = <DescriptorBuilder as GateDescriptorBuilder<u64>>::interrupt_descriptor(
+                gdt::CODE,
+                isr_table[vector],
+            )
+            .present();
+            gate = match vector as u8 {
+                x86::irq::NONMASKABLE_INTERRUPT_VECTOR => gate.ist(gdt::IST_NMI),
+                x86::irq::DOUBLE_FAULT_VECTOR => gate.ist(gdt::IST_DOUBLE_FAULT),
+                x86::irq::MACHINE_CHECK_VECTOR => gate.ist(gdt::IST_MACHINE_CHECK),
+                _ => gate,
+            };
+            *entry = gate.finish();
+        }
+        lidt(&DescriptorTablePointer::new_from_slice(&*idt));
+    }
+}
+
+/// Base address of the IDT (the VMCS host-state IDTR base).
+pub fn idt_base() -> u64 {
+    &raw const IDT as u64
+}
+
+#[no_mangle]
+extern "C" fn host_exception(frame: &ExceptionFrame) -> ! {
+    let name = EXCEPTIONS.get(frame.vector as usize).map_or("?", |e| e.mnemonic);
+    // SAFETY: reading CR2 has no side effects.
+    let cr2 = unsafe { x86::controlregs::cr2() };
+    crate::println!(
+        "l1-hv: HOST EXCEPTION {name} (vector {}) error_code={:#x} rip={:#x} cs={:#x} \
+         rflags={:#x} rsp={:#x} ss={:#x} cr2={cr2:#x}",
+        frame.vector,
+        frame.error_code,
+        frame.rip,
+        frame.cs,
+        frame.rflags,
+        frame.rsp,
+        frame.ss,
+    );
+    crate::println!("l1-hv: verdict FAIL (host exception)");
+    crate::power::exit(crate::power::ExitStatus::Fail)
+}

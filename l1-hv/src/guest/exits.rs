@@ -1,0 +1,126 @@
+//! VM-exit dispatch for L2 guests: re-inject intercepted exceptions, serve hypercalls, and
+//! contain everything else by stopping the guest with a one-line reason.
+
+use super::vcpu::{Guest, Observation, RunEnd, Stop};
+use crate::vmx::current_vmcs::CurrentVmcs;
+use crate::vmx::exit_reason::ExitReason;
+use crate::vmx::GuestRegisters;
+use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
+use nvmx::event::Event;
+use nvmx::inject::{self, InjectHost, InjectOutcome, Running, TraceRecord, TraceSink};
+use shadow_vmcs::Vmcs;
+use x86::vmx::vmcs::{guest, ro};
+
+/// What the run loop does after an exit.
+pub enum Next {
+    /// Enter the guest again.
+    Resume,
+    /// The guest's run is over.
+    End(RunEnd),
+}
+
+/// Handles the exit just taken by `guest`, whose VMCS is `vmcs`.
+pub fn handle(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
+    let reason = ExitReason(vmcs.read(ro::EXIT_REASON) as u32);
+    if let Some(count) = guest.exits.get_mut(usize::from(reason.basic())) {
+        *count += 1;
+    }
+    let rip = vmcs.read(guest::RIP);
+    if reason.is_entry_failure() {
+        return Next::End(RunEnd::Stopped(Stop::EntryFailed { error: u64::from(reason.0) }));
+    }
+    match reason.basic() {
+        ExitReason::EXCEPTION_OR_NMI => reinject(guest, vmcs),
+        ExitReason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
+        ExitReason::VMCALL => hypercall(guest, vmcs, rip),
+        ExitReason::EPT_VIOLATION => {
+            let gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
+            Next::End(RunEnd::Stopped(Stop::EptViolation { gpa, rip }))
+        }
+        ExitReason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway { rip })),
+        _ => Next::End(RunEnd::Stopped(Stop::Unhandled { reason, rip })),
+    }
+}
+
+/// The guest-side state the injection routine may touch that is not in the VMCS.
+struct L2InjectHost<'a> {
+    regs: &'a mut GuestRegisters,
+    trace: &'a mut super::trace::TraceRing,
+}
+
+impl TraceSink for L2InjectHost<'_> {
+    fn record(&mut self, record: TraceRecord) {
+        self.trace.record(record);
+    }
+}
+
+impl InjectHost for L2InjectHost<'_> {
+    fn set_cr2(&mut self, cr2: u64) {
+        self.regs.cr2 = cr2;
+    }
+
+    fn merge_dr6(&mut self, bits: u64) {
+        // l1-hv never uses the debug registers, so the hardware DR6 is the guest's.
+        // SAFETY: DR6 is only observed by the guest.
+        unsafe { x86::debugregs::dr6_write(x86::debugregs::Dr6::from_bits_truncate(x86::debugregs::dr6().bits() | bits as usize)) };
+    }
+
+    fn debugger_attached(&self) -> bool {
+        // l1-hv has no debugger to attach yet.
+        false
+    }
+
+    fn pause_for_debugger(&mut self) {}
+}
+
+/// An exception l1-hv intercepted for itself: put it back, exactly as hardware would have
+/// delivered it, combined with an event whose delivery it interrupted (SDM 27.2.4, Table 6-5).
+fn reinject(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
+    let Some(event) = Event::from_exit(vmcs) else {
+        return Next::End(RunEnd::Stopped(Stop::Internal("exception exit without valid interruption information")));
+    };
+    let during = Event::from_idt_vectoring(vmcs);
+    let mut host = L2InjectHost { regs: &mut guest.regs, trace: &mut guest.trace };
+    match inject::inject_event(vmcs, &mut host, Running::L2, event, during) {
+        InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => Next::Resume,
+        InjectOutcome::Injected { requeue: Some(displaced) } => {
+            Next::End(RunEnd::Stopped(Stop::Displaced { vector: displaced.vector }))
+        }
+        InjectOutcome::TripleFault => Next::End(RunEnd::TripleFault),
+        InjectOutcome::Reflected(_) => Next::End(RunEnd::Stopped(Stop::Internal("L2 event reflected"))),
+    }
+}
+
+/// The VMCALL hypercall ABI of `l2-abi`.
+fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs, rip: u64) -> Next {
+    let number = guest.regs.rax;
+    // CPL is the DPL of SS (SDM 25.4.1): only the guest kernel may call l1-hv.
+    let cpl = (vmcs.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3;
+    let call = Hypercall::from_number(number).filter(|_| cpl == 0);
+    let status = match call {
+        None => return Next::End(RunEnd::Stopped(Stop::BadHypercall { number, rip })),
+        Some(Hypercall::Done) => return Next::End(RunEnd::Done(guest.regs.rdi)),
+        Some(Hypercall::Write) => {
+            let (gpa, len) = (guest.regs.rdi, guest.regs.rsi);
+            let name = guest.config.name;
+            match guest.ram_slice(gpa, len.min(MAX_WRITE)) {
+                Some(bytes) => {
+                    let text = core::str::from_utf8(bytes).unwrap_or("<not UTF-8>");
+                    crate::println!("guest {name}: {text}");
+                    STATUS_OK
+                }
+                None => STATUS_BAD_ARGUMENT,
+            }
+        }
+        Some(Hypercall::Observe) => {
+            let regs = &guest.regs;
+            let error_code = (regs.rsi != NO_ERROR_CODE).then_some(regs.rsi);
+            guest.observations.push(Observation { vector: regs.rdi, error_code, cr2: regs.rdx });
+            STATUS_OK
+        }
+    };
+    guest.regs.rax = status;
+    let length = vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
+    vmcs.write(guest::RIP, rip + length);
+    Next::Resume
+}

@@ -1,0 +1,10 @@
+//! L2 guests: configuration, image loading, the vCPU with its run loop, and exit handling.
+
+pub mod config;
+mod exits;
+mod image;
+pub mod trace;
+mod vcpu;
+mod vmcs_setup;
+
+pub use vcpu::{ExitCounts, Guest, Observation, RunEnd};

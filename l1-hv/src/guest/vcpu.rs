@@ -1,0 +1,202 @@
+//! One guest: its RAM, EPT, VMCS and registers, and the run loop that enters it until it ends.
+
+use super::config::GuestConfig;
+use super::exits::{self, Next};
+use super::image::{self, ImageError};
+use super::trace::TraceRing;
+use super::vmcs_setup::{self, GuestSetup};
+use crate::memory::PhysPages;
+use crate::vmx::capabilities::Unsupported;
+use crate::vmx::current_vmcs::CurrentVmcs;
+use crate::vmx::ept::Ept;
+use crate::vmx::{self, instructions, Entry, GuestRegisters};
+use crate::Host;
+use alloc::vec::Vec;
+use core::fmt;
+use l2_abi::RAM_SIZE;
+
+/// What a guest's exception handler reported with the `Observe` hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Exception vector.
+    pub vector: u64,
+    /// Error code, or `None` if none was pushed.
+    pub error_code: Option<u64>,
+    /// CR2 as the handler read it (#PF), else 0.
+    pub cr2: u64,
+}
+
+/// How a guest's run ended.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// The guest called `Done` with this code.
+    Done(u64),
+    /// The guest triple-faulted (a hardware exit, or a triple fault l1-hv's injection produced).
+    TripleFault,
+    /// l1-hv stopped the guest; the text says why in one line.
+    Stopped(Stop),
+}
+
+/// Why l1-hv stopped a guest.
+#[derive(Debug)]
+pub enum Stop {
+    /// An exit l1-hv does not handle (reason, guest RIP).
+    Unhandled { reason: vmx::exit_reason::ExitReason, rip: u64 },
+    /// The guest touched guest-physical memory it does not have.
+    EptViolation { gpa: u64, rip: u64 },
+    /// The guest ran without a single exit for the whole runaway budget.
+    Runaway { rip: u64 },
+    /// A hypercall l1-hv does not know, or from CPL > 0.
+    BadHypercall { number: u64, rip: u64 },
+    /// VMLAUNCH/VMRESUME failed (VMfail or a VM-entry failure exit).
+    EntryFailed { error: u64 },
+    /// A pending NMI or interrupt was displaced by injection and cannot be re-queued.
+    Displaced { vector: u8 },
+    /// An l1-hv invariant did not hold for this guest; the guest is stopped, l1-hv goes on.
+    Internal(&'static str),
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::Unhandled { reason, rip } => {
+                write!(f, "unhandled VM exit {} ({}) at rip={rip:#x}", reason.basic(), reason.name())
+            }
+            Self::EptViolation { gpa, rip } => {
+                write!(f, "access to guest-physical {gpa:#x} outside guest RAM at rip={rip:#x}")
+            }
+            Self::Runaway { rip } => write!(f, "no VM exit within the runaway budget, rip={rip:#x}"),
+            Self::BadHypercall { number, rip } => write!(f, "bad hypercall {number:#x} at rip={rip:#x}"),
+            Self::EntryFailed { error } => write!(f, "VM entry failed (error {error:#x})"),
+            Self::Displaced { vector } => write!(f, "displaced event {vector} cannot be re-queued"),
+            Self::Internal(what) => write!(f, "internal error: {what}"),
+        }
+    }
+}
+
+/// Why a guest could not be created.
+pub enum CreateError {
+    /// The image was refused.
+    Image(ImageError),
+    /// Out of memory for RAM, EPT or VMCS.
+    OutOfMemory,
+    /// The CPU lacks a VMX control l1-hv needs.
+    Unsupported(Unsupported),
+    /// VMCLEAR/VMPTRLD of the new VMCS failed.
+    VmcsLoad,
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::Image(e) => write!(f, "image refused: {e}"),
+            Self::OutOfMemory => f.write_str("out of memory"),
+            Self::Unsupported(u) => {
+                write!(f, "CPU lacks {} controls {:#x}", u.control, u.missing)
+            }
+            Self::VmcsLoad => f.write_str("VMCLEAR/VMPTRLD of the guest's VMCS failed"),
+        }
+    }
+}
+
+/// Exit counts by basic exit reason (the reasons l1-hv can see are all below 80).
+pub type ExitCounts = [u32; 80];
+
+/// A guest and everything l1-hv keeps for it.
+pub struct Guest<'a> {
+    /// The run's configuration.
+    pub config: GuestConfig<'a>,
+    /// Guest RAM (guest-physical 0 is its first byte).
+    pub(super) ram: PhysPages,
+    _ept: Ept,
+    vmcs_region: PhysPages,
+    pub(super) regs: GuestRegisters,
+    launched: bool,
+    /// Hypercall `Observe` records, in order.
+    pub observations: Vec<Observation>,
+    /// Every injection l1-hv performed.
+    pub trace: TraceRing,
+    /// VM exits by basic reason.
+    pub exits: ExitCounts,
+}
+
+impl<'a> Guest<'a> {
+    /// Loads `image` into fresh guest RAM and prepares a VMCS for it (left current).
+    pub fn create(host: &Host, config: GuestConfig<'a>, image: &[u8], vpid: u16) -> Result<Self, CreateError> {
+        let mut ram = PhysPages::new(RAM_SIZE as usize, 2 << 20).ok_or(CreateError::OutOfMemory)?;
+        let entry = image::load(image, ram.bytes_mut()).map_err(CreateError::Image)?;
+        vmcs_setup::write_boot_structures(ram.bytes_mut());
+        let ept = Ept::identity_offset(ram.phys(), RAM_SIZE).ok_or(CreateError::OutOfMemory)?;
+        let mut vmcs_region = PhysPages::page().ok_or(CreateError::OutOfMemory)?;
+        vmcs_region.bytes_mut()[..4].copy_from_slice(&host.caps.revision_id().to_le_bytes());
+        // SAFETY: a fresh, revision-stamped VMCS region (SDM 25.11.3).
+        unsafe {
+            instructions::vmclear(vmcs_region.phys()).map_err(|_| CreateError::VmcsLoad)?;
+            instructions::vmptrld(vmcs_region.phys()).map_err(|_| CreateError::VmcsLoad)?;
+        }
+        // SAFETY: the VMCS was just made current.
+        let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
+        let setup = GuestSetup {
+            entry,
+            eptp: ept.pointer(),
+            vpid,
+            exception_bitmap: config.exception_bitmap,
+            msr_bitmap: host.msr_bitmap.phys(),
+        };
+        vmcs_setup::write_vmcs(&mut vmcs, &host.caps, &setup).map_err(CreateError::Unsupported)?;
+        let regs = GuestRegisters { rdi: RAM_SIZE, ..Default::default() };
+        Ok(Self {
+            config,
+            ram,
+            _ept: ept,
+            vmcs_region,
+            regs,
+            launched: false,
+            observations: Vec::new(),
+            trace: TraceRing::new(),
+            exits: [0; 80],
+        })
+    }
+
+    /// Runs the guest until it ends. Its VMCS must be current (as `create` leaves it).
+    pub fn run(&mut self) -> RunEnd {
+        // SAFETY: `create` made this guest's VMCS current and nothing else has since.
+        let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
+        loop {
+            // SAFETY: the VMCS is fully initialised and its host RIP is `vmx_exit`.
+            match unsafe { vmx::enter(&mut self.regs, self.launched) } {
+                Entry::Exited => self.launched = true,
+                Entry::Failed(fail) => {
+                    let error = match fail {
+                        instructions::VmFail::Valid => {
+                            shadow_vmcs::Vmcs::read(&vmcs, x86::vmx::vmcs::ro::VM_INSTRUCTION_ERROR)
+                        }
+                        instructions::VmFail::Invalid => u64::MAX,
+                    };
+                    return RunEnd::Stopped(Stop::EntryFailed { error });
+                }
+            }
+            match exits::handle(self, &mut vmcs) {
+                Next::Resume => {}
+                Next::End(end) => return end,
+            }
+        }
+    }
+
+    /// Guest RAM bytes `[gpa, gpa + len)`, if they are all inside guest RAM.
+    pub(super) fn ram_slice(&mut self, gpa: u64, len: u64) -> Option<&[u8]> {
+        let end = gpa.checked_add(len)?;
+        (end <= RAM_SIZE).then(|| &self.ram.bytes_mut()[gpa as usize..end as usize])
+    }
+}
+
+impl Drop for Guest<'_> {
+    fn drop(&mut self) {
+        // SAFETY: flushes this guest's VMCS and every EPT-derived translation before the memory
+        // behind them returns to the heap (SDM 25.11.1, 29.4.3.1).
+        unsafe {
+            let _ = instructions::vmclear(self.vmcs_region.phys());
+            let _ = instructions::invept_all_contexts();
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! VT-x on the real CPU: capabilities, VMXON, the hardware VMCS, EPT and the entry/exit stub.
+
+pub mod bringup;
+pub mod capabilities;
+pub mod current_vmcs;
+pub mod ept;
+pub mod exit_reason;
+pub mod instructions;
+
+core::arch::global_asm!(include_str!("enter.s"));
+
+/// The guest's general-purpose registers and CR2, which VM entry and exit do not switch
+/// (SDM 27.3: only RSP, RIP and RFLAGS are in the VMCS). Layout is shared with `enter.s`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GuestRegisters {
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    /// CR2 is not switched by VMX: l1-hv loads the guest's value before every entry.
+    pub cr2: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<GuestRegisters>() == 128);
+const _: () = assert!(core::mem::offset_of!(GuestRegisters, cr2) == 120);
+
+extern "C" {
+    fn vmx_enter(regs: *mut GuestRegisters, launched: u64) -> u64;
+    /// The VMCS host RIP.
+    pub fn vmx_exit();
+}
+
+/// How a VMLAUNCH/VMRESUME ended.
+#[derive(Debug)]
+pub enum Entry {
+    /// The guest ran and a VM exit occurred (possibly a VM-entry failure exit, SDM 26.8).
+    Exited,
+    /// The instruction failed: VMfailInvalid or VMfailValid (see the VM-instruction error).
+    Failed(instructions::VmFail),
+}
+
+/// Enters the guest of the current VMCS and returns at its next VM exit.
+///
+/// # Safety
+/// The current VMCS must be fully initialised with host RIP = `vmx_exit`.
+pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool) -> Entry {
+    const CF: u64 = 1 << 0;
+    const ZF: u64 = 1 << 6;
+    match vmx_enter(regs, u64::from(launched)) {
+        0 => Entry::Exited,
+        flags if flags & ZF != 0 => Entry::Failed(instructions::VmFail::Valid),
+        flags if flags & CF != 0 => Entry::Failed(instructions::VmFail::Invalid),
+        // Neither flag: cannot happen for a failed VMLAUNCH/VMRESUME.
+        _ => Entry::Failed(instructions::VmFail::Invalid),
+    }
+}

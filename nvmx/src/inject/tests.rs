@@ -1,0 +1,439 @@
+use super::*;
+use crate::event::fake_vmcs::FakeVmcs;
+use x86::vmx::vmcs::ro;
+
+/// Records what the routine asked of l1-hv.
+#[derive(Default)]
+struct Host {
+    cr2: Option<u64>,
+    dr6: u64,
+    debugger: bool,
+    paused: bool,
+    trace: [Option<TraceRecord>; 8],
+    traced: usize,
+}
+
+impl TraceSink for Host {
+    fn record(&mut self, record: TraceRecord) {
+        self.trace[self.traced] = Some(record);
+        self.traced += 1;
+    }
+}
+
+impl InjectHost for Host {
+    fn set_cr2(&mut self, cr2: u64) {
+        self.cr2 = Some(cr2);
+    }
+    fn merge_dr6(&mut self, bits: u64) {
+        self.dr6 |= bits;
+    }
+    fn debugger_attached(&self) -> bool {
+        self.debugger
+    }
+    fn pause_for_debugger(&mut self) {
+        self.paused = true;
+    }
+}
+
+impl Host {
+    fn traced(&self) -> &[Option<TraceRecord>] {
+        &self.trace[..self.traced]
+    }
+}
+
+/// A protected-mode guest VMCS.
+fn vmcs() -> FakeVmcs {
+    let mut vmcs = FakeVmcs::new();
+    vmcs.write(guest::CR0, 0x8000_0031);
+    vmcs
+}
+
+fn entry(vmcs: &FakeVmcs) -> (u64, u64, u64) {
+    (
+        vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
+        vmcs.read(control::VMENTRY_EXCEPTION_ERR_CODE),
+        vmcs.read(control::VMENTRY_INSTRUCTION_LEN),
+    )
+}
+
+fn intercepting(vectors: &[u8]) -> InterceptControls {
+    InterceptControls {
+        exception_bitmap: vectors.iter().fold(0, |bits, v| bits | 1 << v),
+        ..InterceptControls::default()
+    }
+}
+
+fn reflected(outcome: InjectOutcome) -> ExitInfo {
+    match outcome {
+        InjectOutcome::Reflected(info) => info,
+        other => panic!("expected a reflected exit, got {other:?}"),
+    }
+}
+
+#[test]
+fn page_fault_into_l2_sets_entry_fields_cr2_and_trace() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    let outcome = inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::page_fault(0x6, 0xcafe_0000),
+        None,
+    );
+    assert_eq!(outcome, InjectOutcome::Injected { requeue: None });
+    assert_eq!(entry(&vmcs), (0x8000_0b0e, 6, 0));
+    assert_eq!(host.cr2, Some(0xcafe_0000));
+    assert_eq!(
+        host.traced(),
+        [Some(TraceRecord::PfInject {
+            error_code: 6,
+            cr2: 0xcafe_0000
+        })]
+    );
+}
+
+#[test]
+fn kernel_reinjects_from_exit_fields() {
+    // The kernel's path: an L2 #PF it intercepted, rebuilt from the exit, injected back.
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    vmcs.write(ro::VMEXIT_INTERRUPTION_INFO, 0x8000_0b0e);
+    vmcs.write(ro::VMEXIT_INTERRUPTION_ERR_CODE, 0x15);
+    vmcs.write(ro::EXIT_QUALIFICATION, 0x4242_0000);
+    let event = Event::from_exit(&vmcs).unwrap();
+    let during = Event::from_idt_vectoring(&vmcs);
+    assert_eq!(
+        inject_event(&mut vmcs, &mut host, Running::L2, event, during),
+        InjectOutcome::Injected { requeue: None }
+    );
+    assert_eq!(entry(&vmcs), (0x8000_0b0e, 0x15, 0));
+    assert_eq!(host.cr2, Some(0x4242_0000));
+}
+
+#[test]
+fn real_mode_injection_pushes_no_error_code() {
+    let (mut vmcs, mut host) = (FakeVmcs::new(), Host::default());
+    inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::hardware_exception(13, 0x10),
+        None,
+    );
+    assert_eq!(entry(&vmcs).0, 0x8000_030d);
+    assert!(!vmcs.written(control::VMENTRY_EXCEPTION_ERR_CODE));
+}
+
+#[test]
+fn software_events_carry_instruction_length() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::software(InterruptionType::SoftwareInterrupt, 0x80, 2),
+        None,
+    );
+    assert_eq!(entry(&vmcs), (0x8000_0480, 0, 2));
+    inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::software(InterruptionType::SoftwareException, 3, 1),
+        None,
+    );
+    assert_eq!(entry(&vmcs), (0x8000_0603, 0, 1));
+}
+
+#[test]
+fn pending_contributory_and_new_contributory_become_double_fault() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0x8000_0b0d);
+    vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, 0x30);
+    let outcome = inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::hardware_exception(11, 0x18),
+        None,
+    );
+    assert_eq!(outcome, InjectOutcome::Injected { requeue: None });
+    assert_eq!(entry(&vmcs), (0x8000_0b08, 0, 0));
+    assert_eq!(
+        host.traced(),
+        [
+            Some(TraceRecord::DoubleFault {
+                first: 13,
+                second: 11
+            }),
+            Some(TraceRecord::InjExc {
+                vector: 8,
+                error_code: 0
+            })
+        ]
+    );
+}
+
+#[test]
+fn fault_during_double_fault_is_triple_fault_in_l2() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    let outcome = inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::page_fault(0, 0x10),
+        Some(Event::double_fault()),
+    );
+    assert_eq!(outcome, InjectOutcome::TripleFault);
+    assert_eq!(host.cr2, None);
+    assert_eq!(
+        host.traced(),
+        [Some(TraceRecord::TripleFault {
+            first: 8,
+            second: 14
+        })]
+    );
+    assert_eq!(entry(&vmcs).0, 0);
+}
+
+#[test]
+fn triple_fault_in_l3_is_a_triple_fault_exit_for_the_guest_hypervisor() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    let controls = InterceptControls::default();
+    let info = reflected(inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L3(&controls),
+        Event::hardware_exception(13, 0),
+        Some(Event::double_fault()),
+    ));
+    assert_eq!(info.reason, ExitReason::TripleFault);
+}
+
+#[test]
+fn pending_interrupt_displaced_by_exception_is_handed_back() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0x8000_0030);
+    let outcome = inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::hardware_exception(6, 0),
+        None,
+    );
+    assert_eq!(
+        outcome,
+        InjectOutcome::Injected {
+            requeue: Some(Event::external_interrupt(0x30))
+        }
+    );
+    assert_eq!(entry(&vmcs).0, 0x8000_0306);
+    assert_eq!(
+        host.traced()[1],
+        Some(TraceRecord::Requeue { vector: 0x30 })
+    );
+}
+
+#[test]
+fn l3_page_fault_not_intercepted_is_delivered_with_cr2() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    let controls = intercepting(&[13]);
+    let outcome = inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L3(&controls),
+        Event::page_fault(2, 0x5000),
+        None,
+    );
+    assert_eq!(outcome, InjectOutcome::Injected { requeue: None });
+    assert_eq!(host.cr2, Some(0x5000));
+}
+
+#[test]
+fn regression_cr2_unchanged_on_intercepted_pf() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    let controls = intercepting(&[14]);
+    let info = reflected(inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L3(&controls),
+        Event::page_fault(2, 0x5000),
+        None,
+    ));
+    assert_eq!(
+        host.cr2, None,
+        "CR2 is written only when the #PF is delivered"
+    );
+    assert_eq!(info.qualification, 0x5000);
+    assert!(!vmcs.written(control::VMENTRY_INTERRUPTION_INFO_FIELD) || entry(&vmcs).0 == 0);
+    assert_eq!(
+        host.traced(),
+        [Some(TraceRecord::Reflect {
+            exit_reason: 0,
+            vector: 14
+        })]
+    );
+}
+
+/// Xen's `nvmx_enqueue_n2_exceptions` dropped a second event while one was queued ("Double Event
+/// at exit"). Here the pending event travels in the exit's IDT-vectoring fields instead, and is
+/// removed from the VM-entry field so it is not delivered twice either.
+#[test]
+fn regression_second_queued_event_not_silently_dropped() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0x8000_0b0d);
+    vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, 0x30);
+    let controls = intercepting(&[14]);
+    let info = reflected(inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L3(&controls),
+        Event::page_fault(0, 0x7000),
+        None,
+    ));
+    assert_eq!(
+        (
+            info.idt_vectoring_info.bits(),
+            info.idt_vectoring_error_code
+        ),
+        (0x8000_0b0d, Some(0x30))
+    );
+    assert_eq!(entry(&vmcs).0, 0, "VM-entry field cleared");
+}
+
+#[test]
+fn regression_intercepted_gp_during_pf_is_reflected_not_promoted() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    let controls = intercepting(&[13]);
+    let info = reflected(inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L3(&controls),
+        Event::hardware_exception(13, 0),
+        Some(Event::page_fault(0, 0x1000)),
+    ));
+    assert_eq!(
+        (
+            info.interruption_info.vector(),
+            info.idt_vectoring_info.vector()
+        ),
+        (13, 14)
+    );
+    assert!(!host.traced().contains(&Some(TraceRecord::DoubleFault {
+        first: 14,
+        second: 13
+    })));
+}
+
+#[test]
+fn regression_error_code_bits_31_16_dropped_before_vm_entry() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    let event = Event::from_info(InterruptionInfo(0x8000_0b0d), 0xdead_0010, 0, 0).unwrap();
+    inject_event(&mut vmcs, &mut host, Running::L2, event, None);
+    assert_eq!(entry(&vmcs).1, 0x10);
+}
+
+#[test]
+fn debug_exception_delivery_applies_dr6_and_clears_gd_and_lbr() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    vmcs.write(guest::RFLAGS, 0x102);
+    vmcs.write(guest::DR7, 0x2400);
+    vmcs.write(guest::IA32_DEBUGCTL_FULL, 0x3);
+    inject_event(&mut vmcs, &mut host, Running::L2, Event::debug(0x1), None);
+    assert_eq!(
+        host.dr6, 0x4001,
+        "B0 from the payload, BS because TF is set"
+    );
+    assert_eq!(vmcs.read(guest::DR7), 0x0400);
+    assert_eq!(vmcs.read(guest::IA32_DEBUGCTL_FULL), 0x2);
+    assert_eq!(entry(&vmcs).0, 0x8000_0301);
+}
+
+#[test]
+fn debug_exception_intercepted_by_guest_hypervisor_keeps_dr7_debugctl_dr6() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    vmcs.write(guest::RFLAGS, 0x102);
+    vmcs.write(guest::DR7, 0x2400);
+    vmcs.write(guest::IA32_DEBUGCTL_FULL, 0x1);
+    let controls = intercepting(&[1]);
+    let info = reflected(inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L3(&controls),
+        Event::debug(0),
+        None,
+    ));
+    assert_eq!(
+        info.qualification, 0x4000,
+        "BS travels in the exit qualification"
+    );
+    assert_eq!(
+        (
+            host.dr6,
+            vmcs.read(guest::DR7),
+            vmcs.read(guest::IA32_DEBUGCTL_FULL)
+        ),
+        (0, 0x2400, 0x1)
+    );
+}
+
+#[test]
+fn int3_with_debugger_attached_pauses_instead_of_injecting() {
+    let (mut vmcs, mut host) = (
+        vmcs(),
+        Host {
+            debugger: true,
+            ..Host::default()
+        },
+    );
+    let outcome = inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::software(InterruptionType::SoftwareException, 3, 1),
+        None,
+    );
+    assert_eq!(outcome, InjectOutcome::PausedForDebugger);
+    assert!(host.paused);
+    assert!(!vmcs.written(control::VMENTRY_INTERRUPTION_INFO_FIELD));
+}
+
+#[test]
+fn int_3_instruction_is_not_a_breakpoint_for_the_debugger() {
+    let (mut vmcs, mut host) = (
+        vmcs(),
+        Host {
+            debugger: true,
+            ..Host::default()
+        },
+    );
+    let outcome = inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::software(InterruptionType::SoftwareInterrupt, 3, 2),
+        None,
+    );
+    assert_eq!(outcome, InjectOutcome::Injected { requeue: None });
+    assert!(!host.paused);
+}
+
+#[test]
+fn l3_external_interrupt_with_exiting_is_reflected() {
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    let controls = InterceptControls {
+        external_interrupt_exiting: true,
+        ack_interrupt_on_exit: true,
+        ..InterceptControls::default()
+    };
+    let info = reflected(inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L3(&controls),
+        Event::external_interrupt(0x41),
+        None,
+    ));
+    assert_eq!(
+        (info.reason, info.interruption_info.bits()),
+        (ExitReason::ExternalInterrupt, 0x8000_0041)
+    );
+}

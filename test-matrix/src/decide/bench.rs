@@ -1,0 +1,105 @@
+//! `bench-decide [SCENARIOS]`: measures `decide`'s throughput on one core and prints it. A
+//! benchmark, not a test: it asserts nothing about speed, it reports it.
+
+use super::process;
+use nvmx::event::Event;
+use nvmx::route::{route, InterceptControls, Scenario};
+use std::hint::black_box;
+use std::io::{self, BufReader};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Distinct scenario lines cycled through: every event type, nested delivery, #DF, triple fault.
+const TEMPLATES: [&str; 8] = [
+    r#"{"id":"pf-{n}","controls":{"exception_bitmap":16384,"pfec_mask":1,"pfec_match":0},"event":{"type":"hardware_exception","vector":14,"error_code":{n4},"cr2":{n}}}"#,
+    r#"{"id":"gp-pf-{n}","protected_mode":true,"controls":{"exception_bitmap":8192},"delivering":{"type":"hardware_exception","vector":13,"error_code":0},"event":{"type":"hardware_exception","vector":14,"error_code":2,"cr2":4096}}"#,
+    r#"{"id":"df-{n}","controls":{"exception_bitmap":256,"nmi_exiting":true},"delivering":{"type":"hardware_exception","vector":14,"error_code":2,"cr2":8192},"event":{"type":"hardware_exception","vector":13,"error_code":{n4}}}"#,
+    r#"{"id":"tf-{n}","delivering":{"type":"hardware_exception","vector":8,"error_code":0},"event":{"type":"hardware_exception","vector":11,"error_code":16}}"#,
+    r#"{"id":"int3-{n}","controls":{"exception_bitmap":8},"event":{"type":"software_exception","vector":3,"insn_len":1}}"#,
+    r#"{"id":"intr-{n}","controls":{"external_interrupt_exiting":true,"ack_interrupt_on_exit":true},"event":{"type":"external_interrupt","vector":48}}"#,
+    r#"{"id":"intn-pf-{n}","controls":{"exception_bitmap":16384},"delivering":{"type":"software_interrupt","vector":128,"insn_len":2},"event":{"type":"hardware_exception","vector":14,"error_code":4,"cr2":{n}}}"#,
+    r#"{"id":"db-{n}","injected":false,"protected_mode":false,"controls":{"exception_bitmap":2},"event":{"type":"hardware_exception","vector":1,"dr6":16385}}"#,
+];
+
+/// Runs the benchmark; `args` may hold the number of scenarios (default 2,000,000).
+pub fn run(args: &[String]) -> ExitCode {
+    let count: u64 = match args.first().map(|a| a.parse()) {
+        None => 2_000_000,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("usage: test-matrix bench-decide [SCENARIOS]");
+            return ExitCode::from(2);
+        }
+    };
+    let mut input = Vec::with_capacity(count as usize * 200);
+    for n in 0..count {
+        let template = TEMPLATES[n as usize % TEMPLATES.len()];
+        input.extend_from_slice(
+            template
+                .replace("{n4}", &(n % 16).to_string())
+                .replace("{n}", &n.to_string())
+                .as_bytes(),
+        );
+        input.push(b'\n');
+    }
+
+    let start = Instant::now();
+    let summary = match process(
+        &mut BufReader::with_capacity(1 << 16, &input[..]),
+        &mut io::sink(),
+    ) {
+        Ok(summary) => summary,
+        Err(e) => {
+            eprintln!("bench-decide: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "decide (parse + route + serialise, one core): {} scenarios, {} bytes in {:.3} s = {:.0} scenarios/s",
+        summary.routed,
+        input.len(),
+        elapsed,
+        summary.routed as f64 / elapsed
+    );
+    if summary.malformed != 0 {
+        eprintln!(
+            "bench-decide: {} template lines were malformed",
+            summary.malformed
+        );
+        return ExitCode::FAILURE;
+    }
+
+    let scenarios = [
+        Scenario {
+            controls: InterceptControls {
+                exception_bitmap: 1 << 14,
+                ..Default::default()
+            },
+            protected_mode: true,
+            injected: false,
+            delivering: Some(Event::hardware_exception(13, 0)),
+            event: Event::page_fault(2, 0x1000),
+        },
+        Scenario {
+            controls: InterceptControls {
+                exception_bitmap: 1 << 8,
+                ..Default::default()
+            },
+            protected_mode: true,
+            injected: false,
+            delivering: Some(Event::page_fault(2, 0x1000)),
+            event: Event::hardware_exception(13, 0),
+        },
+    ];
+    let start = Instant::now();
+    for n in 0..count {
+        black_box(route(black_box(&scenarios[n as usize & 1])));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "route() alone: {count} decisions in {elapsed:.3} s = {:.0} decisions/s",
+        count as f64 / elapsed
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,78 @@
+//! The runner's subcommands: `build` (the ISO) and `demo` (build, boot, stream, verdict).
+
+use super::emulator::{self, Emulator, Verdict, DEFAULT_BOCHS_CPU};
+use super::{image, tools};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit status when the chosen platform has no VT-x (l1-hv said NO-VMX, or the host lacks VMX).
+const EXIT_NO_VMX: u8 = 3;
+/// Exit status when no verdict came (emulator died, or the time limit passed).
+const EXIT_NO_VERDICT: u8 = 4;
+
+/// `test-matrix build`: prints the ISO's path.
+pub fn build() -> ExitCode {
+    match prepare(&[]).and_then(|()| image::iso(image::DEMO)) {
+        Ok(iso) => {
+            println!("{}", iso.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// `test-matrix demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]`.
+pub fn demo(args: &[String]) -> ExitCode {
+    let mut emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() };
+    let mut limit = Duration::from_secs(120);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args.next();
+        match (arg.as_str(), value.map(String::as_str)) {
+            ("--emulator", Some("bochs")) => emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() },
+            ("--emulator", Some("qemu-kvm")) => emulator = Emulator::QemuKvm,
+            ("--emulator", Some("qemu-tcg")) => emulator = Emulator::QemuTcg,
+            ("--cpu", Some(model)) => emulator = Emulator::Bochs { cpu: model.into() },
+            ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => limit = Duration::from_secs(s.parse().unwrap_or(120)),
+            _ => return fail(&format!("bad argument {arg:?}; usage: demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]")),
+        }
+    }
+    let platform_tools = match emulator {
+        Emulator::Bochs { .. } => tools::BOCHS_TOOLS,
+        Emulator::QemuKvm | Emulator::QemuTcg => tools::QEMU_TOOLS,
+    };
+    let iso = match prepare(platform_tools).and_then(|()| image::iso(image::DEMO)) {
+        Ok(iso) => iso,
+        Err(e) => return fail(&e),
+    };
+    eprintln!("runner: booting {} on {emulator:?} (limit {} s)", iso.display(), limit.as_secs());
+    let boot = match emulator::boot(&emulator, &iso, limit, true) {
+        Ok(boot) => boot,
+        Err(e) if e.contains("lacks VMX") || e.contains("no /dev/kvm") => {
+            eprintln!("runner: {e}");
+            return ExitCode::from(EXIT_NO_VMX);
+        }
+        Err(e) => return fail(&e),
+    };
+    eprintln!("runner: verdict {:?} after {:.2} s wall", boot.verdict, boot.wall.as_secs_f64());
+    match boot.verdict {
+        Verdict::Pass => ExitCode::SUCCESS,
+        Verdict::Fail => ExitCode::FAILURE,
+        Verdict::NoVmx => ExitCode::from(EXIT_NO_VMX),
+        Verdict::Missing(why) => {
+            eprintln!("runner: {why}");
+            ExitCode::from(EXIT_NO_VERDICT)
+        }
+    }
+}
+
+/// Installs what building and booting need.
+fn prepare(platform: &[tools::Tool]) -> Result<(), String> {
+    tools::ensure(&[tools::IMAGE_TOOLS, platform])?;
+    tools::ensure_kernel_target()
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("runner: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,208 @@
+//! Booting the ISO headless and reading l1-hv's console until its verdict line, under a
+//! wall-clock limit: no run can hang CI.
+
+use super::run_dir;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where to boot.
+#[derive(Clone, Debug)]
+pub enum Emulator {
+    /// Bochs with an emulated VT-x CPU model (CI's platform).
+    Bochs {
+        /// Bochs CPU model, e.g. `corei7_haswell_4770` (EPT, VPID, VMCS shadowing).
+        cpu: String,
+    },
+    /// QEMU with KVM and `-cpu host`: nested VMX on an Intel host with `kvm_intel nested=1`.
+    QemuKvm,
+    /// QEMU's TCG: no VMX at all; shows l1-hv's "no VMX" path.
+    QemuTcg,
+}
+
+/// The Bochs CPU model the runner uses unless told otherwise.
+pub const DEFAULT_BOCHS_CPU: &str = "corei7_haswell_4770";
+
+/// What l1-hv's verdict line said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// `l1-hv: verdict PASS ...`.
+    Pass,
+    /// `l1-hv: verdict FAIL ...`.
+    Fail,
+    /// `l1-hv: verdict NO-VMX`.
+    NoVmx,
+    /// No verdict line: the emulator ended or the time limit passed first (the reason).
+    Missing(String),
+}
+
+/// A finished boot.
+pub struct Boot {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Everything l1-hv printed on COM1 (CR LF normalised to LF).
+    pub console: String,
+    /// Wall time from starting the emulator to the verdict (or its end).
+    pub wall: Duration,
+}
+
+/// Boots `iso` and streams the console to stdout when `echo` is set.
+pub fn boot(emulator: &Emulator, iso: &Path, limit: Duration, echo: bool) -> Result<Boot, String> {
+    let dir = run_dir().join(match emulator {
+        Emulator::Bochs { .. } => "bochs",
+        Emulator::QemuKvm => "qemu-kvm",
+        Emulator::QemuTcg => "qemu-tcg",
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let serial = dir.join("serial.txt");
+    let _ = std::fs::remove_file(&serial);
+    std::fs::write(&serial, b"").map_err(|e| format!("{}: {e}", serial.display()))?;
+    let child = match emulator {
+        Emulator::Bochs { cpu } => spawn_bochs(&dir, iso, &serial, cpu)?,
+        Emulator::QemuKvm => {
+            check_kvm_vmx()?;
+            spawn_qemu(iso, &serial, &["-accel", "kvm", "-cpu", "host"])?
+        }
+        Emulator::QemuTcg => spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"])?,
+    };
+    Ok(watch(child, &serial, limit, echo))
+}
+
+fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str) -> Result<Child, String> {
+    let config = dir.join("bochsrc");
+    // `reset_on_triple_fault=0`: a host triple fault ends Bochs at once instead of rebooting.
+    let text = format!(
+        "megs: 256\n\
+         cpu: model={cpu}, ips=4000000, reset_on_triple_fault=0\n\
+         clock: sync=none\n\
+         romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
+         vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest\n\
+         ata0-master: type=cdrom, path={iso}, status=inserted\n\
+         boot: cdrom\n\
+         com1: enabled=1, mode=file, dev={serial}\n\
+         display_library: term\n\
+         panic: action=fatal\n\
+         error: action=report\n\
+         mouse: enabled=0\n\
+         log: {log}\n",
+        iso = iso.display(),
+        serial = serial.display(),
+        log = dir.join("bochs.log").display(),
+    );
+    std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+    // Debian's Bochs has the internal debugger: `c` runs, `quit` leaves if it ever stops.
+    let rc = dir.join("bochs.rc");
+    std::fs::write(&rc, "c\nquit\n").map_err(|e| format!("{}: {e}", rc.display()))?;
+    let screen = std::fs::File::create(dir.join("screen.txt")).map_err(|e| e.to_string())?;
+    Command::new("bochs")
+        .arg("-q")
+        .arg("-f")
+        .arg(&config)
+        .arg("-rc")
+        .arg(&rc)
+        .env("TERM", "dumb") // the term display dies at start without TERM (CI may have none)
+        .stdin(Stdio::null())
+        .stdout(screen.try_clone().map_err(|e| e.to_string())?)
+        .stderr(screen)
+        .spawn()
+        .map_err(|e| format!("cannot start bochs: {e}"))
+}
+
+fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str]) -> Result<Child, String> {
+    Command::new("qemu-system-x86_64")
+        .args(accel)
+        .args(["-m", "256", "-display", "none", "-no-reboot", "-monitor", "none"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-cdrom")
+        .arg(iso)
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))
+}
+
+/// Nested VMX under KVM needs /dev/kvm and an Intel CPU whose VMX KVM exposes.
+fn check_kvm_vmx() -> Result<(), String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has_vmx = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "vmx"));
+    if !has_vmx {
+        return Err("this host lacks VMX (no 'vmx' CPU flag): QEMU/KVM cannot offer nested VT-x here".into());
+    }
+    if !Path::new("/dev/kvm").exists() {
+        return Err("this host has VMX but no /dev/kvm: load kvm_intel (nested=1)".into());
+    }
+    Ok(())
+}
+
+fn watch(mut child: Child, serial: &Path, limit: Duration, echo: bool) -> Boot {
+    let start = Instant::now();
+    let mut seen = 0;
+    let mut console = String::new();
+    let verdict = loop {
+        let bytes = std::fs::read(serial).unwrap_or_default();
+        if bytes.len() > seen {
+            let fresh = String::from_utf8_lossy(&bytes[seen..]).replace('\r', "");
+            seen = bytes.len();
+            if echo {
+                print!("{fresh}");
+                let _ = std::io::stdout().flush();
+            }
+            console.push_str(&fresh);
+            if let Some(verdict) = parse_verdict(&console) {
+                break verdict;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // One last read: the emulator may have written the final bytes just before exiting.
+            let bytes = std::fs::read(serial).unwrap_or_default();
+            let fresh = String::from_utf8_lossy(&bytes[seen.min(bytes.len())..]).replace('\r', "");
+            if echo {
+                print!("{fresh}");
+            }
+            console.push_str(&fresh);
+            break parse_verdict(&console)
+                .unwrap_or_else(|| Verdict::Missing(format!("emulator exited ({status}) before a verdict")));
+        }
+        if start.elapsed() > limit {
+            break Verdict::Missing(format!("no verdict within {} s", limit.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let wall = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    Boot { verdict, console, wall }
+}
+
+/// Finds l1-hv's verdict line in the console text.
+pub fn parse_verdict(console: &str) -> Option<Verdict> {
+    let line = console.lines().find(|l| l.starts_with("l1-hv: verdict "))?;
+    // Only a complete line counts (the rest may still be arriving).
+    if !console.contains(&format!("{line}\n")) {
+        return None;
+    }
+    let word = line["l1-hv: verdict ".len()..].split_whitespace().next()?;
+    Some(match word {
+        "PASS" => Verdict::Pass,
+        "NO-VMX" => Verdict::NoVmx,
+        _ => Verdict::Fail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_needs_a_complete_line() {
+        assert_eq!(parse_verdict("l1-hv: verdict PA"), None);
+        assert_eq!(parse_verdict("x\nl1-hv: verdict PASS (5 runs)\n"), Some(Verdict::Pass));
+        assert_eq!(parse_verdict("l1-hv: verdict FAIL (1 of 5 checks failed)\n"), Some(Verdict::Fail));
+        assert_eq!(parse_verdict("l1-hv: verdict NO-VMX\n"), Some(Verdict::NoVmx));
+        assert_eq!(parse_verdict("guest says l1-hv: verdict PASS\n"), None);
+    }
+}

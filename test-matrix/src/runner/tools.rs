@@ -1,0 +1,83 @@
+//! Host tools the runner needs, installed when missing: apt packages when running as root,
+//! otherwise the one command to run is printed. The kernel target comes from rustup.
+
+use std::process::Command;
+
+/// A host program and the Debian package that provides it.
+pub struct Tool {
+    /// Program looked up on PATH.
+    pub program: &'static str,
+    /// Debian package providing it.
+    pub package: &'static str,
+}
+
+/// What building the ISO needs.
+pub const IMAGE_TOOLS: &[Tool] = &[
+    Tool { program: "grub-mkrescue", package: "grub-common" },
+    Tool { program: "xorriso", package: "xorriso" },
+    Tool { program: "mformat", package: "mtools" },
+];
+
+/// GRUB's BIOS platform files (no program of their own).
+const GRUB_BIOS_DIR: &str = "/usr/lib/grub/i386-pc";
+
+/// What booting in Bochs needs (`bochs-term`: the display that runs headless).
+pub const BOCHS_TOOLS: &[Tool] = &[
+    Tool { program: "bochs", package: "bochs" },
+    Tool { program: "bochs-term", package: "bochs-term" },
+];
+
+/// What booting in QEMU needs.
+pub const QEMU_TOOLS: &[Tool] = &[Tool { program: "qemu-system-x86_64", package: "qemu-system-x86" }];
+
+/// Extra packages without a program to probe: Bochs' BIOS images and GRUB's BIOS platform.
+const DATA_PACKAGES: &[&str] = &["bochsbios", "vgabios", "grub-pc-bin"];
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Makes sure every tool in `tools` (and the data packages) is installed.
+pub fn ensure(tools: &[&[Tool]]) -> Result<(), String> {
+    let mut missing: Vec<&str> =
+        tools.iter().flat_map(|t| t.iter()).filter(|t| !on_path(t.program)).map(|t| t.package).collect();
+    if !std::path::Path::new(GRUB_BIOS_DIR).is_dir() || !std::path::Path::new("/usr/share/bochs/BIOS-bochs-latest").is_file() {
+        missing.extend(DATA_PACKAGES);
+    }
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let packages = missing.join(" ");
+    let line = format!("apt-get install -y --no-install-recommends {packages}");
+    if !is_root() {
+        return Err(format!("missing tools; run as root: apt-get update && {line}"));
+    }
+    eprintln!("runner: installing {packages}");
+    let update = Command::new("apt-get").args(["update", "-qq"]).status();
+    let install = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    match (update, install) {
+        (Ok(u), Ok(i)) if u.success() && i.success() => Ok(()),
+        _ => Err(format!("apt-get failed; try: apt-get update && {line}")),
+    }
+}
+
+/// Adds the kernel target (idempotent; RUSTUP_AUTO_INSTALL=0 machines need it explicitly).
+pub fn ensure_kernel_target() -> Result<(), String> {
+    let status = Command::new("rustup").args(["target", "add", "x86_64-unknown-none"]).output();
+    match status {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("rustup target add x86_64-unknown-none failed: {}", String::from_utf8_lossy(&out.stderr))),
+        Err(e) => Err(format!("rustup not found ({e}); install Rust with rustup")),
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
