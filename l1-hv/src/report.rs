@@ -3,7 +3,7 @@
 
 use crate::guest::config::{Expect, GuestConfig};
 use crate::guest::trace::Display as TraceDisplay;
-use crate::guest::{ExitCounts, Guest, Observation, RunEnd};
+use crate::guest::{ExitCounts, Guest, Observation, RunEnd, Stop};
 use crate::power::ExitStatus;
 use crate::vmx::exit_reason::ExitReason;
 use crate::{println, Host};
@@ -75,7 +75,9 @@ impl<'a> Runs<'a> {
         }
         print_exits(label, &guest.exits);
         let pass = match (&end, config.expect) {
-            (RunEnd::Done(0), Expect::Done) | (RunEnd::TripleFault, Expect::TripleFault) => true,
+            (RunEnd::Done(0), Expect::Done)
+            | (RunEnd::TripleFault, Expect::TripleFault)
+            | (RunEnd::Stopped(Stop::Unhandled { .. }), Expect::Stopped) => true,
             _ => false,
         };
         let ended = match &end {

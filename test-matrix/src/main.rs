@@ -10,8 +10,9 @@ subcommands:
   decide                 route JSON Lines scenarios from stdin (see docs/event-routing.md)
   bench-decide [N]       measure decide's throughput on N scenarios (default 2000000)
   build                  build l1-hv, the guests and the bootable ISO (target/run/l1-hv.iso)
-  demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]
-                         build, boot headless, stream l1-hv's console, exit with its verdict";
+  demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...
+                         build, boot headless, stream l1-hv's console, exit with its verdict
+                         (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,5 +1,5 @@
 //! A guest run's configuration, from its multiboot2 module command line:
-//! `NAME [exceptions=none|all|pf|0xMASK] [expect=done|triple-fault|refused]`.
+//! `NAME [exceptions=none|all|pf|0xMASK] [expect=done|triple-fault|stopped|refused]`.
 //! Unknown words are errors: a typo must not silently change what a run tests.
 
 /// How a run is expected to end; the verdict compares the real end with it.
@@ -9,6 +9,8 @@ pub enum Expect {
     Done,
     /// The guest ends in a triple fault that l1-hv contains.
     TripleFault,
+    /// l1-hv stops the guest for something it does not handle (an unhandled exit).
+    Stopped,
     /// l1-hv refuses the image (malformed or oversized) and runs nothing.
     Refused,
 }
@@ -35,6 +37,7 @@ impl<'a> GuestConfig<'a> {
                 Some(("exceptions", value)) => config.exception_bitmap = parse_bitmap(value).ok_or(word)?,
                 Some(("expect", "done")) => config.expect = Expect::Done,
                 Some(("expect", "triple-fault")) => config.expect = Expect::TripleFault,
+                Some(("expect", "stopped")) => config.expect = Expect::Stopped,
                 Some(("expect", "refused")) => config.expect = Expect::Refused,
                 _ => return Err(word),
             }

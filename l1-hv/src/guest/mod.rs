@@ -7,4 +7,4 @@ pub mod trace;
 mod vcpu;
 mod vmcs_setup;
 
-pub use vcpu::{ExitCounts, Guest, Observation, RunEnd};
+pub use vcpu::{ExitCounts, Guest, Observation, RunEnd, Stop};

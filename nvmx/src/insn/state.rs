@@ -31,7 +31,7 @@ pub struct NestedVmx {
 impl NestedVmx {
     /// A vCPU outside VMX operation whose guest hypervisor sees `caps` (see
     /// [`VmxCapabilities::for_guest`]) and a physical-address width of `phys_addr_bits`
-    /// (its CPUID.80000008H:EAX[7:0]).
+    /// (its CPUID.80000008H:EAX bits 7:0).
     pub fn new(caps: VmxCapabilities, phys_addr_bits: u8) -> Self {
         NestedVmx {
             caps,

@@ -171,7 +171,7 @@ pub struct Scenario {
     /// Guest CR0.PE: error codes are pushed (and reported) only in protected mode.
     pub protected_mode: bool,
     /// The first event of the chain (`delivering` if present, else `event`) was injected by VM
-    /// entry. An injected event is exempt from interception (SDM 26.6.1.x); an exception arising
+    /// entry. An injected event is exempt from interception (SDM 26.6.1); an exception arising
     /// during its delivery is not, so this matters only when `delivering` is `None`.
     pub injected: bool,
     /// The event whose delivery was in progress when `event` arose.

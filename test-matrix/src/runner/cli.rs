@@ -5,6 +5,9 @@ use super::{image, tools};
 use std::process::ExitCode;
 use std::time::Duration;
 
+const DEMO_USAGE: &str =
+    "demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...";
+
 /// Exit status when the chosen platform has no VT-x (l1-hv said NO-VMX, or the host lacks VMX).
 const EXIT_NO_VMX: u8 = 3;
 /// Exit status when no verdict came (emulator died, or the time limit passed).
@@ -12,7 +15,7 @@ const EXIT_NO_VERDICT: u8 = 4;
 
 /// `test-matrix build`: prints the ISO's path.
 pub fn build() -> ExitCode {
-    match prepare(&[]).and_then(|()| image::iso(image::DEMO)) {
+    match prepare(&[]).and_then(|()| image::iso(&image::demo())) {
         Ok(iso) => {
             println!("{}", iso.display());
             ExitCode::SUCCESS
@@ -21,10 +24,12 @@ pub fn build() -> ExitCode {
     }
 }
 
-/// `test-matrix demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]`.
+/// `test-matrix demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]
+/// [--guest "IMAGE OPTIONS"]...`: `--guest` replaces the demo's guest list.
 pub fn demo(args: &[String]) -> ExitCode {
     let mut emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() };
     let mut limit = Duration::from_secs(120);
+    let mut runs = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let value = args.next();
@@ -34,14 +39,21 @@ pub fn demo(args: &[String]) -> ExitCode {
             ("--emulator", Some("qemu-tcg")) => emulator = Emulator::QemuTcg,
             ("--cpu", Some(model)) => emulator = Emulator::Bochs { cpu: model.into() },
             ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => limit = Duration::from_secs(s.parse().unwrap_or(120)),
-            _ => return fail(&format!("bad argument {arg:?}; usage: demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]")),
+            ("--guest", Some(spec)) => match image::GuestRun::parse(spec) {
+                Ok(run) => runs.push(run),
+                Err(e) => return fail(&e),
+            },
+            _ => return fail(&format!("bad argument {arg:?}; usage: {DEMO_USAGE}")),
         }
     }
     let platform_tools = match emulator {
         Emulator::Bochs { .. } => tools::BOCHS_TOOLS,
         Emulator::QemuKvm | Emulator::QemuTcg => tools::QEMU_TOOLS,
     };
-    let iso = match prepare(platform_tools).and_then(|()| image::iso(image::DEMO)) {
+    if runs.is_empty() {
+        runs = image::demo();
+    }
+    let iso = match prepare(platform_tools).and_then(|()| image::iso(&runs)) {
         Ok(iso) => iso,
         Err(e) => return fail(&e),
     };

@@ -8,23 +8,46 @@ use std::process::Command;
 
 /// One guest run: an image of `l2-guests` and its module command line (see l1-hv's
 /// `guest/config.rs`: `NAME [exceptions=..] [expect=..]`).
+#[derive(Clone, Debug)]
 pub struct GuestRun {
     /// Binary name in `l2-guests` (also the run's name).
-    pub image: &'static str,
+    pub image: String,
     /// Options after the name.
-    pub options: &'static str,
+    pub options: String,
 }
+
+impl GuestRun {
+    /// Parses `IMAGE [OPTIONS...]`, the form `demo --guest` takes.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (image, options) = spec.trim().split_once(' ').unwrap_or((spec.trim(), ""));
+        let known = IMAGES.contains(&image);
+        if !known {
+            return Err(format!("unknown guest image {image:?} (known: {})", IMAGES.join(", ")));
+        }
+        Ok(Self { image: image.into(), options: options.trim().into() })
+    }
+}
+
+/// The guest images `l2-guests` builds.
+pub const IMAGES: &[&str] = &["pf-guest", "triple-fault-guest", "io-guest", "oversized-guest"];
 
 /// The demo: the page-fault guest with #PF left to hardware and intercepted by l1-hv (the two
 /// runs must observe the same faults), a triple-fault guest with nothing and with everything
-/// intercepted, and an oversized image l1-hv must refuse.
-pub const DEMO: &[GuestRun] = &[
-    GuestRun { image: "pf-guest", options: "exceptions=none" },
-    GuestRun { image: "pf-guest", options: "exceptions=pf" },
-    GuestRun { image: "triple-fault-guest", options: "expect=triple-fault" },
-    GuestRun { image: "triple-fault-guest", options: "exceptions=all expect=triple-fault" },
-    GuestRun { image: "oversized-guest", options: "expect=refused" },
-];
+/// intercepted, a guest doing port I/O l1-hv does not handle, and an oversized image l1-hv
+/// must refuse.
+pub fn demo() -> Vec<GuestRun> {
+    [
+        "pf-guest exceptions=none",
+        "pf-guest exceptions=pf",
+        "triple-fault-guest expect=triple-fault",
+        "triple-fault-guest exceptions=all expect=triple-fault",
+        "io-guest expect=stopped",
+        "oversized-guest expect=refused",
+    ]
+    .iter()
+    .map(|spec| GuestRun::parse(spec).expect("demo plan names known images"))
+    .collect()
+}
 
 const TARGET: &str = "x86_64-unknown-none";
 const PROFILE: &str = "image";
@@ -69,7 +92,7 @@ pub fn iso(runs: &[GuestRun]) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&guests).map_err(io)?;
     std::fs::copy(elves.join("l1-hv"), stage.join("boot").join("l1-hv")).map_err(io)?;
     for run in runs {
-        std::fs::copy(elves.join(run.image), guests.join(run.image)).map_err(io)?;
+        std::fs::copy(elves.join(&run.image), guests.join(&run.image)).map_err(io)?;
     }
     std::fs::write(stage.join("boot").join("grub").join("grub.cfg"), grub_cfg(runs)).map_err(io)?;
     let iso = run_dir().join("l1-hv.iso");
