@@ -15,7 +15,6 @@ mod console;
 mod memory;
 mod power;
 mod report;
-mod vmx;
 
 mod guest;
 
@@ -23,7 +22,7 @@ use boot::{BootInfo, MULTIBOOT2_MAGIC};
 use guest::config::GuestConfig;
 use memory::PhysPages;
 use power::ExitStatus;
-use vmx::capabilities::Capabilities;
+use l1_hv::vmx::{self, capabilities::Capabilities};
 
 /// Host-wide VMX resources every guest shares.
 pub struct Host {
@@ -62,18 +61,24 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     let Some(heap) = memory::init(&info) else { fail(format_args!("no free RAM for the heap")) };
     println!("l1-hv: heap {} MiB", heap >> 20);
 
-    let root = match vmx::bringup::enter_vmx_root() {
-        Ok(root) => root,
+    let Some(mut vmxon_region) = PhysPages::page() else { fail(format_args!("out of memory")) };
+    let region_phys = vmxon_region.phys();
+    let region: &mut [u8; 4096] = vmxon_region.bytes_mut().try_into().expect("one page");
+    // SAFETY: CPL 0; the page is identity-mapped and is never freed (leaked below).
+    let caps = match unsafe { vmx::bringup::enter_vmx_root(region, region_phys) } {
+        Ok(caps) => caps,
         Err(e) => {
             println!("l1-hv: {e}");
             println!("l1-hv: verdict NO-VMX");
             power::exit(ExitStatus::NoVmx);
         }
     };
-    println!("l1-hv: VMX root operation (VMCS revision {:#x})", root.caps.revision_id());
+    // l1-hv stays in VMX operation until power-off: the VMXON region must outlive everything.
+    core::mem::forget(vmxon_region);
+    println!("l1-hv: VMX root operation (VMCS revision {:#x})", caps.revision_id());
     let Some(mut msr_bitmap) = PhysPages::page() else { fail(format_args!("out of memory")) };
     msr_bitmap.bytes_mut().fill(0xff);
-    let host = Host { caps: root.caps, msr_bitmap };
+    let host = Host { caps, msr_bitmap };
 
     let mut runs = report::Runs::new();
     for (index, module) in info.modules().enumerate() {

@@ -5,7 +5,7 @@ use crate::guest::config::{Expect, GuestConfig};
 use crate::guest::trace::Display as TraceDisplay;
 use crate::guest::{ExitCounts, Guest, Observation, RunEnd, Stop};
 use crate::power::ExitStatus;
-use crate::vmx::exit_reason::ExitReason;
+use l1_hv::vmx::exit_reason::ExitReason;
 use crate::{println, Host};
 use alloc::vec::Vec;
 

@@ -2,9 +2,9 @@
 //! contain everything else by stopping the guest with a one-line reason.
 
 use super::vcpu::{Guest, Observation, RunEnd, Stop};
-use crate::vmx::current_vmcs::CurrentVmcs;
-use crate::vmx::exit_reason::ExitReason;
-use crate::vmx::GuestRegisters;
+use l1_hv::vmx::current_vmcs::CurrentVmcs;
+use l1_hv::vmx::exit_reason::ExitReason;
+use l1_hv::vmx::GuestRegisters;
 use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
 use nvmx::event::Event;
 use nvmx::inject::{self, InjectHost, InjectOutcome, Running, TraceRecord, TraceSink};

@@ -3,7 +3,7 @@
 //! capability MSRs; only the bits l1-hv needs are requested.
 
 use crate::arch::{gdt, idt};
-use crate::vmx::capabilities::{Capabilities, Unsupported};
+use l1_hv::vmx::capabilities::{Capabilities, Unsupported};
 use l2_abi::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, BOOT_GDT, BOOT_PML4, RAM_SIZE};
 use shadow_vmcs::Vmcs;
 use x86::controlregs::{cr0, cr3, cr4, Cr0, Cr4};
@@ -123,7 +123,7 @@ fn write_host_state(vmcs: &mut impl Vmcs) {
     vmcs.write(host::IA32_SYSENTER_CS, 0);
     vmcs.write(host::IA32_SYSENTER_ESP, 0);
     vmcs.write(host::IA32_SYSENTER_EIP, 0);
-    vmcs.write(host::RIP, crate::vmx::vmx_exit as *const () as u64);
+    vmcs.write(host::RIP, l1_hv::vmx::vmx_exit as *const () as u64);
 }
 
 fn write_guest_state(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSetup) {

@@ -2,7 +2,6 @@
 
 use super::capabilities::Capabilities;
 use super::instructions;
-use crate::memory::PhysPages;
 use x86::controlregs::{cr0, cr0_write, cr4, cr4_write, Cr0, Cr4};
 use x86::msr::{rdmsr, wrmsr, IA32_FEATURE_CONTROL};
 
@@ -15,8 +14,6 @@ pub enum BringupError {
     DisabledByFirmware,
     /// VMXON failed although every documented precondition was met.
     VmxonFailed,
-    /// No memory for the VMXON region.
-    OutOfMemory,
     /// The CPU's EPT lacks a feature l1-hv relies on.
     EptUnsupported(&'static str),
 }
@@ -29,7 +26,6 @@ impl core::fmt::Display for BringupError {
                 "VMX disabled by firmware: IA32_FEATURE_CONTROL locked without VMXON outside SMX"
             }
             Self::VmxonFailed => "VMXON failed (VMfail) with all documented preconditions met",
-            Self::OutOfMemory => "no memory for the VMXON region",
             Self::EptUnsupported(feature) => return write!(f, "EPT without {feature}"),
         })
     }
@@ -38,16 +34,13 @@ impl core::fmt::Display for BringupError {
 const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
 const FEATURE_CONTROL_VMXON_OUTSIDE_SMX: u64 = 1 << 2;
 
-/// The CPU in VMX root operation. Dropping it is not supported: l1-hv stays in VMX operation
-/// until power-off.
-pub struct VmxRoot {
-    /// What the CPU supports.
-    pub caps: Capabilities,
-    _vmxon_region: PhysPages,
-}
-
-/// Checks VMX support, fixes CR0/CR4 and executes VMXON.
-pub fn enter_vmx_root() -> Result<VmxRoot, BringupError> {
+/// Checks VMX support, fixes CR0/CR4 and executes VMXON with the 4 KiB VMXON region `region`,
+/// whose physical address is `region_phys`. The region must stay untouched for as long as the
+/// CPU is in VMX operation (for l1-hv and ghv: until power-off).
+///
+/// # Safety
+/// CPL 0; `region_phys` must be the physical address of `region` (4 KiB-aligned).
+pub unsafe fn enter_vmx_root(region: &mut [u8; 4096], region_phys: u64) -> Result<Capabilities, BringupError> {
     let cpuid = x86::cpuid::CpuId::new();
     if !cpuid.get_feature_info().is_some_and(|f| f.has_vmx()) {
         return Err(BringupError::NoVmx);
@@ -71,9 +64,8 @@ pub fn enter_vmx_root() -> Result<VmxRoot, BringupError> {
         cr4_write(Cr4::from_bits_truncate(
             caps.fix_cr4((cr4() | Cr4::CR4_ENABLE_VMX).bits() as u64) as usize,
         ));
-        let mut region = PhysPages::page().ok_or(BringupError::OutOfMemory)?;
-        region.bytes_mut()[..4].copy_from_slice(&caps.revision_id().to_le_bytes());
-        instructions::vmxon(region.phys()).map_err(|_| BringupError::VmxonFailed)?;
-        Ok(VmxRoot { caps, _vmxon_region: region })
+        region[..4].copy_from_slice(&caps.revision_id().to_le_bytes());
+        instructions::vmxon(region_phys).map_err(|_| BringupError::VmxonFailed)?;
+        Ok(caps)
     }
 }

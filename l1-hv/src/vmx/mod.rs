@@ -1,9 +1,9 @@
-//! VT-x on the real CPU: capabilities, VMXON, the hardware VMCS, EPT and the entry/exit stub.
+//! VT-x on the real CPU: capabilities, VMXON, the hardware VMCS and the entry/exit stub.
+//! Nothing here is specific to l1-hv's guests: the guest hypervisor `ghv` uses it too.
 
 pub mod bringup;
 pub mod capabilities;
 pub mod current_vmcs;
-pub mod ept;
 pub mod exit_reason;
 pub mod instructions;
 
