@@ -13,6 +13,7 @@ mod arch;
 mod boot;
 mod console;
 mod memory;
+mod nested;
 mod power;
 mod report;
 
@@ -23,11 +24,16 @@ use guest::config::GuestConfig;
 use memory::PhysPages;
 use power::ExitStatus;
 use l1_hv::vmx::{self, capabilities::Capabilities};
+use nvmx::insn::VmxCapabilities;
 
 /// Host-wide VMX resources every guest shares.
 pub struct Host {
     /// The CPU's VMX capabilities.
     pub caps: Capabilities,
+    /// The VMX capabilities l1-hv offers its guest hypervisors.
+    pub offered: VmxCapabilities,
+    /// The CPU's physical-address width (CPUID 80000008h:EAX[7:0]).
+    pub phys_addr_bits: u8,
     /// An all-ones MSR bitmap: every guest RDMSR/WRMSR exits and stops the guest.
     pub msr_bitmap: PhysPages,
 }
@@ -78,7 +84,12 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     println!("l1-hv: VMX root operation (VMCS revision {:#x})", caps.revision_id());
     let Some(mut msr_bitmap) = PhysPages::page() else { fail(format_args!("out of memory")) };
     msr_bitmap.bytes_mut().fill(0xff);
-    let host = Host { caps, msr_bitmap };
+    // SAFETY: VMX is present (VMXON succeeded).
+    let offered = unsafe { caps.raw_msrs() }.for_guest(false);
+    let phys_addr_bits = x86::cpuid::CpuId::new()
+        .get_processor_capacity_feature_info()
+        .map_or(36, |info| info.physical_address_bits());
+    let host = Host { caps, offered, phys_addr_bits, msr_bitmap };
 
     let mut runs = report::Runs::new();
     for (index, module) in info.modules().enumerate() {

@@ -62,7 +62,7 @@ impl<'a> Runs<'a> {
             let now = unsafe { core::arch::x86_64::_rdtsc() };
             println!("l1-hv: first guest entry at tsc={now} ({} ticks after kmain)", now - boot_tsc);
         }
-        let end = guest.run();
+        let end = guest.run(host);
         for o in &guest.observations {
             match o.error_code {
                 Some(ec) => println!("l1-hv: {label}: observe vector={} error_code={ec:#x} cr2={:#x}", o.vector, o.cr2),

@@ -5,3 +5,5 @@ pub mod event;
 pub mod inject;
 pub mod route;
 pub mod insn;
+pub mod nested;
+pub mod ept;

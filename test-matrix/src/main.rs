@@ -1,6 +1,9 @@
 //! test-matrix: the routing model command, the matrix, and the emulator runners.
 
 mod decide;
+mod explain;
+mod matrix;
+mod report;
 mod runner;
 
 use std::process::ExitCode;
@@ -9,6 +12,12 @@ const USAGE: &str = "usage: test-matrix <subcommand> [args]
 subcommands:
   decide                 route JSON Lines scenarios from stdin (see docs/event-routing.md)
   bench-decide [N]       measure decide's throughput on N scenarios (default 2000000)
+  matrix [--scenarios]   route the model matrix and check the SDM invariants (docs/matrix.md);
+                         --scenarios prints its scenarios as decide input instead
+  report [--dir DIR]     write report.md and report.html (model and system runs) to DIR,
+                         default target/matrix/, reading DIR/system-<mode>.jsonl
+  explain <field> <value>
+                         decode a VMCS field or error code in words (docs/fields.md)
   build                  build l1-hv, the guests and the bootable ISO (target/run/l1-hv.iso)
   demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...
                          build, boot headless, stream l1-hv's console, exit with its verdict
@@ -19,6 +28,9 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("decide") => decide::run(),
         Some("bench-decide") => decide::bench::run(&args[1..]),
+        Some("matrix") => matrix::run(&args[1..]),
+        Some("report") => report::run(&args[1..]),
+        Some("explain") => explain::run(&args[1..]),
         Some("build") => runner::cli::build(),
         Some("demo") => runner::cli::demo(&args[1..]),
         Some(unknown) => {

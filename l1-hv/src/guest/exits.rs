@@ -1,7 +1,10 @@
 //! VM-exit dispatch for L2 guests: re-inject intercepted exceptions, serve hypercalls, and
 //! contain everything else by stopping the guest with a one-line reason.
 
+use super::cpu;
 use super::vcpu::{Guest, Observation, RunEnd, Stop};
+use crate::nested::{self, InstructionEnd, L2Context};
+use crate::Host;
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
 use l1_hv::vmx::exit_reason::ExitReason;
 use l1_hv::vmx::GuestRegisters;
@@ -20,7 +23,7 @@ pub enum Next {
 }
 
 /// Handles the exit just taken by `guest`, whose VMCS is `vmcs`.
-pub fn handle(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
+pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     let reason = ExitReason(vmcs.read(ro::EXIT_REASON) as u32);
     if let Some(count) = guest.exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
@@ -33,6 +36,24 @@ pub fn handle(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         ExitReason::EXCEPTION_OR_NMI => reinject(guest, vmcs),
         ExitReason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         ExitReason::VMCALL => hypercall(guest, vmcs, rip),
+        ExitReason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
+        ExitReason::RDMSR => emulated(guest, vmcs, |g, v| cpu::rdmsr(&mut g.regs, v, &host.offered)),
+        ExitReason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
+        ExitReason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
+            let in_vmx = g.nested.vmx.in_vmx_operation();
+            cpu::mov_to_cr4(&mut L2Context { regs: &mut g.regs, vmcs: v, ram: &mut g.ram }, &host.caps, in_vmx)
+        }),
+        ExitReason::VMXON
+        | ExitReason::VMCLEAR
+        | ExitReason::VMPTRLD
+        | ExitReason::VMPTRST
+        | ExitReason::VMREAD
+        | ExitReason::VMWRITE
+        | ExitReason::VMXOFF
+        | ExitReason::VMLAUNCH
+        | ExitReason::VMRESUME
+        | ExitReason::INVEPT
+        | ExitReason::INVVPID => vmx_instruction(guest, vmcs, reason.basic()),
         ExitReason::EPT_VIOLATION => {
             let gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
             Next::End(RunEnd::Stopped(Stop::EptViolation { gpa, rip }))
@@ -80,6 +101,38 @@ fn reinject(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         return Next::End(RunEnd::Stopped(Stop::Internal("exception exit without valid interruption information")));
     };
     let during = Event::from_idt_vectoring(vmcs);
+    inject(guest, vmcs, event, during)
+}
+
+/// An instruction l1-hv emulates for L2: on success RIP moves past it, else its exception is
+/// delivered to L2 (through the same injection routine as every other event).
+fn emulated(
+    guest: &mut Guest,
+    vmcs: &mut CurrentVmcs,
+    emulate: impl FnOnce(&mut Guest, &mut CurrentVmcs) -> Result<(), Event>,
+) -> Next {
+    match emulate(guest, vmcs) {
+        Ok(()) => {
+            let rip = vmcs.read(guest::RIP) + vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
+            vmcs.write(guest::RIP, rip);
+            Next::Resume
+        }
+        Err(event) => inject(guest, vmcs, event, None),
+    }
+}
+
+/// A VMX instruction of an L2 guest hypervisor.
+fn vmx_instruction(guest: &mut Guest, vmcs: &mut CurrentVmcs, reason: u16) -> Next {
+    let mut cx = L2Context { regs: &mut guest.regs, vmcs, ram: &mut guest.ram };
+    match nested::emulate_instruction(&mut guest.nested, &mut cx, reason) {
+        InstructionEnd::Resume => Next::Resume,
+        InstructionEnd::Fault(event) => inject(guest, vmcs, event, None),
+        InstructionEnd::Enter { .. } => Next::End(RunEnd::Stopped(Stop::Internal("nested VM entry is not implemented yet"))),
+    }
+}
+
+/// Delivers `event` to L2 through `nvmx::inject`, combined with `during` (Table 6-5).
+fn inject(guest: &mut Guest, vmcs: &mut CurrentVmcs, event: Event, during: Option<Event>) -> Next {
     let mut host = L2InjectHost { regs: &mut guest.regs, trace: &mut guest.trace };
     match inject::inject_event(vmcs, &mut host, Running::L2, event, during) {
         InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => Next::Resume,

@@ -1,6 +1,7 @@
 //! L2 guests: configuration, image loading, the vCPU with its run loop, and exit handling.
 
 pub mod config;
+mod cpu;
 mod ept;
 mod exits;
 mod image;

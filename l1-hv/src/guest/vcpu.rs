@@ -9,7 +9,8 @@ use crate::memory::PhysPages;
 use l1_hv::vmx::capabilities::Unsupported;
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
 use super::ept::Ept;
-use l1_hv::vmx::{self, instructions, Entry, GuestRegisters};
+use l1_hv::vmx::{self, instructions, Entry, GuestRegisters, HostRsp};
+use crate::nested::Nested;
 use crate::Host;
 use alloc::vec::Vec;
 use core::fmt;
@@ -112,12 +113,15 @@ pub struct Guest<'a> {
     vmcs_region: PhysPages,
     pub(super) regs: GuestRegisters,
     launched: bool,
+    host_rsp: HostRsp,
     /// Hypercall `Observe` records, in order.
     pub observations: Vec<Observation>,
     /// Every injection l1-hv performed.
     pub trace: TraceRing,
     /// VM exits by basic reason.
     pub exits: ExitCounts,
+    /// Virtual VMX state, for guests that are hypervisors themselves.
+    pub(super) nested: Nested,
 }
 
 impl<'a> Guest<'a> {
@@ -152,19 +156,21 @@ impl<'a> Guest<'a> {
             vmcs_region,
             regs,
             launched: false,
+            host_rsp: HostRsp::default(),
             observations: Vec::new(),
             trace: TraceRing::new(),
             exits: [0; 80],
+            nested: Nested::new(host.offered, host.phys_addr_bits),
         })
     }
 
     /// Runs the guest until it ends. Its VMCS must be current (as `create` leaves it).
-    pub fn run(&mut self) -> RunEnd {
+    pub fn run(&mut self, host: &Host) -> RunEnd {
         // SAFETY: `create` made this guest's VMCS current and nothing else has since.
         let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
         loop {
             // SAFETY: the VMCS is fully initialised and its host RIP is `vmx_exit`.
-            match unsafe { vmx::enter(&mut self.regs, self.launched) } {
+            match unsafe { vmx::enter(&mut self.regs, self.launched, &mut self.host_rsp) } {
                 Entry::Exited => self.launched = true,
                 Entry::Failed(fail) => {
                     let error = match fail {
@@ -176,7 +182,7 @@ impl<'a> Guest<'a> {
                     return RunEnd::Stopped(Stop::EntryFailed { error });
                 }
             }
-            match exits::handle(self, &mut vmcs) {
+            match exits::handle(host, self, &mut vmcs) {
                 Next::Resume => {}
                 Next::End(end) => return end,
             }

@@ -6,7 +6,8 @@ use crate::arch::{gdt, idt};
 use l1_hv::vmx::capabilities::{Capabilities, Unsupported};
 use l2_abi::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, BOOT_GDT, BOOT_PML4, RAM_SIZE};
 use shadow_vmcs::Vmcs;
-use x86::controlregs::{cr0, cr3, cr4, Cr0, Cr4};
+use l1_hv::vmx::flat64::{self, FlatGuest, FlatHost};
+use x86::controlregs::{Cr0, Cr4};
 use x86::msr::{rdmsr, IA32_EFER};
 use x86::vmx::vmcs::control::{
     EntryControls, ExitControls, PinbasedControls, PrimaryControls, SecondaryControls,
@@ -19,11 +20,6 @@ pub const BOOT_TSS: u64 = BOOT_GDT + 0x100;
 const BOOT_TSS_SELECTOR: u16 = 0x18;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
-/// Access rights (SDM Table 25-2 format): 64-bit code, data, busy TSS, unusable.
-const AR_CODE64: u64 = 0xa09b;
-const AR_DATA: u64 = 0xc093;
-const AR_TSS_BUSY: u64 = 0x8b;
-const AR_UNUSABLE: u64 = 1 << 16;
 /// Instructions a guest may run without an exit before l1-hv calls it runaway (Bochs counts
 /// one TSC tick per instruction; the preemption timer ticks at TSC >> IA32_VMX_MISC[4:0]).
 const RUNAWAY_TSC_TICKS: u64 = 400_000_000;
@@ -102,28 +98,20 @@ fn write_controls(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSetup)
 }
 
 fn write_host_state(vmcs: &mut impl Vmcs) {
-    // SAFETY: reading control registers and EFER has no side effects.
-    let (cr0, cr3, cr4, efer) = unsafe { (cr0().bits() as u64, cr3(), cr4().bits() as u64, rdmsr(IA32_EFER)) };
-    vmcs.write(host::CR0, cr0);
-    vmcs.write(host::CR3, cr3);
-    vmcs.write(host::CR4, cr4);
-    vmcs.write(host::IA32_EFER_FULL, efer);
-    vmcs.write(host::CS_SELECTOR, gdt::CODE.bits().into());
-    for field in [host::SS_SELECTOR, host::DS_SELECTOR, host::ES_SELECTOR] {
-        vmcs.write(field, gdt::DATA.bits().into());
-    }
-    vmcs.write(host::FS_SELECTOR, 0);
-    vmcs.write(host::GS_SELECTOR, 0);
-    vmcs.write(host::TR_SELECTOR, gdt::TSS.bits().into());
-    vmcs.write(host::FS_BASE, 0);
-    vmcs.write(host::GS_BASE, 0);
-    vmcs.write(host::TR_BASE, gdt::tss_base());
-    vmcs.write(host::GDTR_BASE, gdt::gdt_base());
-    vmcs.write(host::IDTR_BASE, idt::idt_base());
-    vmcs.write(host::IA32_SYSENTER_CS, 0);
-    vmcs.write(host::IA32_SYSENTER_ESP, 0);
-    vmcs.write(host::IA32_SYSENTER_EIP, 0);
-    vmcs.write(host::RIP, l1_hv::vmx::vmx_exit as *const () as u64);
+    flat64::write_host_state(
+        vmcs,
+        &FlatHost {
+            code_selector: gdt::CODE.bits(),
+            data_selector: gdt::DATA.bits(),
+            tr_selector: gdt::TSS.bits(),
+            tr_base: gdt::tss_base(),
+            gdt_base: gdt::gdt_base(),
+            idt_base: idt::idt_base(),
+            rip: l1_hv::vmx::vmx_exit as *const () as u64,
+        },
+    );
+    // SAFETY: reading EFER has no side effects.
+    vmcs.write(host::IA32_EFER_FULL, unsafe { rdmsr(IA32_EFER) });
 }
 
 fn write_guest_state(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSetup) {
@@ -133,51 +121,24 @@ fn write_guest_state(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSet
         | Cr0::CR0_NUMERIC_ERROR
         | Cr0::CR0_WRITE_PROTECT
         | Cr0::CR0_ENABLE_PAGING;
-    vmcs.write(guest::CR0, caps.fix_cr0(cr0.bits() as u64));
-    vmcs.write(guest::CR4, caps.fix_cr4(Cr4::CR4_ENABLE_PAE.bits() as u64));
-    vmcs.write(guest::CR3, BOOT_PML4);
+    flat64::write_guest_state(
+        vmcs,
+        &FlatGuest {
+            cr0: caps.fix_cr0(cr0.bits() as u64),
+            cr3: BOOT_PML4,
+            cr4: caps.fix_cr4(Cr4::CR4_ENABLE_PAE.bits() as u64),
+            rip: setup.entry,
+            rsp: RAM_SIZE,
+            rflags: 0x2,
+            code_selector: BOOT_CODE_SELECTOR,
+            data_selector: BOOT_DATA_SELECTOR,
+            tr_selector: BOOT_TSS_SELECTOR,
+            tr_base: BOOT_TSS,
+            gdtr: (BOOT_GDT, 5 * 8 - 1),
+            idtr: (0, 0),
+        },
+    );
     vmcs.write(guest::IA32_EFER_FULL, EFER_LME | EFER_LMA);
-    vmcs.write(guest::DR7, 0x400);
-    vmcs.write(guest::RFLAGS, 0x2);
-    vmcs.write(guest::RIP, setup.entry);
-    vmcs.write(guest::RSP, RAM_SIZE);
-
-    let flat = 0xffff_ffff;
-    let segments = [
-        (guest::CS_SELECTOR, guest::CS_BASE, guest::CS_LIMIT, guest::CS_ACCESS_RIGHTS),
-        (guest::SS_SELECTOR, guest::SS_BASE, guest::SS_LIMIT, guest::SS_ACCESS_RIGHTS),
-        (guest::DS_SELECTOR, guest::DS_BASE, guest::DS_LIMIT, guest::DS_ACCESS_RIGHTS),
-        (guest::ES_SELECTOR, guest::ES_BASE, guest::ES_LIMIT, guest::ES_ACCESS_RIGHTS),
-        (guest::FS_SELECTOR, guest::FS_BASE, guest::FS_LIMIT, guest::FS_ACCESS_RIGHTS),
-        (guest::GS_SELECTOR, guest::GS_BASE, guest::GS_LIMIT, guest::GS_ACCESS_RIGHTS),
-    ];
-    for (index, (selector, base, limit, rights)) in segments.into_iter().enumerate() {
-        let (value, ar) = if index == 0 { (BOOT_CODE_SELECTOR, AR_CODE64) } else { (BOOT_DATA_SELECTOR, AR_DATA) };
-        vmcs.write(selector, value.into());
-        vmcs.write(base, 0);
-        vmcs.write(limit, flat);
-        vmcs.write(rights, ar);
-    }
-    vmcs.write(guest::LDTR_SELECTOR, 0);
-    vmcs.write(guest::LDTR_BASE, 0);
-    vmcs.write(guest::LDTR_LIMIT, 0);
-    vmcs.write(guest::LDTR_ACCESS_RIGHTS, AR_UNUSABLE);
-    vmcs.write(guest::TR_SELECTOR, BOOT_TSS_SELECTOR.into());
-    vmcs.write(guest::TR_BASE, BOOT_TSS);
-    vmcs.write(guest::TR_LIMIT, 0x67);
-    vmcs.write(guest::TR_ACCESS_RIGHTS, AR_TSS_BUSY);
-    vmcs.write(guest::GDTR_BASE, BOOT_GDT);
-    vmcs.write(guest::GDTR_LIMIT, 5 * 8 - 1);
-    vmcs.write(guest::IDTR_BASE, 0);
-    vmcs.write(guest::IDTR_LIMIT, 0);
-    vmcs.write(guest::IA32_DEBUGCTL_FULL, 0);
-    vmcs.write(guest::IA32_SYSENTER_CS, 0);
-    vmcs.write(guest::IA32_SYSENTER_ESP, 0);
-    vmcs.write(guest::IA32_SYSENTER_EIP, 0);
-    vmcs.write(guest::INTERRUPTIBILITY_STATE, 0);
-    vmcs.write(guest::ACTIVITY_STATE, 0);
-    vmcs.write(guest::PENDING_DBG_EXCEPTIONS, 0);
-    vmcs.write(guest::LINK_PTR_FULL, u64::MAX);
 }
 
 /// Writes the boot GDT, TSS and page tables the initial guest state refers to.

@@ -2,6 +2,7 @@
 //! hard-coded: every control word is `desired` adjusted against the reporting MSR.
 
 use x86::msr::{self, rdmsr};
+use x86::vmx::vmcs::control::PrimaryControls;
 
 /// A control word the CPU cannot provide.
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +86,37 @@ impl Capabilities {
             ept_vpid: rdmsr(msr::IA32_VMX_EPT_VPID_CAP),
             cr0_fixed: (rdmsr(msr::IA32_VMX_CR0_FIXED0), rdmsr(msr::IA32_VMX_CR0_FIXED1)),
             cr4_fixed: (rdmsr(msr::IA32_VMX_CR4_FIXED0), rdmsr(msr::IA32_VMX_CR4_FIXED1)),
+        }
+    }
+
+    /// Every VMX capability MSR as it reads on this CPU, absent ones as 0: the input from which
+    /// nvmx computes what a guest hypervisor is offered (`VmxCapabilities::for_guest`).
+    ///
+    /// # Safety
+    /// CPUID.1:ECX.VMX must be set.
+    pub unsafe fn raw_msrs(&self) -> nvmx::insn::VmxCapabilities {
+        let truly = self.basic & BASIC_TRUE_CONTROLS != 0;
+        let optional = |present: bool, index: u32| if present { rdmsr(index) } else { 0 };
+        let procbased = rdmsr(msr::IA32_VMX_PROCBASED_CTLS);
+        let secondary = procbased >> 32 & u64::from(PrimaryControls::SECONDARY_CONTROLS.bits()) != 0;
+        nvmx::insn::VmxCapabilities {
+            basic: self.basic,
+            pinbased: rdmsr(msr::IA32_VMX_PINBASED_CTLS),
+            procbased,
+            exit: rdmsr(msr::IA32_VMX_EXIT_CTLS),
+            entry: rdmsr(msr::IA32_VMX_ENTRY_CTLS),
+            true_pinbased: optional(truly, msr::IA32_VMX_TRUE_PINBASED_CTLS),
+            true_procbased: optional(truly, msr::IA32_VMX_TRUE_PROCBASED_CTLS),
+            true_exit: optional(truly, msr::IA32_VMX_TRUE_EXIT_CTLS),
+            true_entry: optional(truly, msr::IA32_VMX_TRUE_ENTRY_CTLS),
+            misc: rdmsr(msr::IA32_VMX_MISC),
+            cr0_fixed0: self.cr0_fixed.0,
+            cr0_fixed1: self.cr0_fixed.1,
+            cr4_fixed0: self.cr4_fixed.0,
+            cr4_fixed1: self.cr4_fixed.1,
+            vmcs_enum: rdmsr(msr::IA32_VMX_VMCS_ENUM),
+            procbased2: optional(secondary, msr::IA32_VMX_PROCBASED_CTLS2),
+            ept_vpid_cap: self.ept_vpid,
         }
     }
 

@@ -1,10 +1,14 @@
-// vmx_enter(regs: *mut GuestRegisters, launched: u64) -> u64
+// vmx_enter(regs: *mut GuestRegisters, launched: u64, host_rsp: *mut u64) -> u64
 //
 // Loads the guest's general-purpose registers and CR2, then VMLAUNCH (launched == 0) or
 // VMRESUME. A VM exit lands at vmx_exit (the VMCS host RIP) with RSP as written below: the
 // guest's registers are stored back and vmx_enter returns 0 to its caller as an ordinary call.
 // If the instruction itself fails, it returns RFLAGS (CF: VMfailInvalid, ZF: VMfailValid).
-// Offsets follow `GuestRegisters` (guest.rs): rax 0, rbx 8, rcx 16, rdx 24, rsi 32, rdi 40,
+// The VMCS host RSP is written only when it differs from *host_rsp (the value last written into
+// this VMCS, updated here): an exit path without that VMWRITE is shorter, and for a hypervisor
+// that is itself a guest (ghv) host RSP is not a shadowed field, so every VMWRITE of it would be
+// a VM exit to its L1.
+// Offsets follow `GuestRegisters` (mod.rs): rax 0, rbx 8, rcx 16, rdx 24, rsi 32, rdi 40,
 // rbp 48, r8..r15 56..112, cr2 120.
 
 .section .text
@@ -17,8 +21,12 @@ vmx_enter:
     push r14
     push r15
     push rdi                        // [rsp] = regs: found again by vmx_exit
+    cmp rsp, [rdx]                  // host RSP as last written: skip the VMWRITE
+    je 3f
+    mov [rdx], rsp
     mov rax, 0x6c14                 // VMCS host RSP
     vmwrite rax, rsp
+3:
     mov rax, [rdi + 120]
     mov cr2, rax
     cmp rsi, 0                      // flags survive the MOVs below

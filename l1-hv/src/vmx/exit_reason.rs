@@ -9,12 +9,42 @@ impl ExitReason {
     pub const EXCEPTION_OR_NMI: u16 = 0;
     /// Triple fault.
     pub const TRIPLE_FAULT: u16 = 2;
+    /// CPUID.
+    pub const CPUID: u16 = 10;
     /// VMCALL.
     pub const VMCALL: u16 = 18;
+    /// VMCLEAR.
+    pub const VMCLEAR: u16 = 19;
+    /// VMLAUNCH.
+    pub const VMLAUNCH: u16 = 20;
+    /// VMPTRLD.
+    pub const VMPTRLD: u16 = 21;
+    /// VMPTRST.
+    pub const VMPTRST: u16 = 22;
+    /// VMREAD.
+    pub const VMREAD: u16 = 23;
+    /// VMRESUME.
+    pub const VMRESUME: u16 = 24;
+    /// VMWRITE.
+    pub const VMWRITE: u16 = 25;
+    /// VMXOFF.
+    pub const VMXOFF: u16 = 26;
+    /// VMXON.
+    pub const VMXON: u16 = 27;
+    /// Control-register access.
+    pub const CR_ACCESS: u16 = 28;
+    /// RDMSR.
+    pub const RDMSR: u16 = 31;
+    /// WRMSR.
+    pub const WRMSR: u16 = 32;
     /// EPT violation.
     pub const EPT_VIOLATION: u16 = 48;
+    /// INVEPT.
+    pub const INVEPT: u16 = 50;
     /// VMX-preemption timer expired.
     pub const PREEMPTION_TIMER: u16 = 52;
+    /// INVVPID.
+    pub const INVVPID: u16 = 53;
 
     /// Bits 15:0.
     pub fn basic(self) -> u16 {

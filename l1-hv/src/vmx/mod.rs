@@ -5,6 +5,7 @@ pub mod bringup;
 pub mod capabilities;
 pub mod current_vmcs;
 pub mod exit_reason;
+pub mod flat64;
 pub mod instructions;
 
 core::arch::global_asm!(include_str!("enter.s"));
@@ -37,10 +38,15 @@ const _: () = assert!(core::mem::size_of::<GuestRegisters>() == 128);
 const _: () = assert!(core::mem::offset_of!(GuestRegisters, cr2) == 120);
 
 extern "C" {
-    fn vmx_enter(regs: *mut GuestRegisters, launched: u64) -> u64;
-    /// The VMCS host RIP.
+    fn vmx_enter(regs: *mut GuestRegisters, launched: u64, host_rsp: *mut u64) -> u64;
+    /// The VMCS host RIP to use with [`enter`].
     pub fn vmx_exit();
 }
+
+/// The host RSP last written into one VMCS: keep one per VMCS, starting from
+/// `HostRsp::default()` (nothing written yet).
+#[derive(Debug, Default)]
+pub struct HostRsp(u64);
 
 /// How a VMLAUNCH/VMRESUME ended.
 #[derive(Debug)]
@@ -51,18 +57,18 @@ pub enum Entry {
     Failed(instructions::VmFail),
 }
 
-/// Enters the guest of the current VMCS and returns at its next VM exit.
+/// Enters the guest of the current VMCS and returns at its next VM exit; writes the VMCS host
+/// RSP only if it differs from `host_rsp`, which is updated.
 ///
 /// # Safety
-/// The current VMCS must be fully initialised with host RIP = `vmx_exit`.
-pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool) -> Entry {
-    const CF: u64 = 1 << 0;
+/// The current VMCS must be fully initialised with host RIP = [`vmx_exit`], and `host_rsp`
+/// must belong to it.
+pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool, host_rsp: &mut HostRsp) -> Entry {
     const ZF: u64 = 1 << 6;
-    match vmx_enter(regs, u64::from(launched)) {
+    match vmx_enter(regs, u64::from(launched), &mut host_rsp.0) {
         0 => Entry::Exited,
         flags if flags & ZF != 0 => Entry::Failed(instructions::VmFail::Valid),
-        flags if flags & CF != 0 => Entry::Failed(instructions::VmFail::Invalid),
-        // Neither flag: cannot happen for a failed VMLAUNCH/VMRESUME.
+        // CF (VMfailInvalid); a failed VMLAUNCH/VMRESUME sets one of the two.
         _ => Entry::Failed(instructions::VmFail::Invalid),
     }
 }

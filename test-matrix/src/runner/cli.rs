@@ -1,12 +1,12 @@
 //! The runner's subcommands: `build` (the ISO) and `demo` (build, boot, stream, verdict).
 
 use super::emulator::{self, Emulator, Verdict, DEFAULT_BOCHS_CPU};
-use super::{image, tools};
+use super::{bare, image, tools};
 use std::process::ExitCode;
 use std::time::Duration;
 
 const DEMO_USAGE: &str =
-    "demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...";
+    "demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]... | [--bare IMAGE]";
 
 /// Exit status when the chosen platform has no VT-x (l1-hv said NO-VMX, or the host lacks VMX).
 const EXIT_NO_VMX: u8 = 3;
@@ -25,11 +25,13 @@ pub fn build() -> ExitCode {
 }
 
 /// `test-matrix demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]
-/// [--guest "IMAGE OPTIONS"]...`: `--guest` replaces the demo's guest list.
+/// [--guest "IMAGE OPTIONS"]... | [--bare IMAGE]`: `--guest` replaces the demo's guest list;
+/// `--bare` boots that guest image alone, without l1-hv (see `bare`).
 pub fn demo(args: &[String]) -> ExitCode {
     let mut emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() };
     let mut limit = Duration::from_secs(120);
     let mut runs = Vec::new();
+    let mut bare_image = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let value = args.next();
@@ -39,6 +41,7 @@ pub fn demo(args: &[String]) -> ExitCode {
             ("--emulator", Some("qemu-tcg")) => emulator = Emulator::QemuTcg,
             ("--cpu", Some(model)) => emulator = Emulator::Bochs { cpu: model.into() },
             ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => limit = Duration::from_secs(s.parse().unwrap_or(120)),
+            ("--bare", Some(name)) => bare_image = Some(name.to_string()),
             ("--guest", Some(spec)) => match image::GuestRun::parse(spec) {
                 Ok(run) => runs.push(run),
                 Err(e) => return fail(&e),
@@ -50,10 +53,17 @@ pub fn demo(args: &[String]) -> ExitCode {
         Emulator::Bochs { .. } => tools::BOCHS_TOOLS,
         Emulator::QemuKvm | Emulator::QemuTcg => tools::QEMU_TOOLS,
     };
+    if bare_image.is_some() && !runs.is_empty() {
+        return fail(&format!("--bare boots one image without l1-hv: no --guest with it; usage: {DEMO_USAGE}"));
+    }
     if runs.is_empty() {
         runs = image::demo();
     }
-    let iso = match prepare(platform_tools).and_then(|()| image::iso(&runs)) {
+    let iso = prepare(platform_tools).and_then(|()| match &bare_image {
+        Some(name) => bare::iso(name),
+        None => image::iso(&runs),
+    });
+    let iso = match iso {
         Ok(iso) => iso,
         Err(e) => return fail(&e),
     };

@@ -24,14 +24,15 @@ pub enum Emulator {
 /// The Bochs CPU model the runner uses unless told otherwise.
 pub const DEFAULT_BOCHS_CPU: &str = "corei7_haswell_4770";
 
-/// What l1-hv's verdict line said.
+/// What the verdict line (`NAME: verdict WORD ...`, printed by l1-hv or by a bare-booted image
+/// such as ghv) said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// `l1-hv: verdict PASS ...`.
+    /// `NAME: verdict PASS ...`.
     Pass,
-    /// `l1-hv: verdict FAIL ...`.
+    /// `NAME: verdict FAIL ...` (or any other word).
     Fail,
-    /// `l1-hv: verdict NO-VMX`.
+    /// `NAME: verdict NO-VMX`.
     NoVmx,
     /// No verdict line: the emulator ended or the time limit passed first (the reason).
     Missing(String),
@@ -41,7 +42,7 @@ pub enum Verdict {
 pub struct Boot {
     /// The verdict.
     pub verdict: Verdict,
-    /// Everything l1-hv printed on COM1 (CR LF normalised to LF).
+    /// Everything printed on COM1 (CR LF normalised to LF).
     pub console: String,
     /// Wall time from starting the emulator to the verdict (or its end).
     pub wall: Duration,
@@ -178,14 +179,20 @@ fn watch(mut child: Child, serial: &Path, limit: Duration, echo: bool) -> Boot {
     Boot { verdict, console, wall }
 }
 
-/// Finds l1-hv's verdict line in the console text.
+/// Finds the verdict line in the console text: `NAME: verdict WORD`, where NAME is one word
+/// at the start of the line (l1-hv, or a bare-booted image such as ghv). Text a guest prints
+/// through l1-hv carries l1-hv's prefix, so a guest's own verdict line is not taken for l1-hv's.
 pub fn parse_verdict(console: &str) -> Option<Verdict> {
-    let line = console.lines().find(|l| l.starts_with("l1-hv: verdict "))?;
+    let (line, rest) = console.lines().find_map(|l| {
+        let (name, rest) = l.split_once(": verdict ")?;
+        let one_word = !name.is_empty() && !name.contains(char::is_whitespace);
+        one_word.then_some((l, rest))
+    })?;
     // Only a complete line counts (the rest may still be arriving).
     if !console.contains(&format!("{line}\n")) {
         return None;
     }
-    let word = line["l1-hv: verdict ".len()..].split_whitespace().next()?;
+    let word = rest.split_whitespace().next()?;
     Some(match word {
         "PASS" => Verdict::Pass,
         "NO-VMX" => Verdict::NoVmx,
@@ -204,5 +211,8 @@ mod tests {
         assert_eq!(parse_verdict("l1-hv: verdict FAIL (1 of 5 checks failed)\n"), Some(Verdict::Fail));
         assert_eq!(parse_verdict("l1-hv: verdict NO-VMX\n"), Some(Verdict::NoVmx));
         assert_eq!(parse_verdict("guest says l1-hv: verdict PASS\n"), None);
+        assert_eq!(parse_verdict("ghv: verdict PASS (22 scenarios)\n"), Some(Verdict::Pass));
+        assert_eq!(parse_verdict("ghv: verdict FAIL (panic)\n"), Some(Verdict::Fail));
+        assert_eq!(parse_verdict("l1-hv: guest 1 ghv: ghv: verdict PASS\n"), None);
     }
 }

@@ -29,7 +29,7 @@ impl GuestRun {
 }
 
 /// The guest images `l2-guests` builds.
-pub const IMAGES: &[&str] = &["pf-guest", "triple-fault-guest", "io-guest", "oversized-guest"];
+pub const IMAGES: &[&str] = &["pf-guest", "triple-fault-guest", "io-guest", "oversized-guest", "ghv"];
 
 /// The demo: the page-fault guest with #PF left to hardware and intercepted by l1-hv (the two
 /// runs must observe the same faults), a triple-fault guest with nothing and with everything
@@ -102,7 +102,7 @@ pub fn iso(runs: &[GuestRun]) -> Result<PathBuf, String> {
 
 /// `grub-mkrescue` with only the modules l1-hv needs (a small image boots faster). It adds a
 /// UEFI boot path too where `grub-efi-amd64-bin` is installed.
-fn mkrescue(stage: &Path, iso: &Path) -> Result<(), String> {
+pub fn mkrescue(stage: &Path, iso: &Path) -> Result<(), String> {
     let out = Command::new("grub-mkrescue")
         .arg("-o")
         .arg(iso)

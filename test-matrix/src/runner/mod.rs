@@ -1,6 +1,7 @@
 //! Building the bootable image and running it: the Bochs runner (CI's VT-x), QEMU (KVM nested on
 //! an Intel host, or TCG to see the "no VMX" path), and the verdict read from l1-hv's console.
 
+pub mod bare;
 pub mod cli;
 pub mod emulator;
 pub mod image;

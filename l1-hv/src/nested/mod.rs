@@ -1,0 +1,115 @@
+//! Virtual VT-x for L2 guest hypervisors: l1-hv emulates their VMX instructions with
+//! `nvmx::insn`, keeps their vmcs12 in their own memory, and (see `entry`/`l3`) runs their L3
+//! guests on a vmcs02 it builds.
+
+mod l2_context;
+
+pub use l2_context::L2Context;
+
+use l1_hv::vmx::exit_reason::ExitReason;
+use nvmx::event::Event;
+use nvmx::insn::{
+    decode_field_access, decode_invalidation, decode_pointer_operand, Fault, NestedVmx,
+    Outcome, VmxCapabilities,
+};
+use shadow_vmcs::Vmcs;
+use x86::vmx::vmcs::{guest, ro};
+
+/// IA32_FEATURE_CONTROL as l1-hv's guests read it: locked, VMXON outside SMX allowed.
+pub const GUEST_FEATURE_CONTROL: u64 = 0b101;
+
+/// One L2 vCPU's virtual VMX state.
+pub struct Nested {
+    /// VMX-operation state and the current vmcs12 (SDM 24.1, 24.11).
+    pub vmx: NestedVmx,
+}
+
+impl Nested {
+    /// A vCPU outside VMX operation, offered `caps`.
+    pub fn new(caps: VmxCapabilities, phys_addr_bits: u8) -> Self {
+        Self { vmx: NestedVmx::new(caps, phys_addr_bits) }
+    }
+}
+
+/// What the VMX instruction exit asks of the run loop.
+pub enum InstructionEnd {
+    /// Resume L2 (the instruction completed, failed architecturally, or faulted into L2).
+    Resume,
+    /// Inject this fault into L2 (RIP stays at the instruction).
+    Fault(Event),
+    /// VMLAUNCH (`launch`) or VMRESUME passed the instruction checks: enter L3.
+    Enter { launch: bool },
+}
+
+/// Emulates the VMX instruction that caused `reason` in L2.
+pub fn emulate_instruction<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16) -> InstructionEnd {
+    let info = cx.vmcs.read(ro::VMEXIT_INSTRUCTION_INFO) as u32;
+    let qualification = cx.vmcs.read(ro::EXIT_QUALIFICATION);
+    let mode = cx.mode();
+    let vmx = &mut nested.vmx;
+    let outcome = match reason {
+        ExitReason::VMXON | ExitReason::VMCLEAR | ExitReason::VMPTRLD | ExitReason::VMPTRST => {
+            match decode_pointer_operand(info, qualification) {
+                Ok(op) => match reason {
+                    ExitReason::VMXON => vmx.vmxon(&mode, GUEST_FEATURE_CONTROL, cx, &op),
+                    ExitReason::VMCLEAR => vmx.vmclear(&mode, cx, &op),
+                    ExitReason::VMPTRLD => vmx.vmptrld(&mode, cx, &op),
+                    _ => vmx.vmptrst(&mode, cx, &op),
+                },
+                Err(_) => Outcome::Fault(Fault::Ud),
+            }
+        }
+        ExitReason::VMREAD | ExitReason::VMWRITE => match decode_field_access(info, qualification) {
+            Ok(ops) if reason == ExitReason::VMREAD => vmx.vmread(&mode, cx, &ops),
+            Ok(ops) => vmx.vmwrite(&mode, cx, &ops),
+            Err(_) => Outcome::Fault(Fault::Ud),
+        },
+        ExitReason::INVEPT | ExitReason::INVVPID => match decode_invalidation(info, qualification) {
+            Ok(ops) if reason == ExitReason::INVEPT => vmx.invept(&mode, cx, &ops),
+            Ok(ops) => vmx.invvpid(&mode, cx, &ops),
+            Err(_) => Outcome::Fault(Fault::Ud),
+        },
+        ExitReason::VMXOFF => vmx.vmxoff(&mode, cx),
+        ExitReason::VMLAUNCH | ExitReason::VMRESUME => {
+            let blocked_by_mov_ss = cx.vmcs.read(guest::INTERRUPTIBILITY_STATE) & 2 != 0;
+            if reason == ExitReason::VMLAUNCH {
+                vmx.vmlaunch(&mode, blocked_by_mov_ss)
+            } else {
+                vmx.vmresume(&mode, blocked_by_mov_ss)
+            }
+        }
+        _ => Outcome::Fault(Fault::Ud),
+    };
+    match outcome {
+        Outcome::Fault(fault) => InstructionEnd::Fault(fault_event(fault)),
+        Outcome::Enter { launch } => InstructionEnd::Enter { launch },
+        // l1-hv's composed EPT is rebuilt on demand and VPIDs are l1-hv's own: flushing all of
+        // the CPU's EPT-derived translations covers every INVEPT/INVVPID type (SDM 29.4.3).
+        Outcome::Invalidate(_) => {
+            // SAFETY: CPL 0 in VMX root operation; INVEPT support was checked at bring-up.
+            let _ = unsafe { l1_hv::vmx::instructions::invept_all_contexts() };
+            complete(cx, Outcome::Succeed)
+        }
+        done => complete(cx, done),
+    }
+}
+
+/// Applies VMsucceed/VMfail to RFLAGS (SDM 31.2) and steps over the instruction.
+fn complete<V: Vmcs>(cx: &mut L2Context<'_, V>, outcome: Outcome) -> InstructionEnd {
+    if let Some(rflags) = outcome.rflags(cx.vmcs.read(guest::RFLAGS)) {
+        cx.vmcs.write(guest::RFLAGS, rflags);
+    }
+    let rip = cx.vmcs.read(guest::RIP) + cx.vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
+    cx.vmcs.write(guest::RIP, rip);
+    InstructionEnd::Resume
+}
+
+/// The exception a faulting VMX instruction raises in L2.
+pub fn fault_event(fault: Fault) -> Event {
+    match fault {
+        Fault::Ud => Event::hardware_exception(x86::irq::INVALID_OPCODE_VECTOR, 0),
+        Fault::Gp(code) => Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, code),
+        Fault::Ss(code) => Event::hardware_exception(x86::irq::STACK_SEGEMENT_FAULT_VECTOR, code),
+        Fault::Pf { linear, error_code } => Event::page_fault(error_code, linear),
+    }
+}

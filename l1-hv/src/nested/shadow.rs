@@ -1,0 +1,79 @@
+//! Hardware VMCS shadowing for a guest hypervisor (SDM 25.10, 26.3): vmcs01 links a shadow
+//! VMCS that mirrors the shadowed part of the current vmcs12, so the guest hypervisor's
+//! VMREAD/VMWRITE of those fields complete without a VM exit. l1-hv copies vmcs12 into the
+//! shadow when vmcs12 changes behind the guest's back (VMPTRLD, a nested VM exit) and copies it
+//! back before reading vmcs12 as a whole (VMLAUNCH/VMRESUME, VMCLEAR, VMPTRLD, VMXOFF).
+
+use crate::memory::PhysPages;
+use l1_hv::vmx::current_vmcs::CurrentVmcs;
+use l1_hv::vmx::instructions::{vmclear, vmptrld};
+use shadow_vmcs::{sync_from_shadow, sync_to_shadow, ShadowPolicy, Vmcs};
+use x86::vmx::vmcs::control::{self, SecondaryControls};
+use x86::vmx::vmcs::guest;
+
+/// Bit 31 of a VMCS region's first dword: this is a shadow VMCS.
+const SHADOW_INDICATOR: u32 = 1 << 31;
+
+/// One guest hypervisor's shadow VMCS and its VMREAD/VMWRITE bitmaps.
+pub struct ShadowVmcs {
+    region: PhysPages,
+    read_bitmap: PhysPages,
+    write_bitmap: PhysPages,
+    policy: ShadowPolicy,
+}
+
+impl ShadowVmcs {
+    /// A clear shadow VMCS for `revision_id`, with bitmaps passing exactly the fields `policy`
+    /// shadows; `None` without memory or if VMCLEAR refuses it.
+    pub fn new(revision_id: u32, policy: ShadowPolicy) -> Option<Self> {
+        let mut region = PhysPages::page()?;
+        region.bytes_mut()[..4].copy_from_slice(&(revision_id | SHADOW_INDICATOR).to_le_bytes());
+        let mut read_bitmap = PhysPages::page()?;
+        read_bitmap.bytes_mut().copy_from_slice(policy.vmread_bitmap().as_bytes());
+        let mut write_bitmap = PhysPages::page()?;
+        write_bitmap.bytes_mut().copy_from_slice(policy.vmwrite_bitmap().as_bytes());
+        // SAFETY: a fresh, revision-stamped region (SDM 25.11.3).
+        unsafe { vmclear(region.phys()) }.ok()?;
+        Some(Self { region, read_bitmap, write_bitmap, policy })
+    }
+
+    /// Links the shadow into vmcs01 (current) so the guest's VMREAD/VMWRITE use it, or unlinks it
+    /// (`linked` false: no current vmcs12; the guest's VMREAD/VMWRITE then VMfailInvalid).
+    pub fn link(&self, vmcs01: &mut CurrentVmcs, linked: bool) {
+        let secondary = vmcs01.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS);
+        let shadowing = u64::from(SecondaryControls::VMCS_SHADOWING.bits());
+        vmcs01.write(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary | shadowing);
+        vmcs01.write(control::VMREAD_BITMAP_ADDR_FULL, self.read_bitmap.phys());
+        vmcs01.write(control::VMWRITE_BITMAP_ADDR_FULL, self.write_bitmap.phys());
+        vmcs01.write(guest::LINK_PTR_FULL, if linked { self.region.phys() } else { u64::MAX });
+    }
+
+    /// Copies `vmcs12` into the shadow; vmcs01 (at `vmcs01_phys`) is current again afterwards.
+    pub fn load(&self, vmcs12: &impl Vmcs, vmcs01_phys: u64) {
+        self.with_shadow_current(vmcs01_phys, |shadow| sync_to_shadow(&self.policy, vmcs12, shadow));
+    }
+
+    /// Copies what the guest wrote into the shadow back into `vmcs12`.
+    pub fn store(&self, vmcs12: &mut impl Vmcs, vmcs01_phys: u64) {
+        self.with_shadow_current(vmcs01_phys, |shadow| sync_from_shadow(&self.policy, shadow, vmcs12));
+    }
+
+    fn with_shadow_current(&self, vmcs01_phys: u64, f: impl FnOnce(&mut CurrentVmcs)) {
+        // SAFETY: both regions are valid VMCSs; VMPTRLD of a shadow VMCS is allowed when the CPU
+        // supports VMCS shadowing (SDM 31.3, VMPTRLD), and vmcs01 is current again on return.
+        unsafe {
+            let loaded = vmptrld(self.region.phys());
+            debug_assert!(loaded.is_ok(), "VMPTRLD of the shadow VMCS failed");
+            f(&mut CurrentVmcs::assume_loaded());
+            let restored = vmptrld(vmcs01_phys);
+            debug_assert!(restored.is_ok(), "VMPTRLD of vmcs01 failed");
+        }
+    }
+}
+
+impl Drop for ShadowVmcs {
+    fn drop(&mut self) {
+        // SAFETY: flushes the shadow VMCS to memory before its page returns to the heap.
+        let _ = unsafe { vmclear(self.region.phys()) };
+    }
+}

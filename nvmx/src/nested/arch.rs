@@ -1,0 +1,317 @@
+//! Architectural constants and predicates the nested phases share: bits the `x86` crate does not
+//! name (EFER, CR4.CET, access rights, interruptibility), the guest segment-register field groups
+//! and the basic exit reasons (SDM Appendix C).
+
+use x86::controlregs::{Cr0, Cr4};
+use x86::vmx::vmcs::guest;
+
+/// IA32_EFER.LME (long mode enable).
+pub(crate) const EFER_LME: u64 = 1 << 8;
+/// IA32_EFER.LMA (long mode active).
+pub(crate) const EFER_LMA: u64 = 1 << 10;
+/// The EFER bits Intel defines: SCE (0), LME (8), LMA (10), NXE (11); VM entry and exit reject
+/// the others (SDM 27.2.2, 27.3.1.1).
+pub(crate) const EFER_DEFINED: u64 = 1 | EFER_LME | EFER_LMA | 1 << 11;
+/// CR4.CET (bit 23), which the `x86` crate does not name; CR4.CET = 1 requires CR0.WP = 1.
+pub(crate) const CR4_CET: u64 = 1 << 23;
+/// IA32_DEBUGCTL.BTF (single-step on branches).
+pub(crate) const DEBUGCTL_BTF: u64 = 1 << 1;
+
+pub(crate) const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
+pub(crate) const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;
+pub(crate) const CR0_WP: u64 = Cr0::CR0_WRITE_PROTECT.bits() as u64;
+pub(crate) const CR0_TS: u64 = Cr0::CR0_TASK_SWITCHED.bits() as u64;
+pub(crate) const CR4_PAE: u64 = Cr4::CR4_ENABLE_PAE.bits() as u64;
+pub(crate) const CR4_PCIDE: u64 = Cr4::CR4_ENABLE_PCID.bits() as u64;
+
+/// Access-rights field layout (SDM 25.4.1, Table 25-2).
+pub(crate) mod ar {
+    /// Bits 3:0, segment type.
+    pub(crate) const TYPE: u32 = 0xF;
+    /// Bit 4, descriptor type: 1 = code or data.
+    pub(crate) const S: u32 = 1 << 4;
+    /// Bits 6:5, descriptor privilege level.
+    pub(crate) const DPL_SHIFT: u32 = 5;
+    /// Bit 7, present.
+    pub(crate) const P: u32 = 1 << 7;
+    /// Bits 11:8, reserved.
+    pub(crate) const RESERVED_11_8: u32 = 0xF00;
+    /// Bit 13, 64-bit code segment.
+    pub(crate) const L: u32 = 1 << 13;
+    /// Bit 14, default operation size.
+    pub(crate) const DB: u32 = 1 << 14;
+    /// Bit 15, granularity.
+    pub(crate) const G: u32 = 1 << 15;
+    /// Bit 16, segment unusable.
+    pub(crate) const UNUSABLE: u32 = 1 << 16;
+    /// Bits 31:17, reserved.
+    pub(crate) const RESERVED_31_17: u32 = !0x1_FFFF;
+
+    /// The DPL of an access-rights value.
+    pub(crate) const fn dpl(ar: u32) -> u32 {
+        (ar >> DPL_SHIFT) & 3
+    }
+}
+
+/// Guest interruptibility-state bits (SDM 25.4.2, Table 25-3).
+pub(crate) mod interruptibility {
+    /// Blocking by STI.
+    pub(crate) const STI: u64 = 1 << 0;
+    /// Blocking by MOV SS.
+    pub(crate) const MOV_SS: u64 = 1 << 1;
+    /// Blocking by SMI.
+    pub(crate) const SMI: u64 = 1 << 2;
+    /// Blocking by NMI (virtual-NMI blocking with "virtual NMIs").
+    pub(crate) const NMI: u64 = 1 << 3;
+}
+
+/// Guest activity states (SDM 25.4.2).
+pub(crate) mod activity {
+    /// Active.
+    pub(crate) const ACTIVE: u64 = 0;
+    /// HLT.
+    pub(crate) const HLT: u64 = 1;
+}
+
+/// The four guest-state fields of one segment register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentFields {
+    pub(crate) selector: u32,
+    pub(crate) base: u32,
+    pub(crate) limit: u32,
+    pub(crate) access_rights: u32,
+}
+
+const fn segment(selector: u32, base: u32, limit: u32, access_rights: u32) -> SegmentFields {
+    SegmentFields { selector, base, limit, access_rights }
+}
+
+pub(crate) const ES: SegmentFields =
+    segment(guest::ES_SELECTOR, guest::ES_BASE, guest::ES_LIMIT, guest::ES_ACCESS_RIGHTS);
+pub(crate) const CS: SegmentFields =
+    segment(guest::CS_SELECTOR, guest::CS_BASE, guest::CS_LIMIT, guest::CS_ACCESS_RIGHTS);
+pub(crate) const SS: SegmentFields =
+    segment(guest::SS_SELECTOR, guest::SS_BASE, guest::SS_LIMIT, guest::SS_ACCESS_RIGHTS);
+pub(crate) const DS: SegmentFields =
+    segment(guest::DS_SELECTOR, guest::DS_BASE, guest::DS_LIMIT, guest::DS_ACCESS_RIGHTS);
+pub(crate) const FS: SegmentFields =
+    segment(guest::FS_SELECTOR, guest::FS_BASE, guest::FS_LIMIT, guest::FS_ACCESS_RIGHTS);
+pub(crate) const GS: SegmentFields =
+    segment(guest::GS_SELECTOR, guest::GS_BASE, guest::GS_LIMIT, guest::GS_ACCESS_RIGHTS);
+pub(crate) const LDTR: SegmentFields = segment(
+    guest::LDTR_SELECTOR,
+    guest::LDTR_BASE,
+    guest::LDTR_LIMIT,
+    guest::LDTR_ACCESS_RIGHTS,
+);
+pub(crate) const TR: SegmentFields =
+    segment(guest::TR_SELECTOR, guest::TR_BASE, guest::TR_LIMIT, guest::TR_ACCESS_RIGHTS);
+
+/// Guest-state fields a nested entry copies vmcs12 → vmcs02 and a nested exit copies back
+/// unchanged: segment registers, descriptor tables, control registers, RIP/RSP/RFLAGS, SYSENTER
+/// MSRs and the non-register state. DR7, IA32_DEBUGCTL, IA32_PAT, IA32_EFER and the PDPTEs
+/// depend on controls and are handled by each phase.
+pub(crate) const PLAIN_GUEST_FIELDS: [u32; 47] = [
+    guest::ES_SELECTOR,
+    guest::CS_SELECTOR,
+    guest::SS_SELECTOR,
+    guest::DS_SELECTOR,
+    guest::FS_SELECTOR,
+    guest::GS_SELECTOR,
+    guest::LDTR_SELECTOR,
+    guest::TR_SELECTOR,
+    guest::ES_BASE,
+    guest::CS_BASE,
+    guest::SS_BASE,
+    guest::DS_BASE,
+    guest::FS_BASE,
+    guest::GS_BASE,
+    guest::LDTR_BASE,
+    guest::TR_BASE,
+    guest::ES_LIMIT,
+    guest::CS_LIMIT,
+    guest::SS_LIMIT,
+    guest::DS_LIMIT,
+    guest::FS_LIMIT,
+    guest::GS_LIMIT,
+    guest::LDTR_LIMIT,
+    guest::TR_LIMIT,
+    guest::ES_ACCESS_RIGHTS,
+    guest::CS_ACCESS_RIGHTS,
+    guest::SS_ACCESS_RIGHTS,
+    guest::DS_ACCESS_RIGHTS,
+    guest::FS_ACCESS_RIGHTS,
+    guest::GS_ACCESS_RIGHTS,
+    guest::LDTR_ACCESS_RIGHTS,
+    guest::TR_ACCESS_RIGHTS,
+    guest::GDTR_BASE,
+    guest::GDTR_LIMIT,
+    guest::IDTR_BASE,
+    guest::IDTR_LIMIT,
+    guest::CR0,
+    guest::CR3,
+    guest::CR4,
+    guest::RSP,
+    guest::RIP,
+    guest::RFLAGS,
+    guest::IA32_SYSENTER_CS,
+    guest::IA32_SYSENTER_ESP,
+    guest::IA32_SYSENTER_EIP,
+    guest::INTERRUPTIBILITY_STATE,
+    guest::ACTIVITY_STATE,
+];
+
+/// The guest PDPTE fields, PDPTE0 first.
+pub(crate) const PDPTE_FIELDS: [u32; 4] =
+    [guest::PDPTE0_FULL, guest::PDPTE1_FULL, guest::PDPTE2_FULL, guest::PDPTE3_FULL];
+
+/// Whether `addr` is canonical for 48-bit linear addresses. Stricter than a 5-level-paging CPU,
+/// which is the safe side: a value accepted here is accepted by every processor.
+pub(crate) const fn canonical(addr: u64) -> bool {
+    ((addr as i64) << 16 >> 16) as u64 == addr
+}
+
+/// Whether `addr` has no bit set at or above the physical-address width.
+pub(crate) const fn within_width(addr: u64, phys_addr_bits: u8) -> bool {
+    addr >> phys_addr_bits == 0
+}
+
+/// Whether `addr` is a 4 KiB-aligned physical address within the width (SDM 27.2.1.1 wording).
+pub(crate) const fn page_address_valid(addr: u64, phys_addr_bits: u8) -> bool {
+    addr & 0xFFF == 0 && within_width(addr, phys_addr_bits)
+}
+
+/// Whether every byte of an IA32_PAT value is a valid memory type: 0 (UC), 1 (WC), 4 (WT),
+/// 5 (WP), 6 (WB) or 7 (UC-) (SDM 27.2.2, 27.3.1.1).
+pub(crate) const fn pat_valid(pat: u64) -> bool {
+    let mut i = 0;
+    while i < 8 {
+        if matches!((pat >> (i * 8)) & 0xFF, 2 | 3 | 8..) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `value` has every bit `fixed0` sets and no bit `fixed1` clears (SDM A.7, A.8).
+pub(crate) const fn fixed_bits_ok(value: u64, fixed0: u64, fixed1: u64) -> bool {
+    value & fixed0 == fixed0 && value & !fixed1 == 0
+}
+
+/// Basic VM-exit reasons (SDM Appendix C), bits 15:0 of the exit-reason field.
+pub mod exit_reason {
+    /// Exception or NMI.
+    pub const EXCEPTION_OR_NMI: u16 = 0;
+    /// External interrupt.
+    pub const EXTERNAL_INTERRUPT: u16 = 1;
+    /// Triple fault.
+    pub const TRIPLE_FAULT: u16 = 2;
+    /// INIT signal.
+    pub const INIT: u16 = 3;
+    /// Start-up IPI.
+    pub const SIPI: u16 = 4;
+    /// I/O system-management interrupt.
+    pub const IO_SMI: u16 = 5;
+    /// Other SMI.
+    pub const OTHER_SMI: u16 = 6;
+    /// Interrupt window.
+    pub const INTERRUPT_WINDOW: u16 = 7;
+    /// NMI window.
+    pub const NMI_WINDOW: u16 = 8;
+    /// Task switch.
+    pub const TASK_SWITCH: u16 = 9;
+    /// CPUID.
+    pub const CPUID: u16 = 10;
+    /// GETSEC.
+    pub const GETSEC: u16 = 11;
+    /// HLT.
+    pub const HLT: u16 = 12;
+    /// INVD.
+    pub const INVD: u16 = 13;
+    /// INVLPG.
+    pub const INVLPG: u16 = 14;
+    /// RDPMC.
+    pub const RDPMC: u16 = 15;
+    /// RDTSC.
+    pub const RDTSC: u16 = 16;
+    /// RSM.
+    pub const RSM: u16 = 17;
+    /// VMCALL.
+    pub const VMCALL: u16 = 18;
+    /// VMCLEAR.
+    pub const VMCLEAR: u16 = 19;
+    /// VMLAUNCH.
+    pub const VMLAUNCH: u16 = 20;
+    /// VMPTRLD.
+    pub const VMPTRLD: u16 = 21;
+    /// VMPTRST.
+    pub const VMPTRST: u16 = 22;
+    /// VMREAD.
+    pub const VMREAD: u16 = 23;
+    /// VMRESUME.
+    pub const VMRESUME: u16 = 24;
+    /// VMWRITE.
+    pub const VMWRITE: u16 = 25;
+    /// VMXOFF.
+    pub const VMXOFF: u16 = 26;
+    /// VMXON.
+    pub const VMXON: u16 = 27;
+    /// Control-register access.
+    pub const CR_ACCESS: u16 = 28;
+    /// MOV DR.
+    pub const MOV_DR: u16 = 29;
+    /// I/O instruction.
+    pub const IO_INSTRUCTION: u16 = 30;
+    /// RDMSR.
+    pub const RDMSR: u16 = 31;
+    /// WRMSR.
+    pub const WRMSR: u16 = 32;
+    /// VM-entry failure due to invalid guest state.
+    pub const ENTRY_FAILURE_GUEST_STATE: u16 = 33;
+    /// VM-entry failure due to MSR loading.
+    pub const ENTRY_FAILURE_MSR_LOADING: u16 = 34;
+    /// MWAIT.
+    pub const MWAIT: u16 = 36;
+    /// Monitor trap flag.
+    pub const MONITOR_TRAP_FLAG: u16 = 37;
+    /// MONITOR.
+    pub const MONITOR: u16 = 39;
+    /// PAUSE.
+    pub const PAUSE: u16 = 40;
+    /// VM-entry failure due to machine-check event.
+    pub const ENTRY_FAILURE_MACHINE_CHECK: u16 = 41;
+    /// TPR below threshold.
+    pub const TPR_BELOW_THRESHOLD: u16 = 43;
+    /// APIC access.
+    pub const APIC_ACCESS: u16 = 44;
+    /// Access to GDTR or IDTR.
+    pub const GDTR_IDTR_ACCESS: u16 = 46;
+    /// Access to LDTR or TR.
+    pub const LDTR_TR_ACCESS: u16 = 47;
+    /// EPT violation.
+    pub const EPT_VIOLATION: u16 = 48;
+    /// EPT misconfiguration.
+    pub const EPT_MISCONFIGURATION: u16 = 49;
+    /// INVEPT.
+    pub const INVEPT: u16 = 50;
+    /// RDTSCP.
+    pub const RDTSCP: u16 = 51;
+    /// VMX-preemption timer expired.
+    pub const PREEMPTION_TIMER: u16 = 52;
+    /// INVVPID.
+    pub const INVVPID: u16 = 53;
+    /// WBINVD or WBNOINVD.
+    pub const WBINVD: u16 = 54;
+    /// XSETBV.
+    pub const XSETBV: u16 = 55;
+    /// RDRAND.
+    pub const RDRAND: u16 = 57;
+    /// INVPCID.
+    pub const INVPCID: u16 = 58;
+    /// RDSEED.
+    pub const RDSEED: u16 = 61;
+
+    /// Bit 31 of the exit-reason field: the exit is a VM-entry failure (SDM 27.8).
+    pub const ENTRY_FAILURE: u32 = 1 << 31;
+}

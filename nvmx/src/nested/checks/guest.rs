@@ -1,0 +1,203 @@
+//! Checks on the guest-state area (SDM 27.3.1): control and debug registers and MSRs, segment
+//! registers, descriptor tables, RIP and RFLAGS, non-register state, PDPTEs. A failure is
+//! reported as the exit qualification of the VM-entry failure exit.
+
+use super::super::arch::{
+    activity, canonical, fixed_bits_ok, interruptibility, pat_valid, within_width, CR0_PE,
+    CR0_PG, CR0_WP, CR4_CET, CR4_PAE, CR4_PCIDE, DEBUGCTL_BTF, EFER_DEFINED, EFER_LMA, EFER_LME,
+    SS,
+};
+use super::super::arch::ar;
+use super::super::controls::Controls;
+use super::super::pdpte::{guest_pdptes, guest_uses_pae_paging, pdpte_valid};
+use super::segments::{segments_valid, SegmentMode};
+use super::{EntryContext, QUALIFICATION_DEFAULT, QUALIFICATION_LINK_POINTER, QUALIFICATION_PDPTE};
+use crate::event::{InterruptionInfo, InterruptionType};
+use crate::insn::GuestMemory;
+use shadow_vmcs::{Vmcs, VMCS12_REVISION_ID};
+use x86::bits64::rflags::RFlags;
+use x86::irq::{DEBUG_VECTOR, MACHINE_CHECK_VECTOR};
+use x86::vmx::vmcs::control::{EntryControls, PinbasedControls, SecondaryControls};
+use x86::vmx::vmcs::{control, guest};
+
+/// IA32_DEBUGCTL bits a vmcs12 may load: LBR (0) and BTF (1). Other bits depend on processor
+/// features l1-hv does not vouch for, so they are refused.
+const DEBUGCTL_ALLOWED: u64 = 0b11;
+/// RFLAGS bits 63:22, 15, 5 and 3 are reserved (0); bit 1 is reserved (1).
+const RFLAGS_RESERVED: u64 = 0xFFFF_FFFF_FFC0_8028;
+const RFLAGS_FIXED: u64 = RFlags::FLAGS_A1.bits();
+const RFLAGS_IF: u64 = RFlags::FLAGS_IF.bits();
+const RFLAGS_TF: u64 = RFlags::FLAGS_TF.bits();
+const RFLAGS_VM: u64 = RFlags::FLAGS_VM.bits();
+/// Pending debug exceptions: B3–B0, enabled breakpoint (12), BS (14). The RTM bit (16) needs
+/// RTM, which is not vouched for, and the rest is reserved.
+const PENDING_DEBUG_ALLOWED: u64 = 0xF | 1 << 12 | 1 << 14;
+const PENDING_DEBUG_BS: u64 = 1 << 14;
+/// Interruptibility bits 31:4 are refused: bit 4 (enclave interruption) needs SGX.
+const INTERRUPTIBILITY_DEFINED: u64 = 0xF;
+/// IA32_VMX_MISC bit 6: the HLT activity state is supported.
+const MISC_ACTIVITY_HLT: u64 = 1 << 6;
+/// Bit 31 of the first word of a VMCS region: shadow-VMCS indicator.
+const SHADOW_INDICATOR: u32 = 1 << 31;
+
+pub(super) fn check_guest_state(
+    v: &impl Vmcs,
+    mem: &impl GuestMemory,
+    ctx: &EntryContext<'_>,
+) -> Result<(), u64> {
+    let c = Controls::read(v);
+    let mode = SegmentMode {
+        ia32e: c.ia32e_guest(),
+        unrestricted: c.unrestricted_guest(),
+        v8086: v.read(guest::RFLAGS) & RFLAGS_VM != 0,
+        protected: v.read(guest::CR0) & CR0_PE != 0,
+    };
+    let valid = registers_valid(v, ctx, &c)
+        && segments_valid(v, mode)
+        && descriptor_tables_valid(v)
+        && rip_rflags_valid(v, &c, mode)
+        && non_register_state_valid(v, ctx, &c);
+    if !valid {
+        return Err(QUALIFICATION_DEFAULT);
+    }
+    if !link_pointer_valid(v, mem, ctx, &c) {
+        return Err(QUALIFICATION_LINK_POINTER);
+    }
+    if guest_uses_pae_paging(v, &c) {
+        let loaded = guest_pdptes(v, &c, mem);
+        if !loaded.is_some_and(|pdptes| pdptes.iter().all(|&p| pdpte_valid(p, ctx.phys_addr_bits))) {
+            return Err(QUALIFICATION_PDPTE);
+        }
+    }
+    Ok(())
+}
+
+/// SDM 27.3.1.1: control registers, debug registers and MSRs.
+fn registers_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls) -> bool {
+    let caps = ctx.caps;
+    let cr0 = v.read(guest::CR0);
+    let cr4 = v.read(guest::CR4);
+    let ia32e = c.ia32e_guest();
+    // "Unrestricted guest" lifts the PE and PG requirements of IA32_VMX_CR0_FIXED0.
+    let cr0_fixed0 = if c.unrestricted_guest() {
+        caps.cr0_fixed0 & !(CR0_PE | CR0_PG)
+    } else {
+        caps.cr0_fixed0
+    };
+    let efer = v.read(guest::IA32_EFER_FULL);
+    let efer_ok = efer & !EFER_DEFINED == 0
+        && (efer & EFER_LMA != 0) == ia32e
+        && (cr0 & CR0_PG == 0 || (efer & EFER_LME != 0) == ia32e);
+    fixed_bits_ok(cr0, cr0_fixed0, caps.cr0_fixed1)
+        && (cr0 & CR0_PG == 0 || cr0 & CR0_PE != 0)
+        && fixed_bits_ok(cr4, caps.cr4_fixed0, caps.cr4_fixed1)
+        && (cr4 & CR4_CET == 0 || cr0 & CR0_WP != 0)
+        && (!c.entry.contains(EntryControls::LOAD_DEBUG_CONTROLS)
+            || (v.read(guest::IA32_DEBUGCTL_FULL) & !DEBUGCTL_ALLOWED == 0
+                && v.read(guest::DR7) >> 32 == 0))
+        && (!ia32e || (cr0 & CR0_PG != 0 && cr4 & CR4_PAE != 0))
+        && (ia32e || cr4 & CR4_PCIDE == 0)
+        && within_width(v.read(guest::CR3), ctx.phys_addr_bits)
+        && canonical(v.read(guest::IA32_SYSENTER_ESP))
+        && canonical(v.read(guest::IA32_SYSENTER_EIP))
+        && (!c.entry.contains(EntryControls::LOAD_IA32_PAT) || pat_valid(v.read(guest::IA32_PAT_FULL)))
+        && (!c.entry.contains(EntryControls::LOAD_IA32_EFER) || efer_ok)
+}
+
+/// SDM 27.3.1.3: GDTR and IDTR.
+fn descriptor_tables_valid(v: &impl Vmcs) -> bool {
+    canonical(v.read(guest::GDTR_BASE))
+        && canonical(v.read(guest::IDTR_BASE))
+        && v.read(guest::GDTR_LIMIT) >> 16 == 0
+        && v.read(guest::IDTR_LIMIT) >> 16 == 0
+}
+
+/// SDM 27.3.1.4: RIP and RFLAGS.
+fn rip_rflags_valid(v: &impl Vmcs, c: &Controls, mode: SegmentMode) -> bool {
+    let rip = v.read(guest::RIP);
+    let rflags = v.read(guest::RFLAGS);
+    let cs_long = v.read(guest::CS_ACCESS_RIGHTS) as u32 & ar::L != 0;
+    let rip_ok = if mode.ia32e && cs_long { canonical(rip) } else { rip >> 32 == 0 };
+    let injection = injected(v);
+    rip_ok
+        && rflags & RFLAGS_RESERVED == 0
+        && rflags & RFLAGS_FIXED != 0
+        && (!mode.v8086 || (!c.ia32e_guest() && mode.protected))
+        && (injection != Some(InterruptionType::ExternalInterrupt) || rflags & RFLAGS_IF != 0)
+}
+
+/// The type of the event VM entry injects, if any (checked valid by the control checks).
+fn injected(v: &impl Vmcs) -> Option<InterruptionType> {
+    let info = InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
+    info.valid().then(|| info.interruption_type()).flatten()
+}
+
+/// SDM 27.3.1.5: activity state, interruptibility state, pending debug exceptions.
+fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls) -> bool {
+    let activity = v.read(guest::ACTIVITY_STATE);
+    let blocking = v.read(guest::INTERRUPTIBILITY_STATE);
+    let rflags = v.read(guest::RFLAGS);
+    let info = InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
+    let injection = injected(v);
+    let sti_or_mov_ss = blocking & (interruptibility::STI | interruptibility::MOV_SS);
+    let ss_dpl = ar::dpl(v.read(SS.access_rights) as u32);
+
+    // Only the states the guest's IA32_VMX_MISC offers: active, and HLT if bit 6 is set.
+    let activity_ok = match activity {
+        activity::ACTIVE => true,
+        activity::HLT => ctx.caps.misc & MISC_ACTIVITY_HLT != 0 && ss_dpl == 0 && sti_or_mov_ss == 0,
+        _ => false,
+    };
+    // In HLT, only events that leave the HLT state may be injected: INTR, NMI, #DB, #MC and a
+    // pending MTF VM exit.
+    let halted_injection_ok = activity != activity::HLT
+        || match injection {
+            None | Some(InterruptionType::ExternalInterrupt | InterruptionType::Nmi) => true,
+            Some(InterruptionType::HardwareException) => {
+                matches!(info.vector(), DEBUG_VECTOR | MACHINE_CHECK_VECTOR)
+            }
+            Some(InterruptionType::OtherEvent) => info.vector() == 0,
+            Some(_) => false,
+        };
+    let virtual_nmis = c.pin.contains(PinbasedControls::VIRTUAL_NMIS);
+    let blocking_ok = blocking & !INTERRUPTIBILITY_DEFINED == 0
+        && sti_or_mov_ss != (interruptibility::STI | interruptibility::MOV_SS)
+        && (blocking & interruptibility::STI == 0 || rflags & RFLAGS_IF != 0)
+        // l1-hv's guests never run in SMM.
+        && blocking & interruptibility::SMI == 0
+        && (injection != Some(InterruptionType::ExternalInterrupt) || sti_or_mov_ss == 0)
+        // Some processors also refuse STI blocking with NMI injection; refuse it everywhere.
+        && (injection != Some(InterruptionType::Nmi) || sti_or_mov_ss == 0)
+        && (injection != Some(InterruptionType::Nmi)
+            || !virtual_nmis
+            || blocking & interruptibility::NMI == 0);
+
+    let pending = v.read(guest::PENDING_DBG_EXCEPTIONS);
+    let single_step = rflags & RFLAGS_TF != 0;
+    // BS must say whether a single-step trap is pending: TF = 1 and BTF = 0. Checked against
+    // vmcs12's field (the SDM's rule) and, when vmcs12 does not load debug controls, against the
+    // DEBUGCTL L3 inherits and vmcs02 will carry.
+    let bs_ok = |debugctl: u64| {
+        (pending & PENDING_DEBUG_BS != 0) == (single_step && debugctl & DEBUGCTL_BTF == 0)
+    };
+    let loads_debug = c.entry.contains(EntryControls::LOAD_DEBUG_CONTROLS);
+    let pending_ok = pending & !PENDING_DEBUG_ALLOWED == 0
+        && (sti_or_mov_ss == 0 && activity != activity::HLT
+            || (bs_ok(v.read(guest::IA32_DEBUGCTL_FULL)) && (loads_debug || bs_ok(ctx.l2_debugctl))));
+    activity_ok && halted_injection_ok && blocking_ok && pending_ok
+}
+
+/// SDM 27.3.1.5, VMCS link pointer: all ones, or a valid page address of a region holding
+/// vmcs12's revision identifier, with the shadow-VMCS indicator equal to "VMCS shadowing".
+fn link_pointer_valid(v: &impl Vmcs, mem: &impl GuestMemory, ctx: &EntryContext<'_>, c: &Controls) -> bool {
+    let pointer = v.read(guest::LINK_PTR_FULL);
+    if pointer == u64::MAX {
+        return true;
+    }
+    let shadowing = c.secondary.contains(SecondaryControls::VMCS_SHADOWING);
+    let expected = VMCS12_REVISION_ID | if shadowing { SHADOW_INDICATOR } else { 0 };
+    let mut word = [0u8; 4];
+    super::super::arch::page_address_valid(pointer, ctx.phys_addr_bits)
+        && mem.read(pointer, &mut word).is_ok()
+        && u32::from_le_bytes(word) == expected
+}

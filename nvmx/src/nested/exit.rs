@@ -1,0 +1,265 @@
+//! The virtual VM exit from L3 to the guest hypervisor: exit information and L3's state into
+//! vmcs12 (SDM 28.2, 28.3), then the guest hypervisor's host state into vmcs01's guest state
+//! (SDM 28.5). VM-entry failures take the same host-state load without saving guest state
+//! (SDM 27.8).
+
+use super::arch::{
+    activity, ar, exit_reason, interruptibility, CR0_PG, CR4_PAE, CR4_PCIDE, EFER_LMA, EFER_LME,
+    PDPTE_FIELDS, PLAIN_GUEST_FIELDS, CS, DS, ES, FS, GS, LDTR, SS, TR,
+};
+use super::controls::Controls;
+use super::pdpte::{pdpte_valid, read_pdpt};
+use crate::event::{InfoFlags, InterruptionInfo, InterruptionType};
+use crate::insn::GuestMemory;
+use crate::route::ExitInfo;
+use shadow_vmcs::Vmcs;
+use x86::vmx::vmcs::control::{self, EntryControls, ExitControls};
+use x86::vmx::vmcs::{guest, host, ro};
+
+/// Which exit information the guest hypervisor receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitFields {
+    /// The exit vmcs02 recorded, as it is (every exit-information field copied).
+    FromVmcs02,
+    /// vmcs02's exit with another reason and qualification, e.g. an EPT violation l1-hv found in
+    /// the guest hypervisor's EPT (qualification from [`crate::ept::walk`]), where the
+    /// guest-physical and linear addresses and IDT-vectoring information of vmcs02 still apply.
+    Rewritten {
+        /// Exit-reason field value.
+        reason: u32,
+        /// Exit qualification.
+        qualification: u64,
+    },
+    /// An event exit decided in software ([`crate::inject::InjectOutcome::Reflected`], e.g. an
+    /// exception l1-hv intercepted for itself that became a #DF vmcs12 intercepts).
+    Event(ExitInfo),
+}
+
+/// Exit-information fields a reflected hardware exit copies.
+const EXIT_INFORMATION_FIELDS: [u32; 14] = [
+    ro::EXIT_REASON,
+    ro::EXIT_QUALIFICATION,
+    ro::VMEXIT_INTERRUPTION_INFO,
+    ro::VMEXIT_INTERRUPTION_ERR_CODE,
+    ro::IDT_VECTORING_INFO,
+    ro::IDT_VECTORING_ERR_CODE,
+    ro::VMEXIT_INSTRUCTION_LEN,
+    ro::VMEXIT_INSTRUCTION_INFO,
+    ro::GUEST_LINEAR_ADDR,
+    ro::GUEST_PHYSICAL_ADDR_FULL,
+    ro::IO_RCX,
+    ro::IO_RSI,
+    ro::IO_RDI,
+    ro::IO_RIP,
+];
+
+/// CR0 bits a VM exit does not load from the host-state area: ET, NW, CD and the reserved bits
+/// 63:32, 28:19, 17, 15:6 (SDM 28.5.1). The bits fixed in VMX operation agree already: both the
+/// old value and the host field satisfy them.
+const CR0_KEPT_ON_EXIT: u64 = !0xFFFF_FFFF | 1 << 30 | 1 << 29 | 0x1FF8_0000 | 1 << 17 | 0xFFC0 | 1 << 4;
+/// DR7 after a VM exit.
+const DR7_INIT: u64 = 0x400;
+/// RFLAGS after a VM exit: only the always-one bit.
+const RFLAGS_INIT: u64 = 0x2;
+/// Host segment access rights (SDM 28.5.2): CS execute/read accessed code, G = 1, with L or D/B
+/// by the host address-space size; data read/write accessed, D/B = 1, G = 1; TR busy TSS.
+const AR_CODE: u32 = 0xB | ar::S | ar::P | ar::G;
+const AR_DATA: u32 = 0x3 | ar::S | ar::P | ar::DB | ar::G;
+const AR_BUSY_TSS: u32 = 0xB | ar::P;
+const LIMIT_FLAT: u64 = 0xFFFF_FFFF;
+const LIMIT_TSS: u64 = 0x67;
+const LIMIT_DESCRIPTOR_TABLE: u64 = 0xFFFF;
+
+/// Writes the exit information and L3's state into vmcs12 (SDM 28.2, 28.3): guest state as the
+/// processor saves it, from vmcs02 (whose guest state is L3's architectural state: vmcs02 runs
+/// L3 with vmcs12's control-register values, so CR0/CR4 need no un-mixing); DR7/DEBUGCTL, PAT
+/// and EFER only if vmcs12's VM-exit controls save them; PDPTEs if vmcs12 enables EPT;
+/// "IA-32e mode guest" := L3's EFER.LMA; the valid bit of vmcs12's VM-entry
+/// interruption-information field cleared. For a VM-entry failure of vmcs02 (reason bit 31)
+/// only the exit reason and qualification change (SDM 27.8).
+pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields) {
+    match info {
+        ExitFields::FromVmcs02 => copy(vmcs02, vmcs12, &EXIT_INFORMATION_FIELDS),
+        ExitFields::Rewritten { reason, qualification } => {
+            copy(vmcs02, vmcs12, &EXIT_INFORMATION_FIELDS);
+            vmcs12.write(ro::EXIT_REASON, reason.into());
+            vmcs12.write(ro::EXIT_QUALIFICATION, qualification);
+        }
+        ExitFields::Event(exit) => exit.write_to(vmcs12),
+    }
+    if vmcs12.read(ro::EXIT_REASON) as u32 & exit_reason::ENTRY_FAILURE != 0 {
+        // No guest state was loaded, so none is saved; the entry information stays.
+        return;
+    }
+
+    let entry_info = vmcs12.read(control::VMENTRY_INTERRUPTION_INFO_FIELD);
+    vmcs12.write(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        entry_info & !u64::from(InfoFlags::VALID.bits()),
+    );
+
+    let c12 = Controls::read(vmcs12);
+    copy(vmcs02, vmcs12, &PLAIN_GUEST_FIELDS);
+    copy(vmcs02, vmcs12, &[guest::PENDING_DBG_EXCEPTIONS]);
+    if c12.exit.contains(ExitControls::SAVE_DEBUG_CONTROLS) {
+        copy(vmcs02, vmcs12, &[guest::DR7, guest::IA32_DEBUGCTL_FULL]);
+    }
+    if c12.exit.contains(ExitControls::SAVE_IA32_PAT) {
+        copy(vmcs02, vmcs12, &[guest::IA32_PAT_FULL]);
+    }
+    if c12.exit.contains(ExitControls::SAVE_IA32_EFER) {
+        copy(vmcs02, vmcs12, &[guest::IA32_EFER_FULL]);
+    }
+    if c12.ept() {
+        copy(vmcs02, vmcs12, &PDPTE_FIELDS);
+    }
+    let lma = vmcs02.read(control::VMENTRY_CONTROLS) & u64::from(EntryControls::IA32E_MODE_GUEST.bits());
+    let entry12 = vmcs12.read(control::VMENTRY_CONTROLS);
+    vmcs12.write(
+        control::VMENTRY_CONTROLS,
+        entry12 & !u64::from(EntryControls::IA32E_MODE_GUEST.bits()) | lma,
+    );
+}
+
+fn copy(from: &impl Vmcs, to: &mut impl Vmcs, fields: &[u32]) {
+    for &field in fields {
+        to.write(field, from.read(field));
+    }
+}
+
+/// A VMX abort (SDM 28.7): the guest hypervisor's processor cannot continue. The kernel writes
+/// the indicator at offset 4 of vmcs12's region and stops the guest hypervisor's vCPU (shutdown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum VmxAbort {
+    /// Loading the host's PAE PDPTEs failed (reserved bits, or not RAM).
+    HostPdpteCorrupted = 3,
+}
+
+/// Sets vmcs01's guest state (the guest hypervisor's own state, as it continues after the
+/// nested exit) to vmcs12's host state, as a VM exit loads it (SDM 28.5), for both a reflected
+/// exit (after [`reflect_exit`]) and a VM-entry failure (after [`super::EntryFailure::write_to`]).
+///
+/// Reads vmcs01's current guest state for what the exit keeps (CR0 ET/CD/NW, EFER without
+/// "load IA32_EFER", SMI/NMI blocking) and vmcs12's exit reason for the NMI blocking an NMI exit
+/// establishes (SDM 28.5.5). Also sets vmcs01's CR0/CR4 read shadows to the new values (l1-hv's
+/// own masked bits then read as the guest hypervisor's architectural value) and vmcs01's
+/// "IA-32e mode guest" to the host address-space size. `mem` supplies a 32-bit PAE host's PDPTEs.
+pub fn load_l2_host_state(
+    vmcs12: &impl Vmcs,
+    vmcs01: &mut impl Vmcs,
+    mem: &impl GuestMemory,
+    phys_addr_bits: u8,
+) -> Result<(), VmxAbort> {
+    let c12 = Controls::read(vmcs12);
+    let host64 = c12.exit.contains(ExitControls::HOST_ADDRESS_SPACE_SIZE);
+    let narrow = |value: u64| if host64 { value } else { value & 0xFFFF_FFFF };
+
+    let cr0 = vmcs01.read(guest::CR0) & CR0_KEPT_ON_EXIT | vmcs12.read(host::CR0) & !CR0_KEPT_ON_EXIT;
+    let mut cr4 = vmcs12.read(host::CR4);
+    if host64 {
+        cr4 |= CR4_PAE;
+    } else {
+        cr4 &= !CR4_PCIDE;
+    }
+    let cr3 = vmcs12.read(host::CR3);
+    vmcs01.write(guest::CR0, cr0);
+    vmcs01.write(guest::CR3, cr3);
+    vmcs01.write(guest::CR4, cr4);
+    vmcs01.write(control::CR0_READ_SHADOW, cr0);
+    vmcs01.write(control::CR4_READ_SHADOW, cr4);
+    vmcs01.write(guest::DR7, DR7_INIT);
+    vmcs01.write(guest::IA32_DEBUGCTL_FULL, 0);
+    vmcs01.write(guest::IA32_SYSENTER_CS, vmcs12.read(host::IA32_SYSENTER_CS));
+    vmcs01.write(guest::IA32_SYSENTER_ESP, narrow(vmcs12.read(host::IA32_SYSENTER_ESP)));
+    vmcs01.write(guest::IA32_SYSENTER_EIP, narrow(vmcs12.read(host::IA32_SYSENTER_EIP)));
+
+    let efer = if c12.exit.contains(ExitControls::LOAD_IA32_EFER) {
+        vmcs12.read(host::IA32_EFER_FULL)
+    } else if host64 {
+        vmcs01.read(guest::IA32_EFER_FULL) | EFER_LMA | EFER_LME
+    } else {
+        vmcs01.read(guest::IA32_EFER_FULL) & !(EFER_LMA | EFER_LME)
+    };
+    vmcs01.write(guest::IA32_EFER_FULL, efer);
+    if c12.exit.contains(ExitControls::LOAD_IA32_PAT) {
+        vmcs01.write(guest::IA32_PAT_FULL, vmcs12.read(host::IA32_PAT_FULL));
+    }
+    let entry01 = EntryControls::from_bits_truncate(vmcs01.read(control::VMENTRY_CONTROLS) as u32);
+    let entry01 = if host64 {
+        entry01 | EntryControls::IA32E_MODE_GUEST
+    } else {
+        entry01 - EntryControls::IA32E_MODE_GUEST
+    };
+    vmcs01.write(control::VMENTRY_CONTROLS, entry01.bits().into());
+
+    load_host_segments(vmcs12, vmcs01, host64);
+    vmcs01.write(guest::RIP, narrow(vmcs12.read(host::RIP)));
+    vmcs01.write(guest::RSP, narrow(vmcs12.read(host::RSP)));
+    vmcs01.write(guest::RFLAGS, RFLAGS_INIT);
+
+    let kept = vmcs01.read(guest::INTERRUPTIBILITY_STATE) & (interruptibility::SMI | interruptibility::NMI);
+    let nmi_exit = nmi_caused_exit(vmcs12);
+    vmcs01.write(
+        guest::INTERRUPTIBILITY_STATE,
+        kept | if nmi_exit { interruptibility::NMI } else { 0 },
+    );
+    vmcs01.write(guest::ACTIVITY_STATE, activity::ACTIVE);
+    vmcs01.write(guest::PENDING_DBG_EXCEPTIONS, 0);
+
+    // A 32-bit host with PAE paging gets its PDPTEs from memory; vmcs01 runs it under EPT,
+    // where VM entry takes them from the PDPTE fields.
+    if !host64 && cr4 & CR4_PAE != 0 && cr0 & CR0_PG != 0 {
+        let pdptes = read_pdpt(mem, cr3)
+            .filter(|pdptes| pdptes.iter().all(|&p| pdpte_valid(p, phys_addr_bits)))
+            .ok_or(VmxAbort::HostPdpteCorrupted)?;
+        for (field, pdpte) in PDPTE_FIELDS.into_iter().zip(pdptes) {
+            vmcs01.write(field, pdpte);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the exit in vmcs12 was caused directly by an NMI (exit reason 0 with an NMI).
+fn nmi_caused_exit(vmcs12: &impl Vmcs) -> bool {
+    let info = InterruptionInfo(vmcs12.read(ro::VMEXIT_INTERRUPTION_INFO) as u32);
+    vmcs12.read(ro::EXIT_REASON) == u64::from(exit_reason::EXCEPTION_OR_NMI)
+        && info.valid()
+        && info.interruption_type() == Some(InterruptionType::Nmi)
+}
+
+/// SDM 28.5.2: selectors from the host-state area; fixed bases, limits and access rights.
+fn load_host_segments(vmcs12: &impl Vmcs, vmcs01: &mut impl Vmcs, host64: bool) {
+    let cs_ar = AR_CODE | if host64 { ar::L } else { ar::DB };
+    vmcs01.write(CS.selector, vmcs12.read(host::CS_SELECTOR));
+    vmcs01.write(CS.base, 0);
+    vmcs01.write(CS.limit, LIMIT_FLAT);
+    vmcs01.write(CS.access_rights, cs_ar.into());
+    for (fields, selector, base) in [
+        (SS, host::SS_SELECTOR, None),
+        (DS, host::DS_SELECTOR, None),
+        (ES, host::ES_SELECTOR, None),
+        (FS, host::FS_SELECTOR, Some(host::FS_BASE)),
+        (GS, host::GS_SELECTOR, Some(host::GS_BASE)),
+    ] {
+        let selector = vmcs12.read(selector);
+        // A null selector leaves the register unusable (DPL 0, which SS needs).
+        let rights = if selector == 0 { ar::UNUSABLE } else { AR_DATA };
+        vmcs01.write(fields.selector, selector);
+        vmcs01.write(fields.base, base.map_or(0, |field| vmcs12.read(field)));
+        vmcs01.write(fields.limit, LIMIT_FLAT);
+        vmcs01.write(fields.access_rights, rights.into());
+    }
+    vmcs01.write(TR.selector, vmcs12.read(host::TR_SELECTOR));
+    vmcs01.write(TR.base, vmcs12.read(host::TR_BASE));
+    vmcs01.write(TR.limit, LIMIT_TSS);
+    vmcs01.write(TR.access_rights, AR_BUSY_TSS.into());
+    vmcs01.write(LDTR.selector, 0);
+    vmcs01.write(LDTR.base, 0);
+    vmcs01.write(LDTR.limit, 0);
+    vmcs01.write(LDTR.access_rights, ar::UNUSABLE.into());
+    vmcs01.write(guest::GDTR_BASE, vmcs12.read(host::GDTR_BASE));
+    vmcs01.write(guest::GDTR_LIMIT, LIMIT_DESCRIPTOR_TABLE);
+    vmcs01.write(guest::IDTR_BASE, vmcs12.read(host::IDTR_BASE));
+    vmcs01.write(guest::IDTR_LIMIT, LIMIT_DESCRIPTOR_TABLE);
+}

@@ -1,0 +1,28 @@
+//! Nested VM entry and exit for a guest hypervisor (L2) running its own guest (L3) on l1-hv,
+//! in the phases of a nested round trip (docs/nested-engine.md has the kernel's sequence):
+//!
+//! 1. [`check_vmcs12`]: the VM-entry checks on vmcs12 (SDM 27.2–27.3) after an emulated
+//!    VMLAUNCH/VMRESUME returned [`crate::insn::Outcome::Enter`].
+//! 2. [`prepare_vmcs02`]: vmcs12 and l1-hv's [`L1Needs`] composed into vmcs02; then VM entry.
+//! 3. [`l2_wants_exit`]: for each exit of L3, whether the guest hypervisor asked for it.
+//! 4. [`reflect_exit`] and [`load_l2_host_state`]: the virtual VM exit (SDM 28), also the tail
+//!    of a failed entry (SDM 27.8).
+//!
+//! vmcs12 is the guest hypervisor's [`shadow_vmcs::SoftVmcs`], vmcs01 the real VMCS l1-hv runs
+//! L2 with, vmcs02 the real VMCS it runs L3 with; all are reached through [`shadow_vmcs::Vmcs`].
+
+mod arch;
+mod checks;
+mod controls;
+mod exit;
+mod pdpte;
+mod reflect;
+mod vmcs02;
+#[cfg(test)]
+mod test_support;
+
+pub use arch::exit_reason;
+pub use checks::{check_vmcs12, EntryContext, EntryFailure};
+pub use exit::{load_l2_host_state, reflect_exit, ExitFields, VmxAbort};
+pub use reflect::{l2_wants_exit, Decision, ExitFacts};
+pub use vmcs02::{merge_exit_bitmaps, prepare_vmcs02, L1Needs, L2Inherited, Vmcs12Pages};

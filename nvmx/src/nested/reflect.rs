@@ -1,0 +1,265 @@
+//! Which exits of L3 belong to the guest hypervisor: an exit is reflected iff vmcs12's controls
+//! would have caused it on hardware (SDM 26.1–26.2 "Instructions that cause VM exits", 25.2 for
+//! events); otherwise vmcs02 caused it for l1-hv's own needs and l1-hv handles it.
+
+use super::arch::{ar, exit_reason as reason, CR0_TS, CS};
+use super::controls::Controls;
+use crate::event::{Event, InterruptionInfo, InterruptionType};
+use crate::insn::{GuestMemory, Gpr};
+use crate::route::{intercepts, InterceptControls};
+use shadow_vmcs::Vmcs;
+use x86::irq::MACHINE_CHECK_VECTOR;
+use x86::vmx::vmcs::control::{self, EntryControls, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::ro;
+
+/// Who handles an exit of L3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// vmcs12 asked for it: perform a virtual VM exit to the guest hypervisor
+    /// ([`super::reflect_exit`], then [`super::load_l2_host_state`]).
+    ReflectToL2,
+    /// l1-hv's own exit: handle it and resume L3 (for an exception vmcs12 does not intercept,
+    /// re-inject it into L3 with [`crate::inject::inject_event`] and `Running::L3`).
+    L1Handles,
+}
+
+/// What the decision needs to know about an exit from vmcs02.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitFacts {
+    /// The exit-reason field: basic reason in bits 15:0, bit 31 for VM-entry failures.
+    pub reason: u32,
+    /// The exit qualification.
+    pub qualification: u64,
+    /// VM-exit interruption information (exception and NMI exits).
+    pub interruption_info: InterruptionInfo,
+    /// VM-exit interruption error code.
+    pub interruption_error_code: u32,
+    /// VM-exit instruction information (VMREAD/VMWRITE operands).
+    pub instruction_info: u32,
+    /// Whether L3 was in 64-bit mode (EFER.LMA and CS.L), which sizes register operands.
+    pub long_mode: bool,
+    /// L3's general-purpose registers at the exit, indexed by [`Gpr`] number (RSP from vmcs02).
+    pub gprs: [u64; 16],
+}
+
+impl ExitFacts {
+    /// Reads the exit from vmcs02, with L3's registers as the kernel saved them.
+    pub fn from_vmcs02(vmcs02: &impl Vmcs, gprs: [u64; 16]) -> Self {
+        // A VM exit stores EFER.LMA into "IA-32e mode guest" (SDM 28.2).
+        let lma = EntryControls::from_bits_truncate(vmcs02.read(control::VMENTRY_CONTROLS) as u32)
+            .contains(EntryControls::IA32E_MODE_GUEST);
+        let cs_long = vmcs02.read(CS.access_rights) as u32 & ar::L != 0;
+        ExitFacts {
+            reason: vmcs02.read(ro::EXIT_REASON) as u32,
+            qualification: vmcs02.read(ro::EXIT_QUALIFICATION),
+            interruption_info: InterruptionInfo(vmcs02.read(ro::VMEXIT_INTERRUPTION_INFO) as u32),
+            interruption_error_code: vmcs02.read(ro::VMEXIT_INTERRUPTION_ERR_CODE) as u32,
+            instruction_info: vmcs02.read(ro::VMEXIT_INSTRUCTION_INFO) as u32,
+            long_mode: lma && cs_long,
+            gprs,
+        }
+    }
+
+    fn gpr(&self, number: u64) -> u64 {
+        self.gprs[Gpr::from_number(number as u32) as usize]
+    }
+}
+
+/// Decides whether the guest hypervisor wants this exit of its L3 guest. `mem` is the guest
+/// hypervisor's memory, where vmcs12's I/O, MSR and VMREAD/VMWRITE bitmaps live; a bitmap that
+/// cannot be read counts as all ones (an absent page reads as ones on the bus), i.e. reflect.
+///
+/// Exits l1-hv never hands over: NMIs, machine checks, external interrupts, INIT/SIPI/SMIs and
+/// VM-entry failures due to machine checks (physical events of l1-hv's processor), EPT
+/// violations and misconfigurations (vmcs02 runs the composed EPT02; see [`crate::ept`]), and
+/// the preemption timer (vmcs12 cannot activate one: it is not offered). Reasons nvmx does not
+/// know are reflected, the conservative choice for a control nvmx does not emulate.
+pub fn l2_wants_exit(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory) -> Decision {
+    let c = Controls::read(vmcs12);
+    let primary = |bit: PrimaryControls| c.primary.contains(bit);
+    let secondary = |bit: SecondaryControls| c.secondary.contains(bit);
+    let reflect = match exit.reason as u16 {
+        reason::EXCEPTION_OR_NMI => exception_reflected(exit, vmcs12),
+        reason::EXTERNAL_INTERRUPT
+        | reason::INIT
+        | reason::SIPI
+        | reason::IO_SMI
+        | reason::OTHER_SMI
+        | reason::ENTRY_FAILURE_MACHINE_CHECK
+        | reason::EPT_VIOLATION
+        | reason::EPT_MISCONFIGURATION
+        | reason::PREEMPTION_TIMER => false,
+        reason::INTERRUPT_WINDOW => primary(PrimaryControls::INTERRUPT_WINDOW_EXITING),
+        reason::NMI_WINDOW => primary(PrimaryControls::NMI_WINDOW_EXITING),
+        reason::HLT => primary(PrimaryControls::HLT_EXITING),
+        reason::INVLPG => primary(PrimaryControls::INVLPG_EXITING),
+        reason::RDPMC => primary(PrimaryControls::RDPMC_EXITING),
+        reason::RDTSC | reason::RDTSCP => primary(PrimaryControls::RDTSC_EXITING),
+        reason::MWAIT => primary(PrimaryControls::MWAIT_EXITING),
+        reason::MONITOR => primary(PrimaryControls::MONITOR_EXITING),
+        reason::PAUSE => primary(PrimaryControls::PAUSE_EXITING),
+        reason::MONITOR_TRAP_FLAG => primary(PrimaryControls::MONITOR_TRAP_FLAG),
+        reason::MOV_DR => primary(PrimaryControls::MOV_DR_EXITING),
+        reason::TPR_BELOW_THRESHOLD => primary(PrimaryControls::USE_TPR_SHADOW),
+        reason::APIC_ACCESS => secondary(SecondaryControls::VIRTUALIZE_APIC),
+        reason::GDTR_IDTR_ACCESS | reason::LDTR_TR_ACCESS => {
+            secondary(SecondaryControls::DTABLE_EXITING)
+        }
+        reason::WBINVD => secondary(SecondaryControls::WBINVD_EXITING),
+        reason::RDRAND => secondary(SecondaryControls::RDRAND_EXITING),
+        reason::RDSEED => secondary(SecondaryControls::RDSEED_EXITING),
+        // INVPCID exits iff "enable INVPCID" and "INVLPG exiting" (SDM 26.1.3).
+        reason::INVPCID => {
+            secondary(SecondaryControls::ENABLE_INVPCID) && primary(PrimaryControls::INVLPG_EXITING)
+        }
+        reason::CR_ACCESS => cr_access_reflected(exit, vmcs12, &c),
+        reason::IO_INSTRUCTION => io_reflected(exit, vmcs12, mem, &c),
+        reason::RDMSR | reason::WRMSR => msr_reflected(exit, vmcs12, mem, &c),
+        reason::VMREAD | reason::VMWRITE => vmcs_access_reflected(exit, vmcs12, mem, &c),
+        // Triple fault, task switch, CPUID, GETSEC, INVD, RSM, XSETBV, every other VMX
+        // instruction, VM-entry failures of vmcs02 (its guest state is vmcs12's), and reasons
+        // nvmx does not know.
+        _ => true,
+    };
+    if reflect {
+        Decision::ReflectToL2
+    } else {
+        Decision::L1Handles
+    }
+}
+
+/// Exceptions by vmcs12's exception bitmap and #PF filter. NMIs reach l1-hv only through its
+/// own NMI exiting (they are physical NMIs), and machine checks are the machine's.
+fn exception_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs) -> bool {
+    let Some(event) = Event::from_info(
+        exit.interruption_info,
+        exit.interruption_error_code,
+        0,
+        exit.qualification,
+    ) else {
+        return true;
+    };
+    match event.kind {
+        InterruptionType::Nmi => false,
+        InterruptionType::HardwareException if event.vector == MACHINE_CHECK_VECTOR => false,
+        _ => intercepts(&InterceptControls::from_vmcs(vmcs12), &event),
+    }
+}
+
+/// Control-register accesses (SDM 26.1.3). Qualification: bits 3:0 CR, 5:4 access type,
+/// 11:8 GPR, 31:16 LMSW source.
+fn cr_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, c: &Controls) -> bool {
+    const MOV_TO_CR: u64 = 0;
+    const MOV_FROM_CR: u64 = 1;
+    const CLTS: u64 = 2;
+    const LMSW: u64 = 3;
+    let q = exit.qualification;
+    let cr = q & 0xF;
+    let access = (q >> 4) & 3;
+    let source = exit.gpr(q >> 8 & 0xF);
+    let primary = |bit: PrimaryControls| c.primary.contains(bit);
+    let owned_change = |mask_field, shadow_field, value: u64| {
+        (value ^ vmcs12.read(shadow_field)) & vmcs12.read(mask_field) != 0
+    };
+    match (access, cr) {
+        (MOV_TO_CR, 0) => owned_change(control::CR0_GUEST_HOST_MASK, control::CR0_READ_SHADOW, source),
+        (MOV_TO_CR, 4) => owned_change(control::CR4_GUEST_HOST_MASK, control::CR4_READ_SHADOW, source),
+        (MOV_TO_CR, 3) => primary(PrimaryControls::CR3_LOAD_EXITING) && !cr3_target(vmcs12, source),
+        (MOV_TO_CR, 8) => primary(PrimaryControls::CR8_LOAD_EXITING),
+        (MOV_FROM_CR, 3) => primary(PrimaryControls::CR3_STORE_EXITING),
+        (MOV_FROM_CR, 8) => primary(PrimaryControls::CR8_STORE_EXITING),
+        // CLTS exits iff the guest hypervisor owns CR0.TS and its shadow says TS = 1.
+        (CLTS, _) => {
+            vmcs12.read(control::CR0_GUEST_HOST_MASK) & vmcs12.read(control::CR0_READ_SHADOW) & CR0_TS != 0
+        }
+        // LMSW: an owned PE being set while the shadow has it clear, or an owned MP/EM/TS
+        // changing (LMSW cannot clear PE).
+        (LMSW, _) => {
+            let mask = vmcs12.read(control::CR0_GUEST_HOST_MASK);
+            let shadow = vmcs12.read(control::CR0_READ_SHADOW);
+            let msw = q >> 16 & 0xF;
+            (mask & msw & !shadow & 1 != 0) || (mask & (msw ^ shadow) & 0b1110 != 0)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `value` is among the first CR3-target-count CR3-target values.
+fn cr3_target(vmcs12: &impl Vmcs, value: u64) -> bool {
+    let targets = [
+        control::CR3_TARGET_VALUE0,
+        control::CR3_TARGET_VALUE1,
+        control::CR3_TARGET_VALUE2,
+        control::CR3_TARGET_VALUE3,
+    ];
+    let count = vmcs12.read(control::CR3_TARGET_COUNT) as usize;
+    targets.iter().take(count).any(|&field| vmcs12.read(field) == value)
+}
+
+/// Reads bit `bit` of the bitmap page at `page`; an unreadable page reads as ones.
+fn bitmap_bit(mem: &impl GuestMemory, page: u64, bit: u64) -> bool {
+    let mut byte = [0xFFu8];
+    let _ = mem.read(page + bit / 8, &mut byte);
+    byte[0] & (1 << (bit % 8)) != 0
+}
+
+/// I/O instructions (SDM 26.1.3): "unconditional I/O exiting" unless I/O bitmaps are used, then
+/// the bit of every port accessed; an access wrapping past port FFFFH always exits.
+/// Qualification: bits 2:0 size − 1, 31:16 port.
+fn io_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory, c: &Controls) -> bool {
+    if !c.primary.contains(PrimaryControls::USE_IO_BITMAPS) {
+        return c.primary.contains(PrimaryControls::UNCOND_IO_EXITING);
+    }
+    let port = exit.qualification >> 16 & 0xFFFF;
+    let size = (exit.qualification & 7) + 1;
+    (port..port + size).any(|p| {
+        if p > 0xFFFF {
+            return true;
+        }
+        let (bitmap, index) = if p < 0x8000 {
+            (control::IO_BITMAP_A_ADDR_FULL, p)
+        } else {
+            (control::IO_BITMAP_B_ADDR_FULL, p - 0x8000)
+        };
+        bitmap_bit(mem, vmcs12.read(bitmap), index)
+    })
+}
+
+/// RDMSR/WRMSR (SDM 25.6.9): always without MSR bitmaps; with them, the MSR's bit for ECX in
+/// 0–1FFFH or C0000000H–C0001FFFH, every other ECX exits.
+fn msr_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory, c: &Controls) -> bool {
+    if !c.primary.contains(PrimaryControls::USE_MSR_BITMAPS) {
+        return true;
+    }
+    let msr = exit.gprs[Gpr::Rcx as usize] as u32;
+    let write = exit.reason as u16 == reason::WRMSR;
+    let (range_offset, index) = match msr {
+        0..=0x1FFF => (0, msr),
+        0xC000_0000..=0xC000_1FFF => (0x400, msr - 0xC000_0000),
+        _ => return true,
+    };
+    let offset = range_offset + if write { 0x800 } else { 0 };
+    bitmap_bit(mem, vmcs12.read(control::MSR_BITMAPS_ADDR_FULL), offset * 8 + u64::from(index))
+}
+
+/// VMREAD/VMWRITE (SDM 26.1.3): exit unless "VMCS shadowing" is 1, the field encoding has no
+/// bit set above bit 14, and its bit in the VMREAD/VMWRITE bitmap is 0. In that last case L3's
+/// access goes to the shadow VMCS vmcs12's link pointer names, which l1-hv emulates.
+fn vmcs_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory, c: &Controls) -> bool {
+    if !c.secondary.contains(SecondaryControls::VMCS_SHADOWING) {
+        return true;
+    }
+    let mut encoding = exit.gpr(u64::from(exit.instruction_info >> 28));
+    if !exit.long_mode {
+        encoding &= 0xFFFF_FFFF;
+    }
+    if encoding >> 15 != 0 {
+        return true;
+    }
+    let bitmap = if exit.reason as u16 == reason::VMREAD {
+        control::VMREAD_BITMAP_ADDR_FULL
+    } else {
+        control::VMWRITE_BITMAP_ADDR_FULL
+    };
+    bitmap_bit(mem, vmcs12.read(bitmap), encoding)
+}
