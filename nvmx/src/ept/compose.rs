@@ -23,7 +23,12 @@ pub struct HostMapping {
 }
 
 /// A 4 KiB EPT leaf entry: address, permissions, memory type, "ignore PAT".
-pub fn leaf_entry(host_phys: u64, permissions: Permissions, memory_type: u8, ignore_pat: bool) -> u64 {
+pub fn leaf_entry(
+    host_phys: u64,
+    permissions: Permissions,
+    memory_type: u8,
+    ignore_pat: bool,
+) -> u64 {
     host_phys & !0xFFF
         | u64::from(permissions.bits())
         | u64::from(memory_type & 7) << 3
@@ -35,7 +40,10 @@ pub fn leaf_entry(host_phys: u64, permissions: Permissions, memory_type: u8, ign
 /// it, then `None` here too). Permissions are the AND of both; the memory type is EPT12's
 /// while EPT01 says write-back (ordinary RAM), else EPT01's, so that l1-hv's uncached mappings
 /// stay uncached. As both permission sets are valid, the AND is valid: W implies R in both.
-pub fn compose(translation: &Translation, lookup: impl FnOnce(u64) -> Option<HostMapping>) -> Option<u64> {
+pub fn compose(
+    translation: &Translation,
+    lookup: impl FnOnce(u64) -> Option<HostMapping>,
+) -> Option<u64> {
     let host = lookup(translation.l2_gpa & !0xFFF)?;
     let (memory_type, ignore_pat) = if host.memory_type == MEMORY_TYPE_WB {
         (translation.memory_type, translation.ignore_pat)

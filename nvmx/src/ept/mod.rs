@@ -20,9 +20,9 @@
 //! violations.
 
 mod compose;
-mod walk;
 #[cfg(test)]
 mod tests;
+mod walk;
 
 pub use compose::{compose, leaf_entry, reflected_qualification, HostMapping};
 pub use walk::{walk, Access, Ept12, EptFault, PageSize, Permissions, Translation};

@@ -102,7 +102,11 @@ pub struct Ept12 {
 impl Ept12 {
     /// The EPT vmcs12 names, for a guest hypervisor with capabilities `caps`.
     pub fn new(eptp: u64, caps: &VmxCapabilities, phys_addr_bits: u8) -> Self {
-        Ept12 { eptp, phys_addr_bits, ept_cap: caps.ept_vpid_cap }
+        Ept12 {
+            eptp,
+            phys_addr_bits,
+            ept_cap: caps.ept_vpid_cap,
+        }
     }
 }
 
@@ -119,7 +123,12 @@ const NON_LEAF_RESERVED: u64 = 0xF8;
 
 /// Translates `l3_gpa` for `access` through EPT12. A `l3_gpa` beyond the physical-address width
 /// cannot come from L3 and is reported as a violation with no permissions.
-pub fn walk(mem: &impl GuestMemory, ept: &Ept12, l3_gpa: u64, access: Access) -> Result<Translation, EptFault> {
+pub fn walk(
+    mem: &impl GuestMemory,
+    ept: &Ept12,
+    l3_gpa: u64,
+    access: Access,
+) -> Result<Translation, EptFault> {
     let violation = |permissions: Permissions| EptFault::Violation {
         qualification: u64::from(access.bits()) | u64::from(permissions.bits()) << 3,
     };
@@ -177,8 +186,15 @@ fn read_entry(mem: &impl GuestMemory, gpa: u64) -> u64 {
 /// execute-only without support, sets reserved bits (address bits at or above the width; 7:3 of
 /// a non-leaf entry; a large page the processor lacks; 29:12 of a 1 GiB or 20:12 of a 2 MiB
 /// leaf), or, for a leaf, has memory type 2, 3 or 7.
-fn misconfigured(entry: u64, rights: Permissions, level: u32, page_size: Option<PageSize>, ept: &Ept12) -> bool {
-    let write_without_read = rights.contains(Permissions::WRITE) && !rights.contains(Permissions::READ);
+fn misconfigured(
+    entry: u64,
+    rights: Permissions,
+    level: u32,
+    page_size: Option<PageSize>,
+    ept: &Ept12,
+) -> bool {
+    let write_without_read =
+        rights.contains(Permissions::WRITE) && !rights.contains(Permissions::READ);
     let execute_only = rights == Permissions::EXECUTE && ept.ept_cap & CAP_EXECUTE_ONLY == 0;
     let beyond_width = entry & ADDRESS_BITS & !((1u64 << ept.phys_addr_bits) - 1) != 0;
     let reserved = match page_size {
@@ -190,5 +206,10 @@ fn misconfigured(entry: u64, rights: Permissions, level: u32, page_size: Option<
     // A PML4E cannot map a page: bit 7 is among its reserved bits 7:3.
     let pml4_reserved = level == 4 && entry & NON_LEAF_RESERVED != 0;
     let memory_type_reserved = page_size.is_some() && matches!((entry >> 3) & 7, 2 | 3 | 7);
-    write_without_read || execute_only || beyond_width || reserved || pml4_reserved || memory_type_reserved
+    write_without_read
+        || execute_only
+        || beyond_width
+        || reserved
+        || pml4_reserved
+        || memory_type_reserved
 }

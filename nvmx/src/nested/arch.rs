@@ -83,29 +83,62 @@ pub(crate) struct SegmentFields {
 }
 
 const fn segment(selector: u32, base: u32, limit: u32, access_rights: u32) -> SegmentFields {
-    SegmentFields { selector, base, limit, access_rights }
+    SegmentFields {
+        selector,
+        base,
+        limit,
+        access_rights,
+    }
 }
 
-pub(crate) const ES: SegmentFields =
-    segment(guest::ES_SELECTOR, guest::ES_BASE, guest::ES_LIMIT, guest::ES_ACCESS_RIGHTS);
-pub(crate) const CS: SegmentFields =
-    segment(guest::CS_SELECTOR, guest::CS_BASE, guest::CS_LIMIT, guest::CS_ACCESS_RIGHTS);
-pub(crate) const SS: SegmentFields =
-    segment(guest::SS_SELECTOR, guest::SS_BASE, guest::SS_LIMIT, guest::SS_ACCESS_RIGHTS);
-pub(crate) const DS: SegmentFields =
-    segment(guest::DS_SELECTOR, guest::DS_BASE, guest::DS_LIMIT, guest::DS_ACCESS_RIGHTS);
-pub(crate) const FS: SegmentFields =
-    segment(guest::FS_SELECTOR, guest::FS_BASE, guest::FS_LIMIT, guest::FS_ACCESS_RIGHTS);
-pub(crate) const GS: SegmentFields =
-    segment(guest::GS_SELECTOR, guest::GS_BASE, guest::GS_LIMIT, guest::GS_ACCESS_RIGHTS);
+pub(crate) const ES: SegmentFields = segment(
+    guest::ES_SELECTOR,
+    guest::ES_BASE,
+    guest::ES_LIMIT,
+    guest::ES_ACCESS_RIGHTS,
+);
+pub(crate) const CS: SegmentFields = segment(
+    guest::CS_SELECTOR,
+    guest::CS_BASE,
+    guest::CS_LIMIT,
+    guest::CS_ACCESS_RIGHTS,
+);
+pub(crate) const SS: SegmentFields = segment(
+    guest::SS_SELECTOR,
+    guest::SS_BASE,
+    guest::SS_LIMIT,
+    guest::SS_ACCESS_RIGHTS,
+);
+pub(crate) const DS: SegmentFields = segment(
+    guest::DS_SELECTOR,
+    guest::DS_BASE,
+    guest::DS_LIMIT,
+    guest::DS_ACCESS_RIGHTS,
+);
+pub(crate) const FS: SegmentFields = segment(
+    guest::FS_SELECTOR,
+    guest::FS_BASE,
+    guest::FS_LIMIT,
+    guest::FS_ACCESS_RIGHTS,
+);
+pub(crate) const GS: SegmentFields = segment(
+    guest::GS_SELECTOR,
+    guest::GS_BASE,
+    guest::GS_LIMIT,
+    guest::GS_ACCESS_RIGHTS,
+);
 pub(crate) const LDTR: SegmentFields = segment(
     guest::LDTR_SELECTOR,
     guest::LDTR_BASE,
     guest::LDTR_LIMIT,
     guest::LDTR_ACCESS_RIGHTS,
 );
-pub(crate) const TR: SegmentFields =
-    segment(guest::TR_SELECTOR, guest::TR_BASE, guest::TR_LIMIT, guest::TR_ACCESS_RIGHTS);
+pub(crate) const TR: SegmentFields = segment(
+    guest::TR_SELECTOR,
+    guest::TR_BASE,
+    guest::TR_LIMIT,
+    guest::TR_ACCESS_RIGHTS,
+);
 
 /// Guest-state fields a nested entry copies vmcs12 → vmcs02 and a nested exit copies back
 /// unchanged: segment registers, descriptor tables, control registers, RIP/RSP/RFLAGS, SYSENTER
@@ -162,8 +195,12 @@ pub(crate) const PLAIN_GUEST_FIELDS: [u32; 47] = [
 ];
 
 /// The guest PDPTE fields, PDPTE0 first.
-pub(crate) const PDPTE_FIELDS: [u32; 4] =
-    [guest::PDPTE0_FULL, guest::PDPTE1_FULL, guest::PDPTE2_FULL, guest::PDPTE3_FULL];
+pub(crate) const PDPTE_FIELDS: [u32; 4] = [
+    guest::PDPTE0_FULL,
+    guest::PDPTE1_FULL,
+    guest::PDPTE2_FULL,
+    guest::PDPTE3_FULL,
+];
 
 /// Whether `addr` is canonical for 48-bit linear addresses. Stricter than a 5-level-paging CPU,
 /// which is the safe side: a value accepted here is accepted by every processor.

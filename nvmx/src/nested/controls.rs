@@ -19,8 +19,9 @@ pub(crate) struct Controls {
 
 impl Controls {
     pub(crate) fn read(vmcs: &impl Vmcs) -> Self {
-        let primary =
-            PrimaryControls::from_bits_truncate(vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32);
+        let primary = PrimaryControls::from_bits_truncate(
+            vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32,
+        );
         let secondary = if primary.contains(PrimaryControls::SECONDARY_CONTROLS) {
             SecondaryControls::from_bits_truncate(
                 vmcs.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32,
@@ -29,7 +30,9 @@ impl Controls {
             SecondaryControls::empty()
         };
         Controls {
-            pin: PinbasedControls::from_bits_truncate(vmcs.read(control::PINBASED_EXEC_CONTROLS) as u32),
+            pin: PinbasedControls::from_bits_truncate(
+                vmcs.read(control::PINBASED_EXEC_CONTROLS) as u32
+            ),
             primary,
             secondary,
             exit: ExitControls::from_bits_truncate(vmcs.read(control::VMEXIT_CONTROLS) as u32),
@@ -44,7 +47,8 @@ impl Controls {
 
     /// "Unrestricted guest".
     pub(crate) fn unrestricted_guest(&self) -> bool {
-        self.secondary.contains(SecondaryControls::UNRESTRICTED_GUEST)
+        self.secondary
+            .contains(SecondaryControls::UNRESTRICTED_GUEST)
     }
 
     /// "Enable EPT".

@@ -4,8 +4,8 @@
 //! (SDM 27.8).
 
 use super::arch::{
-    activity, ar, exit_reason, interruptibility, CR0_PG, CR4_PAE, CR4_PCIDE, EFER_LMA, EFER_LME,
-    PDPTE_FIELDS, PLAIN_GUEST_FIELDS, CS, DS, ES, FS, GS, LDTR, SS, TR,
+    activity, ar, exit_reason, interruptibility, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA,
+    EFER_LME, ES, FS, GS, LDTR, PDPTE_FIELDS, PLAIN_GUEST_FIELDS, SS, TR,
 };
 use super::controls::Controls;
 use super::pdpte::{pdpte_valid, read_pdpt};
@@ -56,7 +56,8 @@ const EXIT_INFORMATION_FIELDS: [u32; 14] = [
 /// CR0 bits a VM exit does not load from the host-state area: ET, NW, CD and the reserved bits
 /// 63:32, 28:19, 17, 15:6 (SDM 28.5.1). The bits fixed in VMX operation agree already: both the
 /// old value and the host field satisfy them.
-const CR0_KEPT_ON_EXIT: u64 = !0xFFFF_FFFF | 1 << 30 | 1 << 29 | 0x1FF8_0000 | 1 << 17 | 0xFFC0 | 1 << 4;
+const CR0_KEPT_ON_EXIT: u64 =
+    !0xFFFF_FFFF | 1 << 30 | 1 << 29 | 0x1FF8_0000 | 1 << 17 | 0xFFC0 | 1 << 4;
 /// DR7 after a VM exit.
 const DR7_INIT: u64 = 0x400;
 /// RFLAGS after a VM exit: only the always-one bit.
@@ -80,7 +81,10 @@ const LIMIT_DESCRIPTOR_TABLE: u64 = 0xFFFF;
 pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields) {
     match info {
         ExitFields::FromVmcs02 => copy(vmcs02, vmcs12, &EXIT_INFORMATION_FIELDS),
-        ExitFields::Rewritten { reason, qualification } => {
+        ExitFields::Rewritten {
+            reason,
+            qualification,
+        } => {
             copy(vmcs02, vmcs12, &EXIT_INFORMATION_FIELDS);
             vmcs12.write(ro::EXIT_REASON, reason.into());
             vmcs12.write(ro::EXIT_QUALIFICATION, qualification);
@@ -113,7 +117,8 @@ pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields
     if c12.ept() {
         copy(vmcs02, vmcs12, &PDPTE_FIELDS);
     }
-    let lma = vmcs02.read(control::VMENTRY_CONTROLS) & u64::from(EntryControls::IA32E_MODE_GUEST.bits());
+    let lma =
+        vmcs02.read(control::VMENTRY_CONTROLS) & u64::from(EntryControls::IA32E_MODE_GUEST.bits());
     let entry12 = vmcs12.read(control::VMENTRY_CONTROLS);
     vmcs12.write(
         control::VMENTRY_CONTROLS,
@@ -155,7 +160,8 @@ pub fn load_l2_host_state(
     let host64 = c12.exit.contains(ExitControls::HOST_ADDRESS_SPACE_SIZE);
     let narrow = |value: u64| if host64 { value } else { value & 0xFFFF_FFFF };
 
-    let cr0 = vmcs01.read(guest::CR0) & CR0_KEPT_ON_EXIT | vmcs12.read(host::CR0) & !CR0_KEPT_ON_EXIT;
+    let cr0 =
+        vmcs01.read(guest::CR0) & CR0_KEPT_ON_EXIT | vmcs12.read(host::CR0) & !CR0_KEPT_ON_EXIT;
     let mut cr4 = vmcs12.read(host::CR4);
     if host64 {
         cr4 |= CR4_PAE;
@@ -171,8 +177,14 @@ pub fn load_l2_host_state(
     vmcs01.write(guest::DR7, DR7_INIT);
     vmcs01.write(guest::IA32_DEBUGCTL_FULL, 0);
     vmcs01.write(guest::IA32_SYSENTER_CS, vmcs12.read(host::IA32_SYSENTER_CS));
-    vmcs01.write(guest::IA32_SYSENTER_ESP, narrow(vmcs12.read(host::IA32_SYSENTER_ESP)));
-    vmcs01.write(guest::IA32_SYSENTER_EIP, narrow(vmcs12.read(host::IA32_SYSENTER_EIP)));
+    vmcs01.write(
+        guest::IA32_SYSENTER_ESP,
+        narrow(vmcs12.read(host::IA32_SYSENTER_ESP)),
+    );
+    vmcs01.write(
+        guest::IA32_SYSENTER_EIP,
+        narrow(vmcs12.read(host::IA32_SYSENTER_EIP)),
+    );
 
     let efer = if c12.exit.contains(ExitControls::LOAD_IA32_EFER) {
         vmcs12.read(host::IA32_EFER_FULL)
@@ -198,7 +210,8 @@ pub fn load_l2_host_state(
     vmcs01.write(guest::RSP, narrow(vmcs12.read(host::RSP)));
     vmcs01.write(guest::RFLAGS, RFLAGS_INIT);
 
-    let kept = vmcs01.read(guest::INTERRUPTIBILITY_STATE) & (interruptibility::SMI | interruptibility::NMI);
+    let kept = vmcs01.read(guest::INTERRUPTIBILITY_STATE)
+        & (interruptibility::SMI | interruptibility::NMI);
     let nmi_exit = nmi_caused_exit(vmcs12);
     vmcs01.write(
         guest::INTERRUPTIBILITY_STATE,
@@ -262,4 +275,273 @@ fn load_host_segments(vmcs12: &impl Vmcs, vmcs01: &mut impl Vmcs, host64: bool) 
     vmcs01.write(guest::GDTR_LIMIT, LIMIT_DESCRIPTOR_TABLE);
     vmcs01.write(guest::IDTR_BASE, vmcs12.read(host::IDTR_BASE));
     vmcs01.write(guest::IDTR_LIMIT, LIMIT_DESCRIPTOR_TABLE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::event::Event;
+    use crate::route::{route, InterceptControls, Outcome, Scenario};
+    use shadow_vmcs::SoftVmcs;
+
+    /// vmcs02 after L3 ran: moved on, with a #PF exit during delivery of an external interrupt.
+    fn vmcs02_after_exit() -> AnyVmcs {
+        let mut vmcs02 = AnyVmcs::new();
+        for field in PLAIN_GUEST_FIELDS {
+            vmcs02.write(field, good_vmcs12().read(field));
+        }
+        vmcs02.write(guest::RIP, 0x40_2000);
+        vmcs02.write(guest::RSP, 0x40_7FF0);
+        vmcs02.write(guest::RFLAGS, 0x246);
+        vmcs02.write(guest::CR3, 0xB000);
+        vmcs02.write(guest::INTERRUPTIBILITY_STATE, 1);
+        vmcs02.write(guest::PENDING_DBG_EXCEPTIONS, 1 << 14);
+        vmcs02.write(guest::IA32_EFER_FULL, 0xD00);
+        vmcs02.write(guest::DR7, 0x403);
+        vmcs02.write(
+            control::VMENTRY_CONTROLS,
+            u64::from(EntryControls::IA32E_MODE_GUEST.bits()),
+        );
+        vmcs02.write(ro::EXIT_REASON, 0);
+        vmcs02.write(ro::EXIT_QUALIFICATION, 0xDEAD_0000);
+        vmcs02.write(ro::VMEXIT_INTERRUPTION_INFO, 0x8000_0B0E);
+        vmcs02.write(ro::VMEXIT_INTERRUPTION_ERR_CODE, 2);
+        vmcs02.write(ro::IDT_VECTORING_INFO, 0x8000_0030);
+        vmcs02.write(ro::GUEST_PHYSICAL_ADDR_FULL, 0x1234_5000);
+        vmcs02
+    }
+
+    fn vmcs12_with_injection() -> SoftVmcs {
+        let mut vmcs12 = good_vmcs12();
+        vmcs12.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0x8000_0030);
+        vmcs12
+    }
+
+    #[test]
+    fn hardware_exit_information_and_guest_state_reach_vmcs12() {
+        let vmcs02 = vmcs02_after_exit();
+        let mut vmcs12 = vmcs12_with_injection();
+        reflect_exit(&vmcs02, &mut vmcs12, ExitFields::FromVmcs02);
+        assert_eq!(vmcs12.read(ro::EXIT_REASON), 0);
+        assert_eq!(vmcs12.read(ro::EXIT_QUALIFICATION), 0xDEAD_0000);
+        assert_eq!(vmcs12.read(ro::VMEXIT_INTERRUPTION_INFO), 0x8000_0B0E);
+        assert_eq!(vmcs12.read(ro::VMEXIT_INTERRUPTION_ERR_CODE), 2);
+        assert_eq!(vmcs12.read(ro::IDT_VECTORING_INFO), 0x8000_0030);
+        assert_eq!(vmcs12.read(ro::GUEST_PHYSICAL_ADDR_FULL), 0x1234_5000);
+        assert_eq!(
+            vmcs12.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
+            0x30,
+            "valid bit cleared"
+        );
+        for field in PLAIN_GUEST_FIELDS {
+            assert_eq!(vmcs12.read(field), vmcs02.read(field), "{field:#x}");
+        }
+        assert_eq!(vmcs12.read(guest::PENDING_DBG_EXCEPTIONS), 1 << 14);
+        assert_eq!(
+            vmcs12.read(guest::IA32_EFER_FULL),
+            0xD00,
+            "vmcs12 saves EFER"
+        );
+        assert_eq!(
+            vmcs12.read(guest::DR7),
+            0x400,
+            "vmcs12 does not save debug controls"
+        );
+    }
+
+    #[test]
+    fn ia32e_mode_guest_follows_l3s_efer_lma() {
+        let mut vmcs02 = vmcs02_after_exit();
+        vmcs02.write(control::VMENTRY_CONTROLS, 0);
+        let mut vmcs12 = good_vmcs12();
+        let before = vmcs12.read(control::VMENTRY_CONTROLS);
+        reflect_exit(&vmcs02, &mut vmcs12, ExitFields::FromVmcs02);
+        assert_eq!(
+            vmcs12.read(control::VMENTRY_CONTROLS),
+            before & !u64::from(EntryControls::IA32E_MODE_GUEST.bits())
+        );
+    }
+
+    #[test]
+    fn rewritten_exits_keep_vmcs02s_other_information() {
+        let vmcs02 = vmcs02_after_exit();
+        let mut vmcs12 = good_vmcs12();
+        reflect_exit(
+            &vmcs02,
+            &mut vmcs12,
+            ExitFields::Rewritten {
+                reason: 48,
+                qualification: 0x181,
+            },
+        );
+        assert_eq!(vmcs12.read(ro::EXIT_REASON), 48);
+        assert_eq!(vmcs12.read(ro::EXIT_QUALIFICATION), 0x181);
+        assert_eq!(vmcs12.read(ro::GUEST_PHYSICAL_ADDR_FULL), 0x1234_5000);
+        assert_eq!(vmcs12.read(ro::IDT_VECTORING_INFO), 0x8000_0030);
+    }
+
+    #[test]
+    fn event_exits_from_route_supply_their_own_information() {
+        let controls = InterceptControls {
+            exception_bitmap: 1 << 8,
+            ..Default::default()
+        };
+        let Outcome::VmExit(exit) = route(&Scenario {
+            controls,
+            protected_mode: true,
+            injected: false,
+            delivering: Some(Event::page_fault(0, 0x1000)),
+            event: Event::hardware_exception(13, 0),
+        }) else {
+            panic!("#GP during #PF is a #DF, which vmcs12 intercepts");
+        };
+        let mut vmcs12 = vmcs12_with_injection();
+        reflect_exit(&vmcs02_after_exit(), &mut vmcs12, ExitFields::Event(exit));
+        assert_eq!(vmcs12.read(ro::VMEXIT_INTERRUPTION_INFO), 0x8000_0B08);
+        assert_eq!(
+            vmcs12.read(ro::IDT_VECTORING_INFO),
+            0,
+            "a #DF exit is not during delivery"
+        );
+        assert_eq!(vmcs12.read(guest::RIP), 0x40_2000);
+        assert_eq!(vmcs12.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), 0x30);
+    }
+
+    #[test]
+    fn entry_failures_of_vmcs02_save_no_guest_state() {
+        let mut vmcs02 = vmcs02_after_exit();
+        vmcs02.write(ro::EXIT_REASON, 33 | 1 << 31);
+        vmcs02.write(ro::EXIT_QUALIFICATION, 0);
+        let mut vmcs12 = vmcs12_with_injection();
+        reflect_exit(&vmcs02, &mut vmcs12, ExitFields::FromVmcs02);
+        assert_eq!(vmcs12.read(ro::EXIT_REASON), 0x8000_0021);
+        assert_eq!(vmcs12.read(guest::RIP), good_vmcs12().read(guest::RIP));
+        assert_eq!(
+            vmcs12.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
+            0x8000_0030
+        );
+    }
+
+    /// vmcs01 while the guest hypervisor executed VMLAUNCH: CD set, SMI blocking, some EFER.
+    fn vmcs01_before() -> AnyVmcs {
+        let mut vmcs01 = AnyVmcs::new();
+        vmcs01.write(guest::CR0, 0xC000_0031);
+        vmcs01.write(guest::IA32_EFER_FULL, 0xD01);
+        vmcs01.write(guest::INTERRUPTIBILITY_STATE, 0b0110);
+        vmcs01.write(guest::ACTIVITY_STATE, 1);
+        vmcs01.write(guest::DR7, 0x4FF);
+        vmcs01.write(guest::IA32_DEBUGCTL_FULL, 3);
+        vmcs01.write(guest::PENDING_DBG_EXCEPTIONS, 1);
+        vmcs01.write(control::VMENTRY_CONTROLS, 0x11FB);
+        vmcs01
+    }
+
+    #[test]
+    fn host_state_is_loaded_with_the_sdms_fixed_values() {
+        let vmcs12 = good_vmcs12();
+        let mut vmcs01 = vmcs01_before();
+        assert_eq!(
+            load_l2_host_state(&vmcs12, &mut vmcs01, &Ram::new(), PHYS_ADDR_BITS),
+            Ok(())
+        );
+        assert_eq!(
+            vmcs01.read(guest::CR0),
+            0xC000_0031,
+            "CD kept, the rest from the host field"
+        );
+        assert_eq!(vmcs01.read(guest::CR3), 0x9000);
+        assert_eq!(vmcs01.read(guest::CR4), 0x2020);
+        assert_eq!(vmcs01.read(control::CR4_READ_SHADOW), 0x2020);
+        assert_eq!(vmcs01.read(guest::DR7), 0x400);
+        assert_eq!(vmcs01.read(guest::IA32_DEBUGCTL_FULL), 0);
+        assert_eq!(vmcs01.read(guest::IA32_EFER_FULL), 0x501, "load IA32_EFER");
+        assert_eq!(vmcs01.read(CS.selector), 0x08);
+        assert_eq!(vmcs01.read(CS.access_rights), 0xA09B);
+        assert_eq!(vmcs01.read(CS.limit), 0xFFFF_FFFF);
+        assert_eq!(vmcs01.read(SS.access_rights), 0xC093);
+        assert_eq!(
+            vmcs01.read(FS.access_rights),
+            0x1_0000,
+            "null FS is unusable"
+        );
+        assert_eq!(vmcs01.read(FS.base), 0x7000_0000);
+        assert_eq!(vmcs01.read(TR.access_rights), 0x8B);
+        assert_eq!(vmcs01.read(TR.limit), 0x67);
+        assert_eq!(vmcs01.read(TR.base), 0xFFFF_8000_0000_2000);
+        assert_eq!(vmcs01.read(LDTR.access_rights), 0x1_0000);
+        assert_eq!(vmcs01.read(guest::GDTR_LIMIT), 0xFFFF);
+        assert_eq!(vmcs01.read(guest::IDTR_BASE), 0xFFFF_8000_0000_3000);
+        assert_eq!(vmcs01.read(guest::RIP), 0xFFFF_FFFF_8000_1000);
+        assert_eq!(vmcs01.read(guest::RSP), 0xFFFF_FFFF_8000_8000);
+        assert_eq!(vmcs01.read(guest::RFLAGS), 0x2);
+        assert_eq!(
+            vmcs01.read(guest::INTERRUPTIBILITY_STATE),
+            0b0100,
+            "SMI blocking kept"
+        );
+        assert_eq!(vmcs01.read(guest::ACTIVITY_STATE), 0);
+        assert_eq!(vmcs01.read(guest::PENDING_DBG_EXCEPTIONS), 0);
+        assert_ne!(
+            vmcs01.read(control::VMENTRY_CONTROLS) & 1 << 9,
+            0,
+            "64-bit host"
+        );
+    }
+
+    #[test]
+    fn an_nmi_exit_leaves_nmis_blocked() {
+        let mut vmcs12 = good_vmcs12();
+        vmcs12.write(ro::EXIT_REASON, 0);
+        vmcs12.write(ro::VMEXIT_INTERRUPTION_INFO, 0x8000_0202);
+        let mut vmcs01 = vmcs01_before();
+        load_l2_host_state(&vmcs12, &mut vmcs01, &Ram::new(), PHYS_ADDR_BITS).unwrap();
+        assert_eq!(vmcs01.read(guest::INTERRUPTIBILITY_STATE), 0b1100);
+    }
+
+    #[test]
+    fn efer_without_load_follows_the_host_address_space_size() {
+        let mut vmcs12 = good_vmcs12();
+        let exit = control::VMEXIT_CONTROLS;
+        vmcs12.write(
+            exit,
+            vmcs12.read(exit) & !u64::from(ExitControls::LOAD_IA32_EFER.bits()),
+        );
+        let mut vmcs01 = vmcs01_before();
+        vmcs01.write(guest::IA32_EFER_FULL, 0x801);
+        load_l2_host_state(&vmcs12, &mut vmcs01, &Ram::new(), PHYS_ADDR_BITS).unwrap();
+        assert_eq!(vmcs01.read(guest::IA32_EFER_FULL), 0xD01);
+    }
+
+    /// A 32-bit PAE host: host address-space size 0.
+    fn pae_host_vmcs12() -> SoftVmcs {
+        let mut vmcs12 = good_vmcs12();
+        let exit = control::VMEXIT_CONTROLS;
+        let cleared = ExitControls::HOST_ADDRESS_SPACE_SIZE | ExitControls::LOAD_IA32_EFER;
+        vmcs12.write(exit, vmcs12.read(exit) & !u64::from(cleared.bits()));
+        vmcs12.write(host::CR3, PDPT);
+        vmcs12.write(host::RIP, 0x1_0000_1000);
+        vmcs12
+    }
+
+    #[test]
+    fn a_32bit_host_gets_32bit_segments_and_its_pdptes() {
+        let mut ram = Ram::new();
+        ram.put_u64(PDPT, 0xB001);
+        let mut vmcs01 = vmcs01_before();
+        assert_eq!(
+            load_l2_host_state(&pae_host_vmcs12(), &mut vmcs01, &ram, PHYS_ADDR_BITS),
+            Ok(())
+        );
+        assert_eq!(vmcs01.read(CS.access_rights), 0xC09B);
+        assert_eq!(vmcs01.read(guest::PDPTE0_FULL), 0xB001);
+        assert_eq!(vmcs01.read(guest::RIP), 0x1000, "RIP bits 63:32 cleared");
+        assert_eq!(vmcs01.read(guest::IA32_EFER_FULL), 0x801);
+        assert_eq!(vmcs01.read(control::VMENTRY_CONTROLS) & 1 << 9, 0);
+        ram.put_u64(PDPT + 8, 0xC001 | 1 << 1);
+        assert_eq!(
+            load_l2_host_state(&pae_host_vmcs12(), &mut vmcs01, &ram, PHYS_ADDR_BITS),
+            Err(VmxAbort::HostPdpteCorrupted)
+        );
+    }
 }

@@ -17,9 +17,9 @@ mod controls;
 mod exit;
 mod pdpte;
 mod reflect;
-mod vmcs02;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
+mod vmcs02;
 
 pub use arch::exit_reason;
 pub use checks::{check_vmcs12, EntryContext, EntryFailure};

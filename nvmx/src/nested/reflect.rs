@@ -5,7 +5,7 @@
 use super::arch::{ar, exit_reason as reason, CR0_TS, CS};
 use super::controls::Controls;
 use crate::event::{Event, InterruptionInfo, InterruptionType};
-use crate::insn::{GuestMemory, Gpr};
+use crate::insn::{Gpr, GuestMemory};
 use crate::route::{intercepts, InterceptControls};
 use shadow_vmcs::Vmcs;
 use x86::irq::MACHINE_CHECK_VECTOR;
@@ -162,15 +162,26 @@ fn cr_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, c: &Controls) -> bo
         (value ^ vmcs12.read(shadow_field)) & vmcs12.read(mask_field) != 0
     };
     match (access, cr) {
-        (MOV_TO_CR, 0) => owned_change(control::CR0_GUEST_HOST_MASK, control::CR0_READ_SHADOW, source),
-        (MOV_TO_CR, 4) => owned_change(control::CR4_GUEST_HOST_MASK, control::CR4_READ_SHADOW, source),
+        (MOV_TO_CR, 0) => owned_change(
+            control::CR0_GUEST_HOST_MASK,
+            control::CR0_READ_SHADOW,
+            source,
+        ),
+        (MOV_TO_CR, 4) => owned_change(
+            control::CR4_GUEST_HOST_MASK,
+            control::CR4_READ_SHADOW,
+            source,
+        ),
         (MOV_TO_CR, 3) => primary(PrimaryControls::CR3_LOAD_EXITING) && !cr3_target(vmcs12, source),
         (MOV_TO_CR, 8) => primary(PrimaryControls::CR8_LOAD_EXITING),
         (MOV_FROM_CR, 3) => primary(PrimaryControls::CR3_STORE_EXITING),
         (MOV_FROM_CR, 8) => primary(PrimaryControls::CR8_STORE_EXITING),
         // CLTS exits iff the guest hypervisor owns CR0.TS and its shadow says TS = 1.
         (CLTS, _) => {
-            vmcs12.read(control::CR0_GUEST_HOST_MASK) & vmcs12.read(control::CR0_READ_SHADOW) & CR0_TS != 0
+            vmcs12.read(control::CR0_GUEST_HOST_MASK)
+                & vmcs12.read(control::CR0_READ_SHADOW)
+                & CR0_TS
+                != 0
         }
         // LMSW: an owned PE being set while the shadow has it clear, or an owned MP/EM/TS
         // changing (LMSW cannot clear PE).
@@ -193,7 +204,10 @@ fn cr3_target(vmcs12: &impl Vmcs, value: u64) -> bool {
         control::CR3_TARGET_VALUE3,
     ];
     let count = vmcs12.read(control::CR3_TARGET_COUNT) as usize;
-    targets.iter().take(count).any(|&field| vmcs12.read(field) == value)
+    targets
+        .iter()
+        .take(count)
+        .any(|&field| vmcs12.read(field) == value)
 }
 
 /// Reads bit `bit` of the bitmap page at `page`; an unreadable page reads as ones.
@@ -206,7 +220,12 @@ fn bitmap_bit(mem: &impl GuestMemory, page: u64, bit: u64) -> bool {
 /// I/O instructions (SDM 26.1.3): "unconditional I/O exiting" unless I/O bitmaps are used, then
 /// the bit of every port accessed; an access wrapping past port FFFFH always exits.
 /// Qualification: bits 2:0 size − 1, 31:16 port.
-fn io_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory, c: &Controls) -> bool {
+fn io_reflected(
+    exit: &ExitFacts,
+    vmcs12: &impl Vmcs,
+    mem: &impl GuestMemory,
+    c: &Controls,
+) -> bool {
     if !c.primary.contains(PrimaryControls::USE_IO_BITMAPS) {
         return c.primary.contains(PrimaryControls::UNCOND_IO_EXITING);
     }
@@ -227,7 +246,12 @@ fn io_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory, c:
 
 /// RDMSR/WRMSR (SDM 25.6.9): always without MSR bitmaps; with them, the MSR's bit for ECX in
 /// 0–1FFFH or C0000000H–C0001FFFH, every other ECX exits.
-fn msr_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory, c: &Controls) -> bool {
+fn msr_reflected(
+    exit: &ExitFacts,
+    vmcs12: &impl Vmcs,
+    mem: &impl GuestMemory,
+    c: &Controls,
+) -> bool {
     if !c.primary.contains(PrimaryControls::USE_MSR_BITMAPS) {
         return true;
     }
@@ -239,13 +263,22 @@ fn msr_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory, c
         _ => return true,
     };
     let offset = range_offset + if write { 0x800 } else { 0 };
-    bitmap_bit(mem, vmcs12.read(control::MSR_BITMAPS_ADDR_FULL), offset * 8 + u64::from(index))
+    bitmap_bit(
+        mem,
+        vmcs12.read(control::MSR_BITMAPS_ADDR_FULL),
+        offset * 8 + u64::from(index),
+    )
 }
 
 /// VMREAD/VMWRITE (SDM 26.1.3): exit unless "VMCS shadowing" is 1, the field encoding has no
 /// bit set above bit 14, and its bit in the VMREAD/VMWRITE bitmap is 0. In that last case L3's
 /// access goes to the shadow VMCS vmcs12's link pointer names, which l1-hv emulates.
-fn vmcs_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory, c: &Controls) -> bool {
+fn vmcs_access_reflected(
+    exit: &ExitFacts,
+    vmcs12: &impl Vmcs,
+    mem: &impl GuestMemory,
+    c: &Controls,
+) -> bool {
     if !c.secondary.contains(SecondaryControls::VMCS_SHADOWING) {
         return true;
     }
@@ -262,4 +295,347 @@ fn vmcs_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestM
         control::VMWRITE_BITMAP_ADDR_FULL
     };
     bitmap_bit(mem, vmcs12.read(bitmap), encoding)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use shadow_vmcs::SoftVmcs;
+
+    fn facts(reason: u16, qualification: u64) -> ExitFacts {
+        ExitFacts {
+            reason: reason.into(),
+            qualification,
+            interruption_info: InterruptionInfo::INVALID,
+            interruption_error_code: 0,
+            instruction_info: 0,
+            long_mode: true,
+            gprs: [0; 16],
+        }
+    }
+
+    fn decide(exit: &ExitFacts, vmcs12: &SoftVmcs, ram: &Ram) -> Decision {
+        l2_wants_exit(exit, vmcs12, ram)
+    }
+
+    fn exception(vector: u8, kind: InterruptionType, error_code: u32) -> ExitFacts {
+        ExitFacts {
+            interruption_info: InterruptionInfo::new(kind, vector, error_code != 0),
+            interruption_error_code: error_code,
+            ..facts(reason::EXCEPTION_OR_NMI, 0)
+        }
+    }
+
+    fn set_primary(vmcs12: &mut SoftVmcs, bits: PrimaryControls, on: bool) {
+        let field = control::PRIMARY_PROCBASED_EXEC_CONTROLS;
+        let value = vmcs12.read(field);
+        let bits = u64::from(bits.bits());
+        vmcs12.write(field, if on { value | bits } else { value & !bits });
+    }
+
+    use Decision::{L1Handles, ReflectToL2};
+
+    #[test]
+    fn exceptions_follow_vmcs12s_bitmap_and_pf_filter() {
+        let mut vmcs12 = good_vmcs12();
+        vmcs12.write(control::EXCEPTION_BITMAP, 1 << 13 | 1 << 14 | 1 << 18);
+        vmcs12.write(control::PAGE_FAULT_ERR_CODE_MASK, 1);
+        vmcs12.write(control::PAGE_FAULT_ERR_CODE_MATCH, 1);
+        let ram = Ram::new();
+        let hw = InterruptionType::HardwareException;
+        assert_eq!(decide(&exception(13, hw, 4), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&exception(6, hw, 0), &vmcs12, &ram), L1Handles);
+        assert_eq!(
+            decide(&exception(14, hw, 3), &vmcs12, &ram),
+            ReflectToL2,
+            "PFEC matches"
+        );
+        assert_eq!(
+            decide(&exception(14, hw, 2), &vmcs12, &ram),
+            L1Handles,
+            "PFEC does not match"
+        );
+        assert_eq!(
+            decide(&exception(18, hw, 0), &vmcs12, &ram),
+            L1Handles,
+            "#MC is the machine's"
+        );
+        assert_eq!(
+            decide(&exception(2, InterruptionType::Nmi, 0), &vmcs12, &ram),
+            L1Handles
+        );
+        vmcs12.write(control::EXCEPTION_BITMAP, 1 << 3);
+        let int3 = exception(3, InterruptionType::SoftwareException, 0);
+        assert_eq!(decide(&int3, &vmcs12, &ram), ReflectToL2);
+    }
+
+    #[test]
+    fn unconditional_and_l1_only_reasons() {
+        let vmcs12 = good_vmcs12();
+        let ram = Ram::new();
+        for r in [
+            reason::TRIPLE_FAULT,
+            reason::TASK_SWITCH,
+            reason::CPUID,
+            reason::GETSEC,
+            reason::INVD,
+            reason::XSETBV,
+            reason::VMCALL,
+            reason::VMCLEAR,
+            reason::VMLAUNCH,
+            reason::VMPTRLD,
+            reason::VMPTRST,
+            reason::VMRESUME,
+            reason::VMXOFF,
+            reason::VMXON,
+            reason::INVEPT,
+            reason::INVVPID,
+            70,
+        ] {
+            assert_eq!(
+                decide(&facts(r, 0), &vmcs12, &ram),
+                ReflectToL2,
+                "reason {r}"
+            );
+        }
+        let entry_failure = ExitFacts {
+            reason: 33 | 1 << 31,
+            ..facts(0, 0)
+        };
+        assert_eq!(decide(&entry_failure, &vmcs12, &ram), ReflectToL2);
+        for r in [
+            reason::EXTERNAL_INTERRUPT,
+            reason::INIT,
+            reason::EPT_VIOLATION,
+            reason::EPT_MISCONFIGURATION,
+            reason::PREEMPTION_TIMER,
+        ] {
+            assert_eq!(decide(&facts(r, 0), &vmcs12, &ram), L1Handles, "reason {r}");
+        }
+    }
+
+    #[test]
+    fn instruction_exits_follow_vmcs12_controls() {
+        let mut vmcs12 = good_vmcs12();
+        let ram = Ram::new();
+        assert_eq!(decide(&facts(reason::HLT, 0), &vmcs12, &ram), ReflectToL2);
+        set_primary(&mut vmcs12, PrimaryControls::HLT_EXITING, false);
+        assert_eq!(decide(&facts(reason::HLT, 0), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&facts(reason::RDTSCP, 0), &vmcs12, &ram), L1Handles);
+        set_primary(&mut vmcs12, PrimaryControls::RDTSC_EXITING, true);
+        assert_eq!(
+            decide(&facts(reason::RDTSCP, 0), &vmcs12, &ram),
+            ReflectToL2
+        );
+        assert_eq!(decide(&facts(reason::MOV_DR, 0), &vmcs12, &ram), L1Handles);
+        set_primary(
+            &mut vmcs12,
+            PrimaryControls::MOV_DR_EXITING | PrimaryControls::INVLPG_EXITING,
+            true,
+        );
+        assert_eq!(
+            decide(&facts(reason::MOV_DR, 0), &vmcs12, &ram),
+            ReflectToL2
+        );
+        assert_eq!(
+            decide(&facts(reason::INVPCID, 0), &vmcs12, &ram),
+            L1Handles,
+            "INVPCID not enabled"
+        );
+        assert_eq!(
+            decide(&facts(reason::INTERRUPT_WINDOW, 0), &vmcs12, &ram),
+            L1Handles
+        );
+        set_primary(&mut vmcs12, PrimaryControls::INTERRUPT_WINDOW_EXITING, true);
+        assert_eq!(
+            decide(&facts(reason::INTERRUPT_WINDOW, 0), &vmcs12, &ram),
+            ReflectToL2
+        );
+    }
+
+    fn io(port: u64, size: u64) -> ExitFacts {
+        facts(reason::IO_INSTRUCTION, port << 16 | (size - 1))
+    }
+
+    #[test]
+    fn io_exits_follow_vmcs12s_io_bitmaps() {
+        let vmcs12 = good_vmcs12();
+        let mut ram = Ram::new();
+        ram.set_bit(IO_BITMAP_A, 0x60);
+        ram.set_bit(IO_BITMAP_B, 0);
+        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&io(0x61, 1), &vmcs12, &ram), L1Handles);
+        assert_eq!(
+            decide(&io(0x5F, 2), &vmcs12, &ram),
+            ReflectToL2,
+            "second port intercepted"
+        );
+        assert_eq!(
+            decide(&io(0x7FFF, 2), &vmcs12, &ram),
+            ReflectToL2,
+            "port 8000H in bitmap B"
+        );
+        assert_eq!(
+            decide(&io(0xFFFF, 2), &vmcs12, &ram),
+            ReflectToL2,
+            "wraps around"
+        );
+        assert_eq!(decide(&io(0xFFFE, 1), &vmcs12, &ram), L1Handles);
+    }
+
+    #[test]
+    fn io_exits_without_bitmaps_follow_unconditional_io_exiting() {
+        let mut vmcs12 = good_vmcs12();
+        set_primary(&mut vmcs12, PrimaryControls::USE_IO_BITMAPS, false);
+        let ram = Ram::new();
+        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), L1Handles);
+        set_primary(&mut vmcs12, PrimaryControls::UNCOND_IO_EXITING, true);
+        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), ReflectToL2);
+    }
+
+    fn msr(write: bool, ecx: u64) -> ExitFacts {
+        let mut exit = facts(if write { reason::WRMSR } else { reason::RDMSR }, 0);
+        exit.gprs[Gpr::Rcx as usize] = ecx;
+        exit
+    }
+
+    #[test]
+    fn msr_exits_follow_vmcs12s_msr_bitmap() {
+        let mut vmcs12 = good_vmcs12();
+        let mut ram = Ram::new();
+        ram.set_bit(MSR_BITMAP, 0x10); // read 10H
+        ram.set_bit(MSR_BITMAP, 0xC00 * 8 + 0x80); // write C0000080H
+        assert_eq!(decide(&msr(false, 0x10), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&msr(true, 0x10), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&msr(true, 0xC000_0080), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&msr(false, 0xC000_0080), &vmcs12, &ram), L1Handles);
+        assert_eq!(
+            decide(&msr(false, 0x4000_0000), &vmcs12, &ram),
+            ReflectToL2,
+            "outside the ranges"
+        );
+        set_primary(&mut vmcs12, PrimaryControls::USE_MSR_BITMAPS, false);
+        assert_eq!(decide(&msr(true, 0x10), &vmcs12, &ram), ReflectToL2);
+    }
+
+    fn mov_cr(access: u64, cr: u64, value: u64) -> ExitFacts {
+        let mut exit = facts(reason::CR_ACCESS, access << 4 | cr | 2 << 8);
+        exit.gprs[Gpr::Rdx as usize] = value;
+        exit
+    }
+
+    #[test]
+    fn cr_accesses_follow_masks_shadows_and_cr3_cr8_controls() {
+        let mut vmcs12 = good_vmcs12();
+        vmcs12.write(control::CR0_GUEST_HOST_MASK, 0x8000_0009); // PG, TS, PE
+        vmcs12.write(control::CR0_READ_SHADOW, 0x8000_0039);
+        let ram = Ram::new();
+        assert_eq!(
+            decide(&mov_cr(0, 0, 0x8000_0039), &vmcs12, &ram),
+            L1Handles,
+            "owned bits unchanged"
+        );
+        assert_eq!(
+            decide(&mov_cr(0, 0, 0x8000_0031), &vmcs12, &ram),
+            ReflectToL2,
+            "TS cleared"
+        );
+        assert_eq!(
+            decide(&mov_cr(0, 4, 0), &vmcs12, &ram),
+            L1Handles,
+            "CR4 owned by l1-hv only"
+        );
+        assert_eq!(
+            decide(&mov_cr(2, 0, 0), &vmcs12, &ram),
+            ReflectToL2,
+            "CLTS with TS owned and set"
+        );
+        let lmsw = |msw: u64| facts(reason::CR_ACCESS, msw << 16 | 3 << 4);
+        assert_eq!(
+            decide(&lmsw(0x9), &vmcs12, &ram),
+            L1Handles,
+            "PE and TS as shadowed"
+        );
+        assert_eq!(decide(&lmsw(0x1), &vmcs12, &ram), ReflectToL2, "TS cleared");
+        set_primary(
+            &mut vmcs12,
+            PrimaryControls::CR3_LOAD_EXITING | PrimaryControls::CR8_STORE_EXITING,
+            true,
+        );
+        vmcs12.write(control::CR3_TARGET_COUNT, 1);
+        vmcs12.write(control::CR3_TARGET_VALUE0, 0x5000);
+        assert_eq!(
+            decide(&mov_cr(0, 3, 0x5000), &vmcs12, &ram),
+            L1Handles,
+            "CR3 target"
+        );
+        assert_eq!(decide(&mov_cr(0, 3, 0x6000), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&mov_cr(1, 8, 0), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&mov_cr(0, 8, 0), &vmcs12, &ram), L1Handles);
+    }
+
+    #[test]
+    fn vmread_and_vmwrite_follow_vmcs_shadowing_bitmaps() {
+        let mut vmcs12 = good_vmcs12();
+        let ram_bitmaps = |ram: &mut Ram| ram.set_bit(0x8000, 0x4402);
+        let mut ram = Ram::new();
+        ram_bitmaps(&mut ram);
+        let vmread = |encoding: u64| {
+            let mut exit = facts(reason::VMREAD, 0);
+            exit.instruction_info = 3 << 28; // field encoding in RBX
+            exit.gprs[Gpr::Rbx as usize] = encoding;
+            exit
+        };
+        assert_eq!(
+            decide(&vmread(0x6400), &vmcs12, &ram),
+            ReflectToL2,
+            "no VMCS shadowing"
+        );
+        let secondary = control::SECONDARY_PROCBASED_EXEC_CONTROLS;
+        vmcs12.write(
+            secondary,
+            vmcs12.read(secondary) | u64::from(SecondaryControls::VMCS_SHADOWING.bits()),
+        );
+        vmcs12.write(control::VMREAD_BITMAP_ADDR_FULL, 0x8000);
+        vmcs12.write(control::VMWRITE_BITMAP_ADDR_FULL, 0x9000);
+        assert_eq!(
+            decide(&vmread(0x6400), &vmcs12, &ram),
+            L1Handles,
+            "read from the shadow VMCS"
+        );
+        assert_eq!(
+            decide(&vmread(0x4402), &vmcs12, &ram),
+            ReflectToL2,
+            "bitmap bit set"
+        );
+        assert_eq!(
+            decide(&vmread(0x1_0000), &vmcs12, &ram),
+            ReflectToL2,
+            "bits above 14"
+        );
+        let mut legacy = vmread(0x1_0000_6400);
+        legacy.long_mode = false;
+        assert_eq!(decide(&legacy, &vmcs12, &ram), L1Handles, "32-bit operand");
+    }
+
+    #[test]
+    fn facts_are_read_from_vmcs02() {
+        let mut vmcs02 = AnyVmcs::new();
+        vmcs02.write(ro::EXIT_REASON, 30);
+        vmcs02.write(ro::EXIT_QUALIFICATION, 0x60_0000);
+        vmcs02.write(ro::VMEXIT_INSTRUCTION_INFO, 5 << 28);
+        vmcs02.write(
+            control::VMENTRY_CONTROLS,
+            u64::from(EntryControls::IA32E_MODE_GUEST.bits()),
+        );
+        vmcs02.write(CS.access_rights, 0xA09B);
+        let exit = ExitFacts::from_vmcs02(&vmcs02, [7; 16]);
+        assert_eq!(
+            (exit.reason, exit.qualification, exit.instruction_info),
+            (30, 0x60_0000, 5 << 28)
+        );
+        assert!(exit.long_mode);
+        assert_eq!(exit.gprs[15], 7);
+    }
 }

@@ -13,7 +13,10 @@ pub(crate) struct AnyVmcs {
 
 impl AnyVmcs {
     pub(crate) fn new() -> Self {
-        AnyVmcs { fields: [(0, 0); 256], len: 0 }
+        AnyVmcs {
+            fields: [(0, 0); 256],
+            len: 0,
+        }
     }
 
     /// Whether `field` was ever written.
@@ -31,7 +34,10 @@ impl Vmcs for AnyVmcs {
     }
 
     fn write(&mut self, field: u32, value: u64) {
-        match self.fields[..self.len].iter_mut().find(|(f, _)| *f == field) {
+        match self.fields[..self.len]
+            .iter_mut()
+            .find(|(f, _)| *f == field)
+        {
             Some(slot) => slot.1 = value,
             None => {
                 self.fields[self.len] = (field, value);
@@ -50,7 +56,9 @@ pub(crate) struct Ram {
 
 impl Ram {
     pub(crate) fn new() -> Self {
-        Ram { bytes: [0; RAM_SIZE] }
+        Ram {
+            bytes: [0; RAM_SIZE],
+        }
     }
 
     pub(crate) fn put_u64(&mut self, gpa: u64, value: u64) {
@@ -68,7 +76,8 @@ impl Ram {
 
 impl GuestMemory for Ram {
     fn is_ram(&self, gpa: u64, len: u64) -> bool {
-        gpa.checked_add(len).is_some_and(|end| end <= RAM_SIZE as u64)
+        gpa.checked_add(len)
+            .is_some_and(|end| end <= RAM_SIZE as u64)
     }
 
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), NotRam> {
@@ -106,7 +115,7 @@ pub(crate) const PDPT: u64 = 0x7000;
 
 /// A plausible VT-x host: TRUE controls, EPT, VPID, VMCS shadowing, MISC with HLT and
 /// VMWRITE-any-field, 4 CR3 targets.
-fn host_caps() -> VmxCapabilities {
+pub(crate) fn host_caps() -> VmxCapabilities {
     VmxCapabilities {
         basic: 4 | 0x1000 << 32 | 6 << 50 | 1 << 54 | 1 << 55,
         pinbased: 0x0000_00FF_0000_0016,
@@ -153,14 +162,26 @@ pub(crate) fn good_vmcs12() -> SoftVmcs {
         | ExitControls::LOAD_IA32_EFER
         | ExitControls::ACK_INTERRUPT_ON_EXIT;
     let entry = EntryControls::IA32E_MODE_GUEST | EntryControls::LOAD_IA32_EFER;
-    v.write(control::PINBASED_EXEC_CONTROLS, must_be_one(caps.true_pinbased) | u64::from(pin.bits()));
+    v.write(
+        control::PINBASED_EXEC_CONTROLS,
+        must_be_one(caps.true_pinbased) | u64::from(pin.bits()),
+    );
     v.write(
         control::PRIMARY_PROCBASED_EXEC_CONTROLS,
         must_be_one(caps.true_procbased) | u64::from(primary.bits()),
     );
-    v.write(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary.bits().into());
-    v.write(control::VMEXIT_CONTROLS, must_be_one(caps.true_exit) | u64::from(exit.bits()));
-    v.write(control::VMENTRY_CONTROLS, must_be_one(caps.true_entry) | u64::from(entry.bits()));
+    v.write(
+        control::SECONDARY_PROCBASED_EXEC_CONTROLS,
+        secondary.bits().into(),
+    );
+    v.write(
+        control::VMEXIT_CONTROLS,
+        must_be_one(caps.true_exit) | u64::from(exit.bits()),
+    );
+    v.write(
+        control::VMENTRY_CONTROLS,
+        must_be_one(caps.true_entry) | u64::from(entry.bits()),
+    );
     v.write(control::EPTP_FULL, EPT_PML4 | 3 << 3 | 6);
     v.write(control::VPID, 1);
     v.write(control::IO_BITMAP_A_ADDR_FULL, IO_BITMAP_A);
@@ -213,4 +234,62 @@ pub(crate) fn good_vmcs12() -> SoftVmcs {
     v.write(guest::IDTR_LIMIT, 0xFFF);
     v.write(guest::LINK_PTR_FULL, u64::MAX);
     v
+}
+
+/// l1-hv's needs in the tests: interrupts and NMIs for itself, HLT exiting, a merged MSR bitmap,
+/// CR4.VMXE owned, EPT02 and VPID 7.
+pub(crate) fn l1_needs() -> super::L1Needs {
+    let caps = host_caps();
+    super::L1Needs {
+        pin: PinbasedControls::EXTERNAL_INTERRUPT_EXITING | PinbasedControls::NMI_EXITING,
+        primary: PrimaryControls::HLT_EXITING,
+        secondary: SecondaryControls::empty(),
+        exit: ExitControls::from_bits_truncate(must_be_one(caps.true_exit) as u32)
+            | ExitControls::HOST_ADDRESS_SPACE_SIZE
+            | ExitControls::SAVE_IA32_EFER
+            | ExitControls::LOAD_IA32_EFER
+            | ExitControls::ACK_INTERRUPT_ON_EXIT,
+        entry: EntryControls::from_bits_truncate(must_be_one(caps.true_entry) as u32)
+            | EntryControls::LOAD_IA32_EFER,
+        exception_bitmap: 0,
+        cr0_mask: 0,
+        cr4_mask: 1 << 13,
+        tsc_offset: 0,
+        eptp02: 0x0AB_C000 | 3 << 3 | 6,
+        vpid02: 7,
+        msr_bitmap: Some(0x55_5000),
+        io_bitmaps: None,
+        virtual_apic_page: 0,
+        apic_access_page: 0,
+        preemption_timer_value: 0,
+        l2: super::L2Inherited {
+            efer: 0xD01,
+            pat: 0x0007_0406_0007_0406,
+            dr7: 0x401,
+            debugctl: 0,
+        },
+    }
+}
+
+/// vmcs02's host state: the kernel writes l1-hv's; the tests reuse vmcs12's 64-bit host values.
+pub(crate) fn write_l1_host_state(vmcs02: &mut AnyVmcs) {
+    let v = good_vmcs12();
+    for field in [
+        host::CR0,
+        host::CR3,
+        host::CR4,
+        host::IA32_EFER_FULL,
+        host::CS_SELECTOR,
+        host::SS_SELECTOR,
+        host::DS_SELECTOR,
+        host::ES_SELECTOR,
+        host::TR_SELECTOR,
+        host::TR_BASE,
+        host::GDTR_BASE,
+        host::IDTR_BASE,
+        host::RIP,
+        host::RSP,
+    ] {
+        vmcs02.write(field, v.read(field));
+    }
 }

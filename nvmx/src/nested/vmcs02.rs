@@ -9,7 +9,7 @@
 //! it" and "l1-hv's own".
 
 use super::arch::{CR0_PG, EFER_LMA, EFER_LME, PDPTE_FIELDS, PLAIN_GUEST_FIELDS};
-use super::controls::Controls;
+use super::controls::{Controls, RawControls};
 use super::pdpte::{guest_uses_pae_paging, read_pdpt};
 use crate::insn::GuestMemory;
 use shadow_vmcs::Vmcs;
@@ -50,11 +50,13 @@ pub struct L1Needs {
     /// Secondary exiting controls l1-hv needs: descriptor-table, WBINVD, RDRAND and RDSEED
     /// exiting. Other bits are ignored ("enable EPT"/"enable VPID" follow `eptp02`/`vpid02`).
     pub secondary: SecondaryControls,
-    /// l1-hv's VM-exit controls as adjusted against the real capability MSRs (64-bit host,
-    /// save/load EFER, acknowledge interrupt on exit, load PAT if it manages PAT).
+    /// l1-hv's VM-exit controls (64-bit host, save/load EFER, acknowledge interrupt on exit,
+    /// load PAT if it manages PAT). Default1 bits, which the `x86` crate's types cannot hold,
+    /// are taken from vmcs12: it has the real must-be-1 bits (see
+    /// [`crate::insn::VmxCapabilities::for_guest`]).
     pub exit: ExitControls,
-    /// l1-hv's VM-entry controls as adjusted against the real capability MSRs (its default1 bits,
-    /// load EFER, load PAT if it manages PAT); "IA-32e mode guest" is replaced by vmcs12's.
+    /// l1-hv's VM-entry controls (load EFER; load PAT if it manages PAT, which makes L3's PAT
+    /// exact); "IA-32e mode guest" is replaced by vmcs12's, default1 bits come from vmcs12.
     pub entry: EntryControls,
     /// Exceptions l1-hv intercepts for itself (e.g. `1 << 14` for shadow paging, else 0).
     pub exception_bitmap: u32,
@@ -172,14 +174,20 @@ pub fn prepare_vmcs02(
 }
 
 /// The control words and the control fields that go with them; returns vmcs02's controls.
-fn write_controls(vmcs12: &impl Vmcs, vmcs02: &mut impl Vmcs, l1: &L1Needs, c12: &Controls) -> Controls {
+fn write_controls(
+    vmcs12: &impl Vmcs,
+    vmcs02: &mut impl Vmcs,
+    l1: &L1Needs,
+    c12: &Controls,
+) -> Controls {
     let pin = c12.pin | (l1.pin - PinbasedControls::VIRTUAL_NMIS);
 
     let mut l1_primary = l1.primary & L1_PRIMARY;
     if !pin.contains(PinbasedControls::VIRTUAL_NMIS) {
         l1_primary -= PrimaryControls::NMI_WINDOW_EXITING;
     }
-    let mut primary = (c12.primary - REPLACED_PRIMARY) | l1_primary | PrimaryControls::SECONDARY_CONTROLS;
+    let mut primary =
+        (c12.primary - REPLACED_PRIMARY) | l1_primary | PrimaryControls::SECONDARY_CONTROLS;
     primary |= match l1.io_bitmaps {
         Some(_) => PrimaryControls::USE_IO_BITMAPS,
         None => PrimaryControls::UNCOND_IO_EXITING,
@@ -213,17 +221,38 @@ fn write_controls(vmcs12: &impl Vmcs, vmcs02: &mut impl Vmcs, l1: &L1Needs, c12:
         exit |= ExitControls::LOAD_IA32_PAT | ExitControls::SAVE_IA32_PAT;
     }
 
-    vmcs02.write(control::PINBASED_EXEC_CONTROLS, pin.bits().into());
-    vmcs02.write(control::PRIMARY_PROCBASED_EXEC_CONTROLS, primary.bits().into());
-    vmcs02.write(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary.bits().into());
-    vmcs02.write(control::VMEXIT_CONTROLS, exit.bits().into());
-    vmcs02.write(control::VMENTRY_CONTROLS, entry.bits().into());
+    // Bits the `x86` crate does not name are the default1 bits: vmcs12 has exactly the real
+    // must-be-1 ones (the guest's capability MSRs keep the host's), so vmcs02 takes them over.
+    let raw12 = RawControls::read(vmcs12);
+    let default1 = |named: u32, raw: u32, known: u32| u64::from(named | raw & !known);
+    vmcs02.write(
+        control::PINBASED_EXEC_CONTROLS,
+        default1(pin.bits(), raw12.pin, PinbasedControls::all().bits()),
+    );
+    vmcs02.write(
+        control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+        default1(primary.bits(), raw12.primary, PrimaryControls::all().bits()),
+    );
+    vmcs02.write(
+        control::SECONDARY_PROCBASED_EXEC_CONTROLS,
+        secondary.bits().into(),
+    );
+    vmcs02.write(
+        control::VMEXIT_CONTROLS,
+        default1(exit.bits(), raw12.exit, ExitControls::all().bits()),
+    );
+    vmcs02.write(
+        control::VMENTRY_CONTROLS,
+        default1(entry.bits(), raw12.entry, EntryControls::all().bits()),
+    );
 
     write_exception_controls(vmcs12, vmcs02, l1);
     write_cr_masks(vmcs12, vmcs02, l1);
 
     let tsc_offset = match (tsc12, tsc_l1) {
-        (true, true) => vmcs12.read(control::TSC_OFFSET_FULL).wrapping_add(l1.tsc_offset),
+        (true, true) => vmcs12
+            .read(control::TSC_OFFSET_FULL)
+            .wrapping_add(l1.tsc_offset),
         (true, false) => vmcs12.read(control::TSC_OFFSET_FULL),
         (false, _) => l1.tsc_offset,
     };
@@ -281,9 +310,18 @@ fn write_controls(vmcs12: &impl Vmcs, vmcs02: &mut impl Vmcs, l1: &L1Needs, c12:
     }
 
     if pin.contains(PinbasedControls::VMX_PREEMPTION_TIMER) {
-        vmcs02.write(guest::VMX_PREEMPTION_TIMER_VALUE, l1.preemption_timer_value.into());
+        vmcs02.write(
+            guest::VMX_PREEMPTION_TIMER_VALUE,
+            l1.preemption_timer_value.into(),
+        );
     }
-    Controls { pin, primary, secondary, exit, entry }
+    Controls {
+        pin,
+        primary,
+        secondary,
+        exit,
+        entry,
+    }
 }
 
 /// Exception bitmap = union. The #PF filter (mask/match) is vmcs12's while l1-hv needs no #PF
@@ -299,7 +337,10 @@ fn write_exception_controls(vmcs12: &impl Vmcs, vmcs02: &mut impl Vmcs, l1: &L1N
             vmcs12.read(control::PAGE_FAULT_ERR_CODE_MATCH),
         )
     };
-    vmcs02.write(control::EXCEPTION_BITMAP, (bitmap12 | l1.exception_bitmap).into());
+    vmcs02.write(
+        control::EXCEPTION_BITMAP,
+        (bitmap12 | l1.exception_bitmap).into(),
+    );
     vmcs02.write(control::PAGE_FAULT_ERR_CODE_MASK, mask);
     vmcs02.write(control::PAGE_FAULT_ERR_CODE_MATCH, matching);
 }
@@ -311,8 +352,18 @@ fn write_exception_controls(vmcs12: &impl Vmcs, vmcs02: &mut impl Vmcs, l1: &L1N
 /// hypervisor owns VMXE, else 1, exactly as on hardware.
 fn write_cr_masks(vmcs12: &impl Vmcs, vmcs02: &mut impl Vmcs, l1: &L1Needs) {
     for (mask_field, shadow_field, guest_field, l1_mask) in [
-        (control::CR0_GUEST_HOST_MASK, control::CR0_READ_SHADOW, guest::CR0, l1.cr0_mask),
-        (control::CR4_GUEST_HOST_MASK, control::CR4_READ_SHADOW, guest::CR4, l1.cr4_mask),
+        (
+            control::CR0_GUEST_HOST_MASK,
+            control::CR0_READ_SHADOW,
+            guest::CR0,
+            l1.cr0_mask,
+        ),
+        (
+            control::CR4_GUEST_HOST_MASK,
+            control::CR4_READ_SHADOW,
+            guest::CR4,
+            l1.cr4_mask,
+        ),
     ] {
         let mask12 = vmcs12.read(mask_field);
         let shadow = vmcs12.read(shadow_field) & mask12 | vmcs12.read(guest_field) & !mask12;
@@ -333,9 +384,15 @@ fn write_guest_state(
     for field in PLAIN_GUEST_FIELDS {
         vmcs02.write(field, vmcs12.read(field));
     }
-    vmcs02.write(guest::PENDING_DBG_EXCEPTIONS, vmcs12.read(guest::PENDING_DBG_EXCEPTIONS));
+    vmcs02.write(
+        guest::PENDING_DBG_EXCEPTIONS,
+        vmcs12.read(guest::PENDING_DBG_EXCEPTIONS),
+    );
     let (dr7, debugctl) = if c12.entry.contains(EntryControls::LOAD_DEBUG_CONTROLS) {
-        (vmcs12.read(guest::DR7), vmcs12.read(guest::IA32_DEBUGCTL_FULL))
+        (
+            vmcs12.read(guest::DR7),
+            vmcs12.read(guest::IA32_DEBUGCTL_FULL),
+        )
     } else {
         (l1.l2.dr7, l1.l2.debugctl)
     };
@@ -376,4 +433,298 @@ fn write_guest_state(
         }
     }
     vmcs02.write(guest::LINK_PTR_FULL, u64::MAX);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::checks::{check_vmcs12, EntryContext};
+    use super::super::test_support::*;
+    use super::*;
+    use shadow_vmcs::SoftVmcs;
+    use x86::vmx::vmcs::host;
+
+    fn prepare(vmcs12: &SoftVmcs, l1: &L1Needs, ram: &Ram) -> AnyVmcs {
+        let mut vmcs02 = AnyVmcs::new();
+        prepare_vmcs02(vmcs12, &mut vmcs02, l1, ram);
+        vmcs02
+    }
+
+    fn controls(vmcs02: &AnyVmcs) -> Controls {
+        Controls::read(vmcs02)
+    }
+
+    /// The real CPU's view: vmcs02 with l1-hv's host state, checked against the host's
+    /// capabilities while l1-hv runs in 64-bit mode.
+    fn real_cpu_accepts(vmcs02: &mut AnyVmcs, ram: &Ram) -> bool {
+        write_l1_host_state(vmcs02);
+        let caps = host_caps();
+        let ctx = EntryContext {
+            caps: &caps,
+            phys_addr_bits: PHYS_ADDR_BITS,
+            ia32e_mode: true,
+            l2_debugctl: 0,
+        };
+        check_vmcs12(vmcs02, ram, &ctx).is_ok()
+    }
+
+    #[test]
+    fn a_vmcs12_that_passes_gives_a_vmcs02_the_real_cpu_accepts() {
+        let ram = Ram::new();
+        let mut vmcs02 = prepare(&good_vmcs12(), &l1_needs(), &ram);
+        assert!(real_cpu_accepts(&mut vmcs02, &ram));
+        let mut no_bitmaps = l1_needs();
+        no_bitmaps.msr_bitmap = None;
+        no_bitmaps.exception_bitmap = 1 << 14;
+        let mut vmcs02 = prepare(&good_vmcs12(), &no_bitmaps, &ram);
+        assert!(real_cpu_accepts(&mut vmcs02, &ram));
+    }
+
+    #[test]
+    fn exiting_controls_are_united_and_features_are_l1s_or_vmcs12s() {
+        let mut vmcs12 = good_vmcs12();
+        let primary = control::PRIMARY_PROCBASED_EXEC_CONTROLS;
+        vmcs12.write(
+            primary,
+            vmcs12.read(primary) & !u64::from(PrimaryControls::HLT_EXITING.bits())
+                | u64::from(PrimaryControls::RDTSC_EXITING.bits()),
+        );
+        let c = controls(&prepare(&vmcs12, &l1_needs(), &Ram::new()));
+        assert!(c
+            .primary
+            .contains(PrimaryControls::HLT_EXITING | PrimaryControls::RDTSC_EXITING));
+        assert!(c.pin.contains(
+            PinbasedControls::NMI_EXITING | PinbasedControls::EXTERNAL_INTERRUPT_EXITING
+        ));
+        // vmcs12's I/O bitmaps are consulted in software; vmcs02 exits on every I/O instruction.
+        assert!(c
+            .primary
+            .contains(PrimaryControls::UNCOND_IO_EXITING | PrimaryControls::USE_MSR_BITMAPS));
+        assert!(!c.primary.contains(PrimaryControls::USE_IO_BITMAPS));
+        assert!(c
+            .secondary
+            .contains(SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID));
+        assert_eq!(c.exit, l1_needs().exit | ExitControls::SAVE_DEBUG_CONTROLS);
+        assert!(c
+            .entry
+            .contains(EntryControls::IA32E_MODE_GUEST | EntryControls::LOAD_DEBUG_CONTROLS));
+    }
+
+    #[test]
+    fn ept_vpid_and_bitmap_addresses_are_l1s() {
+        let mut l1 = l1_needs();
+        l1.io_bitmaps = Some((0x66_6000, 0x66_7000));
+        let vmcs02 = prepare(&good_vmcs12(), &l1, &Ram::new());
+        assert_eq!(vmcs02.read(control::EPTP_FULL), l1.eptp02);
+        assert_eq!(vmcs02.read(control::VPID), 7);
+        assert_eq!(vmcs02.read(control::MSR_BITMAPS_ADDR_FULL), 0x55_5000);
+        assert_eq!(vmcs02.read(control::IO_BITMAP_B_ADDR_FULL), 0x66_7000);
+        assert!(controls(&vmcs02)
+            .primary
+            .contains(PrimaryControls::USE_IO_BITMAPS));
+        assert_eq!(vmcs02.read(guest::LINK_PTR_FULL), u64::MAX);
+    }
+
+    #[test]
+    fn vmcs_shadowing_and_guest_visible_enables_come_only_from_vmcs12() {
+        let mut vmcs12 = good_vmcs12();
+        vmcs12.write(
+            control::SECONDARY_PROCBASED_EXEC_CONTROLS,
+            (SecondaryControls::ENABLE_EPT
+                | SecondaryControls::VMCS_SHADOWING
+                | SecondaryControls::ENABLE_RDTSCP)
+                .bits()
+                .into(),
+        );
+        let mut l1 = l1_needs();
+        l1.secondary = SecondaryControls::ENABLE_INVPCID | SecondaryControls::RDRAND_EXITING;
+        let c = controls(&prepare(&vmcs12, &l1, &Ram::new()));
+        assert!(!c.secondary.contains(SecondaryControls::VMCS_SHADOWING));
+        assert!(!c.secondary.contains(SecondaryControls::ENABLE_INVPCID));
+        assert!(c
+            .secondary
+            .contains(SecondaryControls::ENABLE_RDTSCP | SecondaryControls::RDRAND_EXITING));
+    }
+
+    #[test]
+    fn exception_bitmap_is_the_union_and_pfec_is_vmcs12s_only_without_l1_pf() {
+        let mut vmcs12 = good_vmcs12();
+        vmcs12.write(control::EXCEPTION_BITMAP, 1 << 6 | 1 << 14);
+        vmcs12.write(control::PAGE_FAULT_ERR_CODE_MASK, 2);
+        vmcs12.write(control::PAGE_FAULT_ERR_CODE_MATCH, 2);
+        let mut l1 = l1_needs();
+        l1.exception_bitmap = 1 << 1;
+        let vmcs02 = prepare(&vmcs12, &l1, &Ram::new());
+        assert_eq!(
+            vmcs02.read(control::EXCEPTION_BITMAP),
+            1 << 1 | 1 << 6 | 1 << 14
+        );
+        assert_eq!(vmcs02.read(control::PAGE_FAULT_ERR_CODE_MASK), 2);
+        assert_eq!(vmcs02.read(control::PAGE_FAULT_ERR_CODE_MATCH), 2);
+        l1.exception_bitmap = 1 << 14;
+        vmcs12.write(control::EXCEPTION_BITMAP, 0);
+        let vmcs02 = prepare(&vmcs12, &l1, &Ram::new());
+        assert_eq!(vmcs02.read(control::EXCEPTION_BITMAP), 1 << 14);
+        assert_eq!(vmcs02.read(control::PAGE_FAULT_ERR_CODE_MASK), 0);
+        assert_eq!(vmcs02.read(control::PAGE_FAULT_ERR_CODE_MATCH), 0);
+    }
+
+    #[test]
+    fn injection_and_guest_state_are_copied() {
+        let mut vmcs12 = good_vmcs12();
+        vmcs12.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0x8000_0B0E);
+        vmcs12.write(control::VMENTRY_EXCEPTION_ERR_CODE, 6);
+        vmcs12.write(control::VMENTRY_INSTRUCTION_LEN, 3);
+        vmcs12.write(guest::RIP, 0x40_2345);
+        vmcs12.write(guest::INTERRUPTIBILITY_STATE, 2);
+        vmcs12.write(guest::PENDING_DBG_EXCEPTIONS, 1);
+        let vmcs02 = prepare(&vmcs12, &l1_needs(), &Ram::new());
+        assert_eq!(
+            vmcs02.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
+            0x8000_0B0E
+        );
+        assert_eq!(vmcs02.read(control::VMENTRY_EXCEPTION_ERR_CODE), 6);
+        assert_eq!(vmcs02.read(control::VMENTRY_INSTRUCTION_LEN), 3);
+        for field in PLAIN_GUEST_FIELDS {
+            assert_eq!(vmcs02.read(field), vmcs12.read(field), "{field:#x}");
+        }
+        assert_eq!(vmcs02.read(guest::PENDING_DBG_EXCEPTIONS), 1);
+        assert_eq!(
+            vmcs02.read(guest::IA32_EFER_FULL),
+            0x500,
+            "vmcs12 loads EFER"
+        );
+        assert!(!vmcs02.written(host::RIP), "host state is the kernel's");
+    }
+
+    #[test]
+    fn cr4_vmxe_is_owned_by_l1_and_reads_as_l3_sees_it() {
+        let vmcs02 = prepare(&good_vmcs12(), &l1_needs(), &Ram::new());
+        assert_eq!(vmcs02.read(control::CR4_GUEST_HOST_MASK), 1 << 13);
+        assert_eq!(
+            vmcs02.read(control::CR4_READ_SHADOW),
+            0x2020,
+            "L3 reads its own CR4"
+        );
+        assert_eq!(vmcs02.read(guest::CR4), 0x2020, "the real CR4 keeps VMXE");
+        let mut vmcs12 = good_vmcs12();
+        vmcs12.write(control::CR4_GUEST_HOST_MASK, 1 << 13 | 1 << 7);
+        vmcs12.write(control::CR4_READ_SHADOW, 1 << 7);
+        let vmcs02 = prepare(&vmcs12, &l1_needs(), &Ram::new());
+        assert_eq!(vmcs02.read(control::CR4_GUEST_HOST_MASK), 1 << 13 | 1 << 7);
+        assert_eq!(
+            vmcs02.read(control::CR4_READ_SHADOW),
+            0x20 | 1 << 7,
+            "vmcs12's shadow for its bits"
+        );
+    }
+
+    #[test]
+    fn registers_vmcs12_does_not_load_are_inherited_from_l2() {
+        let mut vmcs12 = good_vmcs12();
+        let entry = control::VMENTRY_CONTROLS;
+        vmcs12.write(
+            entry,
+            vmcs12.read(entry) & !u64::from(EntryControls::LOAD_IA32_EFER.bits()),
+        );
+        vmcs12.write(guest::DR7, 0x455);
+        let mut l1 = l1_needs();
+        l1.entry |= EntryControls::LOAD_IA32_PAT;
+        l1.l2.efer = 0x801; // NXE | SCE, outside long mode
+        let vmcs02 = prepare(&vmcs12, &l1, &Ram::new());
+        assert_eq!(
+            vmcs02.read(guest::IA32_EFER_FULL),
+            0xD01,
+            "LMA and LME follow IA-32e mode"
+        );
+        assert_eq!(
+            vmcs02.read(guest::DR7),
+            0x401,
+            "vmcs12 does not load debug controls"
+        );
+        assert_eq!(vmcs02.read(guest::IA32_PAT_FULL), l1.l2.pat);
+        let c = controls(&vmcs02);
+        assert!(c
+            .entry
+            .contains(EntryControls::LOAD_IA32_PAT | EntryControls::LOAD_IA32_EFER));
+        assert!(c
+            .exit
+            .contains(ExitControls::LOAD_IA32_PAT | ExitControls::SAVE_IA32_PAT));
+    }
+
+    #[test]
+    fn tsc_offsets_add_up() {
+        let mut vmcs12 = good_vmcs12();
+        let primary = control::PRIMARY_PROCBASED_EXEC_CONTROLS;
+        vmcs12.write(
+            primary,
+            vmcs12.read(primary) | u64::from(PrimaryControls::USE_TSC_OFFSETTING.bits()),
+        );
+        vmcs12.write(control::TSC_OFFSET_FULL, 1000);
+        let mut l1 = l1_needs();
+        l1.primary |= PrimaryControls::USE_TSC_OFFSETTING;
+        l1.tsc_offset = 0u64.wrapping_sub(100);
+        let vmcs02 = prepare(&vmcs12, &l1, &Ram::new());
+        assert_eq!(vmcs02.read(control::TSC_OFFSET_FULL), 900);
+        assert!(controls(&vmcs02)
+            .primary
+            .contains(PrimaryControls::USE_TSC_OFFSETTING));
+    }
+
+    #[test]
+    fn l1_nmi_window_needs_vmcs12_virtual_nmis() {
+        let mut l1 = l1_needs();
+        l1.primary |= PrimaryControls::NMI_WINDOW_EXITING;
+        l1.pin |= PinbasedControls::VIRTUAL_NMIS;
+        let c = controls(&prepare(&good_vmcs12(), &l1, &Ram::new()));
+        assert!(!c.pin.contains(PinbasedControls::VIRTUAL_NMIS));
+        assert!(!c.primary.contains(PrimaryControls::NMI_WINDOW_EXITING));
+    }
+
+    #[test]
+    fn pae_guest_without_ept_gets_pdptes_from_memory() {
+        let mut vmcs12 = good_vmcs12();
+        let entry = control::VMENTRY_CONTROLS;
+        vmcs12.write(
+            entry,
+            vmcs12.read(entry) & !u64::from(EntryControls::IA32E_MODE_GUEST.bits()),
+        );
+        vmcs12.write(control::SECONDARY_PROCBASED_EXEC_CONTROLS, 0);
+        vmcs12.write(guest::CR3, PDPT);
+        let mut ram = Ram::new();
+        ram.put_u64(PDPT + 24, 0xB001);
+        let vmcs02 = prepare(&vmcs12, &l1_needs(), &ram);
+        assert_eq!(vmcs02.read(guest::PDPTE3_FULL), 0xB001);
+        assert!(controls(&vmcs02).ept(), "vmcs02 always runs on EPT");
+    }
+
+    #[test]
+    fn merged_bitmaps_exit_if_either_wants_to() {
+        let mut l1 = [0u8; 4096];
+        let mut l12 = [0u8; 4096];
+        l1[0] = 0b01;
+        l12[0] = 0b10;
+        let merged = merge_exit_bitmaps(&l1, Some(&l12));
+        assert_eq!(merged[0], 0b11);
+        assert_eq!(merged[1], 0);
+        assert_eq!(merge_exit_bitmaps(&l1, None), [0xFF; 4096]);
+    }
+
+    #[test]
+    fn pages_to_translate_follow_vmcs12_controls() {
+        let mut vmcs12 = good_vmcs12();
+        assert_eq!(Vmcs12Pages::of(&vmcs12), Vmcs12Pages::default());
+        let primary = control::PRIMARY_PROCBASED_EXEC_CONTROLS;
+        vmcs12.write(
+            primary,
+            vmcs12.read(primary) | u64::from(PrimaryControls::USE_TPR_SHADOW.bits()),
+        );
+        vmcs12.write(control::VIRT_APIC_ADDR_FULL, VIRTUAL_APIC);
+        vmcs12.write(control::TPR_THRESHOLD, 3);
+        assert_eq!(Vmcs12Pages::of(&vmcs12).virtual_apic, Some(VIRTUAL_APIC));
+        let mut l1 = l1_needs();
+        l1.virtual_apic_page = 0x77_7000;
+        let vmcs02 = prepare(&vmcs12, &l1, &Ram::new());
+        assert_eq!(vmcs02.read(control::VIRT_APIC_ADDR_FULL), 0x77_7000);
+        assert_eq!(vmcs02.read(control::TPR_THRESHOLD), 3);
+    }
 }

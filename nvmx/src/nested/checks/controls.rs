@@ -3,13 +3,13 @@
 use super::super::arch::{page_address_valid, within_width, CR0_PE, CR4_CET};
 use super::super::controls::{Controls, RawControls};
 use super::EntryContext;
-use crate::event::{vector_has_error_code, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR};
+use crate::event::{
+    vector_has_error_code, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR,
+};
 use crate::insn::{eptp_valid, GuestMemory, VmxCapabilities};
 use shadow_vmcs::Vmcs;
 use x86::irq::NONMASKABLE_INTERRUPT_VECTOR;
-use x86::vmx::vmcs::control::{
-    self, PinbasedControls, PrimaryControls, SecondaryControls,
-};
+use x86::vmx::vmcs::control::{self, PinbasedControls, PrimaryControls, SecondaryControls};
 use x86::vmx::vmcs::guest;
 
 /// IA32_VMX_BASIC bit 55: the TRUE control MSRs report the real default1 bits.
@@ -59,16 +59,35 @@ impl ControlCaps {
     }
 }
 
-pub(super) fn controls_valid(v: &impl Vmcs, mem: &impl GuestMemory, ctx: &EntryContext<'_>) -> bool {
+pub(super) fn controls_valid(
+    v: &impl Vmcs,
+    mem: &impl GuestMemory,
+    ctx: &EntryContext<'_>,
+) -> bool {
     let c = Controls::read(v);
     let raw = RawControls::read(v);
     let caps = ControlCaps::of(ctx.caps);
     execution_controls_valid(v, mem, ctx, &c, &raw, &caps)
         && allowed(raw.exit, caps.exit)
-        && msr_area_valid(v, control::VMEXIT_MSR_STORE_COUNT, control::VMEXIT_MSR_STORE_ADDR_FULL, ctx)
-        && msr_area_valid(v, control::VMEXIT_MSR_LOAD_COUNT, control::VMEXIT_MSR_LOAD_ADDR_FULL, ctx)
+        && msr_area_valid(
+            v,
+            control::VMEXIT_MSR_STORE_COUNT,
+            control::VMEXIT_MSR_STORE_ADDR_FULL,
+            ctx,
+        )
+        && msr_area_valid(
+            v,
+            control::VMEXIT_MSR_LOAD_COUNT,
+            control::VMEXIT_MSR_LOAD_ADDR_FULL,
+            ctx,
+        )
         && allowed(raw.entry, caps.entry)
-        && msr_area_valid(v, control::VMENTRY_MSR_LOAD_COUNT, control::VMENTRY_MSR_LOAD_ADDR_FULL, ctx)
+        && msr_area_valid(
+            v,
+            control::VMENTRY_MSR_LOAD_COUNT,
+            control::VMENTRY_MSR_LOAD_ADDR_FULL,
+            ctx,
+        )
         && injection_valid(v, ctx, &c, &caps)
 }
 
@@ -138,7 +157,12 @@ fn msr_area_valid(v: &impl Vmcs, count: u32, address: u32, ctx: &EntryContext<'_
 }
 
 /// The VM-entry event-injection fields (SDM 27.2.1.3).
-fn injection_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls, caps: &ControlCaps) -> bool {
+fn injection_valid(
+    v: &impl Vmcs,
+    ctx: &EntryContext<'_>,
+    c: &Controls,
+    caps: &ControlCaps,
+) -> bool {
     let info = InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
     if !info.valid() {
         return true;
@@ -163,11 +187,12 @@ fn injection_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls, caps: &C
     let protected_mode = !c.unrestricted_guest() || v.read(guest::CR0) & CR0_PE != 0;
     // #CP pushes an error code only on processors with CET (CR4.CET allowed in VMX operation).
     let cet = ctx.caps.cr4_fixed1 & CR4_CET != 0;
-    let has_error_code = vector_has_error_code(vector) && (vector != CONTROL_PROTECTION_VECTOR || cet);
+    let has_error_code =
+        vector_has_error_code(vector) && (vector != CONTROL_PROTECTION_VECTOR || cet);
     let error_code_expected =
         kind == InterruptionType::HardwareException && protected_mode && has_error_code;
-    let error_code_ok = !info.deliver_error_code()
-        || v.read(control::VMENTRY_EXCEPTION_ERR_CODE) >> 16 == 0;
+    let error_code_ok =
+        !info.deliver_error_code() || v.read(control::VMENTRY_EXCEPTION_ERR_CODE) >> 16 == 0;
     let length = v.read(control::VMENTRY_INSTRUCTION_LEN);
     let length_ok = !kind.is_software()
         || (1..=15).contains(&length)

@@ -2,12 +2,11 @@
 //! registers, descriptor tables, RIP and RFLAGS, non-register state, PDPTEs. A failure is
 //! reported as the exit qualification of the VM-entry failure exit.
 
-use super::super::arch::{
-    activity, canonical, fixed_bits_ok, interruptibility, pat_valid, within_width, CR0_PE,
-    CR0_PG, CR0_WP, CR4_CET, CR4_PAE, CR4_PCIDE, DEBUGCTL_BTF, EFER_DEFINED, EFER_LMA, EFER_LME,
-    SS,
-};
 use super::super::arch::ar;
+use super::super::arch::{
+    activity, canonical, fixed_bits_ok, interruptibility, pat_valid, within_width, CR0_PE, CR0_PG,
+    CR0_WP, CR4_CET, CR4_PAE, CR4_PCIDE, DEBUGCTL_BTF, EFER_DEFINED, EFER_LMA, EFER_LME, SS,
+};
 use super::super::controls::Controls;
 use super::super::pdpte::{guest_pdptes, guest_uses_pae_paging, pdpte_valid};
 use super::segments::{segments_valid, SegmentMode};
@@ -65,7 +64,8 @@ pub(super) fn check_guest_state(
     }
     if guest_uses_pae_paging(v, &c) {
         let loaded = guest_pdptes(v, &c, mem);
-        if !loaded.is_some_and(|pdptes| pdptes.iter().all(|&p| pdpte_valid(p, ctx.phys_addr_bits))) {
+        if !loaded.is_some_and(|pdptes| pdptes.iter().all(|&p| pdpte_valid(p, ctx.phys_addr_bits)))
+        {
             return Err(QUALIFICATION_PDPTE);
         }
     }
@@ -100,7 +100,8 @@ fn registers_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls) -> bool 
         && within_width(v.read(guest::CR3), ctx.phys_addr_bits)
         && canonical(v.read(guest::IA32_SYSENTER_ESP))
         && canonical(v.read(guest::IA32_SYSENTER_EIP))
-        && (!c.entry.contains(EntryControls::LOAD_IA32_PAT) || pat_valid(v.read(guest::IA32_PAT_FULL)))
+        && (!c.entry.contains(EntryControls::LOAD_IA32_PAT)
+            || pat_valid(v.read(guest::IA32_PAT_FULL)))
         && (!c.entry.contains(EntryControls::LOAD_IA32_EFER) || efer_ok)
 }
 
@@ -117,7 +118,11 @@ fn rip_rflags_valid(v: &impl Vmcs, c: &Controls, mode: SegmentMode) -> bool {
     let rip = v.read(guest::RIP);
     let rflags = v.read(guest::RFLAGS);
     let cs_long = v.read(guest::CS_ACCESS_RIGHTS) as u32 & ar::L != 0;
-    let rip_ok = if mode.ia32e && cs_long { canonical(rip) } else { rip >> 32 == 0 };
+    let rip_ok = if mode.ia32e && cs_long {
+        canonical(rip)
+    } else {
+        rip >> 32 == 0
+    };
     let injection = injected(v);
     rip_ok
         && rflags & RFLAGS_RESERVED == 0
@@ -145,7 +150,9 @@ fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls)
     // Only the states the guest's IA32_VMX_MISC offers: active, and HLT if bit 6 is set.
     let activity_ok = match activity {
         activity::ACTIVE => true,
-        activity::HLT => ctx.caps.misc & MISC_ACTIVITY_HLT != 0 && ss_dpl == 0 && sti_or_mov_ss == 0,
+        activity::HLT => {
+            ctx.caps.misc & MISC_ACTIVITY_HLT != 0 && ss_dpl == 0 && sti_or_mov_ss == 0
+        }
         _ => false,
     };
     // In HLT, only events that leave the HLT state may be injected: INTR, NMI, #DB, #MC and a
@@ -183,13 +190,19 @@ fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls)
     let loads_debug = c.entry.contains(EntryControls::LOAD_DEBUG_CONTROLS);
     let pending_ok = pending & !PENDING_DEBUG_ALLOWED == 0
         && (sti_or_mov_ss == 0 && activity != activity::HLT
-            || (bs_ok(v.read(guest::IA32_DEBUGCTL_FULL)) && (loads_debug || bs_ok(ctx.l2_debugctl))));
+            || (bs_ok(v.read(guest::IA32_DEBUGCTL_FULL))
+                && (loads_debug || bs_ok(ctx.l2_debugctl))));
     activity_ok && halted_injection_ok && blocking_ok && pending_ok
 }
 
 /// SDM 27.3.1.5, VMCS link pointer: all ones, or a valid page address of a region holding
 /// vmcs12's revision identifier, with the shadow-VMCS indicator equal to "VMCS shadowing".
-fn link_pointer_valid(v: &impl Vmcs, mem: &impl GuestMemory, ctx: &EntryContext<'_>, c: &Controls) -> bool {
+fn link_pointer_valid(
+    v: &impl Vmcs,
+    mem: &impl GuestMemory,
+    ctx: &EntryContext<'_>,
+    c: &Controls,
+) -> bool {
     let pointer = v.read(guest::LINK_PTR_FULL);
     if pointer == u64::MAX {
         return true;

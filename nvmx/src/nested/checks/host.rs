@@ -52,7 +52,13 @@ fn segments_valid(v: &impl Vmcs, host64: bool) -> bool {
         host::GS_SELECTOR,
         host::TR_SELECTOR,
     ];
-    let bases = [host::FS_BASE, host::GS_BASE, host::GDTR_BASE, host::IDTR_BASE, host::TR_BASE];
+    let bases = [
+        host::FS_BASE,
+        host::GS_BASE,
+        host::GDTR_BASE,
+        host::IDTR_BASE,
+        host::TR_BASE,
+    ];
     selectors.iter().all(|&field| v.read(field) & RPL_TI == 0)
         && v.read(host::CS_SELECTOR) != 0
         && v.read(host::TR_SELECTOR) != 0
@@ -62,7 +68,12 @@ fn segments_valid(v: &impl Vmcs, host64: bool) -> bool {
 
 /// SDM 27.2.4: the host address-space size follows the guest hypervisor's own mode, and fixes
 /// CR4.PAE/PCIDE and the form of RIP.
-fn address_space_size_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls, host64: bool) -> bool {
+fn address_space_size_valid(
+    v: &impl Vmcs,
+    ctx: &EntryContext<'_>,
+    c: &Controls,
+    host64: bool,
+) -> bool {
     let cr4 = v.read(host::CR4);
     let rip = v.read(host::RIP);
     let mode_ok = if ctx.ia32e_mode {

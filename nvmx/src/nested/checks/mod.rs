@@ -25,7 +25,7 @@ use x86::vmx::vmcs::ro;
 pub struct EntryContext<'a> {
     /// The capability MSRs the guest hypervisor sees ([`crate::insn::NestedVmx::capabilities`]).
     pub caps: &'a VmxCapabilities,
-    /// The guest hypervisor's physical-address width (its CPUID.80000008H:EAX[7:0]).
+    /// The guest hypervisor's physical-address width (its CPUID.80000008H:EAX bits 7:0).
     pub phys_addr_bits: u8,
     /// Whether the guest hypervisor executed VMLAUNCH/VMRESUME in IA-32e mode (its EFER.LMA):
     /// the host address-space size must match (SDM 27.2.4).
@@ -78,7 +78,10 @@ impl EntryFailure {
             EntryFailure::VmFailValid(error) => {
                 vmcs12.write(ro::VM_INSTRUCTION_ERROR, error as u64);
             }
-            EntryFailure::Exit { reason, qualification } => {
+            EntryFailure::Exit {
+                reason,
+                qualification,
+            } => {
                 vmcs12.write(ro::EXIT_REASON, reason.into());
                 vmcs12.write(ro::EXIT_QUALIFICATION, qualification);
             }
@@ -94,10 +97,14 @@ pub fn check_vmcs12(
     ctx: &EntryContext<'_>,
 ) -> Result<(), EntryFailure> {
     if !controls::controls_valid(vmcs12, mem, ctx) {
-        return Err(EntryFailure::VmFailValid(VmInstructionError::EntryInvalidControls));
+        return Err(EntryFailure::VmFailValid(
+            VmInstructionError::EntryInvalidControls,
+        ));
     }
     if !host::host_state_valid(vmcs12, ctx) {
-        return Err(EntryFailure::VmFailValid(VmInstructionError::EntryInvalidHostState));
+        return Err(EntryFailure::VmFailValid(
+            VmInstructionError::EntryInvalidHostState,
+        ));
     }
     guest::check_guest_state(vmcs12, mem, ctx).map_err(EntryFailure::guest_state)
 }

@@ -100,11 +100,13 @@ pub(super) fn segments_valid(v: &impl Vmcs, mode: SegmentMode) -> bool {
         && canonical(gs.base)
         && (!ldtr.usable() || canonical(ldtr.base))
         && cs.base >> 32 == 0
-        && [ss, ds, es].iter().all(|s| !s.usable() || s.base >> 32 == 0);
+        && [ss, ds, es]
+            .iter()
+            .all(|s| !s.usable() || s.base >> 32 == 0);
     let code_and_data_ok = if mode.v8086 {
-        [cs, ss, ds, es, fs, gs].iter().all(|s| {
-            s.base == s.selector << 4 && s.limit == 0xFFFF && s.ar == AR_V8086
-        })
+        [cs, ss, ds, es, fs, gs]
+            .iter()
+            .all(|s| s.base == s.selector << 4 && s.limit == 0xFFFF && s.ar == AR_V8086)
     } else {
         code_ok(&cs, &ss, mode) && stack_ok(&ss, &cs, mode) && data.iter().all(|s| data_ok(s, mode))
     };
@@ -114,7 +116,8 @@ pub(super) fn segments_valid(v: &impl Vmcs, mode: SegmentMode) -> bool {
 /// CS outside virtual-8086 mode.
 fn code_ok(cs: &Segment, ss: &Segment, mode: SegmentMode) -> bool {
     let kind = cs.kind();
-    let type_ok = matches!(kind, 9 | 11 | 13 | 15) || (mode.unrestricted && kind == TYPE_DATA_RW_ACCESSED);
+    let type_ok =
+        matches!(kind, 9 | 11 | 13 | 15) || (mode.unrestricted && kind == TYPE_DATA_RW_ACCESSED);
     let dpl_ok = match kind {
         TYPE_DATA_RW_ACCESSED => cs.dpl() == 0,
         9 | 11 => cs.dpl() == ss.dpl(),
@@ -123,7 +126,11 @@ fn code_ok(cs: &Segment, ss: &Segment, mode: SegmentMode) -> bool {
     let long = cs.ar & ar::L != 0;
     // L is meaningful only in IA-32e mode; elsewhere it is refused rather than trusted to be
     // ignored. A 64-bit code segment has D/B = 0.
-    let size_ok = if mode.ia32e { !long || cs.ar & ar::DB == 0 } else { !long };
+    let size_ok = if mode.ia32e {
+        !long || cs.ar & ar::DB == 0
+    } else {
+        !long
+    };
     type_ok && cs.ar & ar::S != 0 && dpl_ok && size_ok && cs.usable() && cs.common_ok()
 }
 
@@ -132,8 +139,10 @@ fn stack_ok(ss: &Segment, cs: &Segment, mode: SegmentMode) -> bool {
     let dpl_ok = (mode.unrestricted || ss.dpl() == ss.rpl())
         && ((cs.kind() != TYPE_DATA_RW_ACCESSED && mode.protected) || ss.dpl() == 0);
     let usable_ok = !ss.usable()
-        || (matches!(ss.kind(), TYPE_DATA_RW_ACCESSED | TYPE_DATA_RW_EXPAND_DOWN_ACCESSED)
-            && ss.ar & ar::S != 0
+        || (matches!(
+            ss.kind(),
+            TYPE_DATA_RW_ACCESSED | TYPE_DATA_RW_EXPAND_DOWN_ACCESSED
+        ) && ss.ar & ar::S != 0
             && ss.common_ok());
     dpl_ok && usable_ok
 }
@@ -146,7 +155,8 @@ fn data_ok(s: &Segment, mode: SegmentMode) -> bool {
     let kind = s.kind();
     let readable_ok = kind & TYPE_CODE == 0 || kind & TYPE_READABLE != 0;
     // Data and non-conforming code: DPL >= RPL (the privilege check a load would make).
-    let dpl_ok = mode.unrestricted || kind & (TYPE_CODE | TYPE_CONFORMING) == TYPE_CODE | TYPE_CONFORMING
+    let dpl_ok = mode.unrestricted
+        || kind & (TYPE_CODE | TYPE_CONFORMING) == TYPE_CODE | TYPE_CONFORMING
         || s.dpl() >= s.rpl();
     kind & TYPE_ACCESSED != 0 && readable_ok && s.ar & ar::S != 0 && dpl_ok && s.common_ok()
 }
