@@ -25,6 +25,7 @@ use memory::PhysPages;
 use power::ExitStatus;
 use l1_hv::vmx::{self, capabilities::Capabilities};
 use nvmx::insn::VmxCapabilities;
+use shadow_vmcs::ShadowPolicy;
 
 /// Host-wide VMX resources every guest shares.
 pub struct Host {
@@ -34,6 +35,8 @@ pub struct Host {
     pub offered: VmxCapabilities,
     /// The CPU's physical-address width (CPUID 80000008h:EAX[7:0]).
     pub phys_addr_bits: u8,
+    /// Which vmcs12 fields a shadow VMCS serves (depends on IA32_VMX_MISC[29], real and offered).
+    pub shadow_policy: ShadowPolicy,
     /// An all-ones MSR bitmap: every guest RDMSR/WRMSR exits and stops the guest.
     pub msr_bitmap: PhysPages,
 }
@@ -89,7 +92,9 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     let phys_addr_bits = x86::cpuid::CpuId::new()
         .get_processor_capacity_feature_info()
         .map_or(36, |info| info.physical_address_bits());
-    let host = Host { caps, offered, phys_addr_bits, msr_bitmap };
+    // SAFETY: as above.
+    let shadow_policy = ShadowPolicy::new(unsafe { caps.misc() }, offered.misc);
+    let host = Host { caps, offered, phys_addr_bits, shadow_policy, msr_bitmap };
 
     let mut runs = report::Runs::new();
     for (index, module) in info.modules().enumerate() {

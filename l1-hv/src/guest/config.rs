@@ -1,5 +1,6 @@
 //! A guest run's configuration, from its multiboot2 module command line:
-//! `NAME [exceptions=none|all|pf|0xMASK] [expect=done|triple-fault|stopped|refused]`.
+//! `NAME [exceptions=none|all|pf|0xMASK] [expect=done|triple-fault|stopped|refused]
+//! [shadowing=on|off]`.
 //! Unknown words are errors: a typo must not silently change what a run tests.
 
 /// How a run is expected to end; the verdict compares the real end with it.
@@ -24,6 +25,9 @@ pub struct GuestConfig<'a> {
     pub exception_bitmap: u32,
     /// How the run should end.
     pub expect: Expect,
+    /// Whether l1-hv uses hardware VMCS shadowing for the guest's VMREAD/VMWRITE (when the CPU
+    /// has it): off makes every VMREAD/VMWRITE of a guest hypervisor exit.
+    pub shadowing: bool,
 }
 
 impl<'a> GuestConfig<'a> {
@@ -31,10 +35,12 @@ impl<'a> GuestConfig<'a> {
     pub fn parse(cmdline: &'a str) -> Result<Self, &'a str> {
         let mut words = cmdline.split_ascii_whitespace();
         let name = words.next().ok_or("empty module command line (a guest needs a name)")?;
-        let mut config = GuestConfig { name, exception_bitmap: 0, expect: Expect::Done };
+        let mut config = GuestConfig { name, exception_bitmap: 0, expect: Expect::Done, shadowing: true };
         for word in words {
             match word.split_once('=') {
                 Some(("exceptions", value)) => config.exception_bitmap = parse_bitmap(value).ok_or(word)?,
+                Some(("shadowing", "on")) => config.shadowing = true,
+                Some(("shadowing", "off")) => config.shadowing = false,
                 Some(("expect", "done")) => config.expect = Expect::Done,
                 Some(("expect", "triple-fault")) => config.expect = Expect::TripleFault,
                 Some(("expect", "stopped")) => config.expect = Expect::Stopped,

@@ -3,14 +3,14 @@
 
 use super::cpu;
 use super::vcpu::{Guest, Observation, RunEnd, Stop};
-use crate::nested::{self, InstructionEnd, L2Context};
+use crate::nested::{self, entry, InstructionEnd, L2Context, L2Memory};
 use crate::Host;
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
 use l1_hv::vmx::exit_reason::ExitReason;
-use l1_hv::vmx::GuestRegisters;
 use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
 use nvmx::event::Event;
-use nvmx::inject::{self, InjectHost, InjectOutcome, Running, TraceRecord, TraceSink};
+use super::inject_host::VcpuInjectHost;
+use nvmx::inject::{self, InjectOutcome, Running};
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::{guest, ro};
 
@@ -41,7 +41,7 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         ExitReason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
         ExitReason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
             let in_vmx = g.nested.vmx.in_vmx_operation();
-            cpu::mov_to_cr4(&mut L2Context { regs: &mut g.regs, vmcs: v, ram: &mut g.ram }, &host.caps, in_vmx)
+            cpu::mov_to_cr4(&mut L2Context { regs: &mut g.regs, vmcs: v, memory: L2Memory(&mut g.ram) }, &host.caps, in_vmx)
         }),
         ExitReason::VMXON
         | ExitReason::VMCLEAR
@@ -53,7 +53,7 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         | ExitReason::VMLAUNCH
         | ExitReason::VMRESUME
         | ExitReason::INVEPT
-        | ExitReason::INVVPID => vmx_instruction(guest, vmcs, reason.basic()),
+        | ExitReason::INVVPID => vmx_instruction(host, guest, vmcs, reason.basic()),
         ExitReason::EPT_VIOLATION => {
             let gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
             Next::End(RunEnd::Stopped(Stop::EptViolation { gpa, rip }))
@@ -61,37 +61,6 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         ExitReason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway { rip })),
         _ => Next::End(RunEnd::Stopped(Stop::Unhandled { reason, rip })),
     }
-}
-
-/// The guest-side state the injection routine may touch that is not in the VMCS.
-struct L2InjectHost<'a> {
-    regs: &'a mut GuestRegisters,
-    trace: &'a mut super::trace::TraceRing,
-}
-
-impl TraceSink for L2InjectHost<'_> {
-    fn record(&mut self, record: TraceRecord) {
-        self.trace.record(record);
-    }
-}
-
-impl InjectHost for L2InjectHost<'_> {
-    fn set_cr2(&mut self, cr2: u64) {
-        self.regs.cr2 = cr2;
-    }
-
-    fn merge_dr6(&mut self, bits: u64) {
-        // l1-hv never uses the debug registers, so the hardware DR6 is the guest's.
-        // SAFETY: DR6 is only observed by the guest.
-        unsafe { x86::debugregs::dr6_write(x86::debugregs::Dr6::from_bits_truncate(x86::debugregs::dr6().bits() | bits as usize)) };
-    }
-
-    fn debugger_attached(&self) -> bool {
-        // l1-hv has no debugger to attach yet.
-        false
-    }
-
-    fn pause_for_debugger(&mut self) {}
 }
 
 /// An exception l1-hv intercepted for itself: put it back, exactly as hardware would have
@@ -122,18 +91,22 @@ fn emulated(
 }
 
 /// A VMX instruction of an L2 guest hypervisor.
-fn vmx_instruction(guest: &mut Guest, vmcs: &mut CurrentVmcs, reason: u16) -> Next {
-    let mut cx = L2Context { regs: &mut guest.regs, vmcs, ram: &mut guest.ram };
-    match nested::emulate_instruction(&mut guest.nested, &mut cx, reason) {
+fn vmx_instruction(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs, reason: u16) -> Next {
+    let vmcs01_phys = guest.vmcs_region.phys();
+    let mut cx = L2Context { regs: &mut guest.regs, vmcs, memory: L2Memory(&mut guest.ram) };
+    match nested::emulate_instruction(&mut guest.nested, &mut cx, reason, vmcs01_phys) {
         InstructionEnd::Resume => Next::Resume,
         InstructionEnd::Fault(event) => inject(guest, vmcs, event, None),
-        InstructionEnd::Enter { .. } => Next::End(RunEnd::Stopped(Stop::Internal("nested VM entry is not implemented yet"))),
+        InstructionEnd::Enter { launch } => match entry::enter_l3(host, guest, vmcs, launch) {
+            entry::Entered::Resume => Next::Resume,
+            entry::Entered::End(end) => Next::End(end),
+        },
     }
 }
 
 /// Delivers `event` to L2 through `nvmx::inject`, combined with `during` (Table 6-5).
 fn inject(guest: &mut Guest, vmcs: &mut CurrentVmcs, event: Event, during: Option<Event>) -> Next {
-    let mut host = L2InjectHost { regs: &mut guest.regs, trace: &mut guest.trace };
+    let mut host = VcpuInjectHost { regs: &mut guest.regs, trace: &mut guest.trace };
     match inject::inject_event(vmcs, &mut host, Running::L2, event, during) {
         InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => Next::Resume,
         InjectOutcome::Injected { requeue: Some(displaced) } => {

@@ -2,11 +2,12 @@
 
 pub mod config;
 mod cpu;
-mod ept;
+pub mod ept;
 mod exits;
 mod image;
+pub mod inject_host;
 pub mod trace;
 mod vcpu;
-mod vmcs_setup;
+pub mod vmcs_setup;
 
 pub use vcpu::{ExitCounts, Guest, Observation, RunEnd, Stop};

@@ -10,9 +10,10 @@ use l1_hv::vmx::capabilities::Unsupported;
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
 use super::ept::Ept;
 use l1_hv::vmx::{self, instructions, Entry, GuestRegisters, HostRsp};
-use crate::nested::Nested;
+use crate::nested::{l3_exit, Nested, ShadowVmcs};
 use crate::Host;
 use alloc::vec::Vec;
+use shadow_vmcs::Vmcs;
 use core::fmt;
 use l2_abi::RAM_SIZE;
 
@@ -108,10 +109,10 @@ pub struct Guest<'a> {
     /// The run's configuration.
     pub config: GuestConfig<'a>,
     /// Guest RAM (guest-physical 0 is its first byte).
-    pub(super) ram: PhysPages,
-    _ept: Ept,
-    vmcs_region: PhysPages,
-    pub(super) regs: GuestRegisters,
+    pub(crate) ram: PhysPages,
+    pub(crate) ept: Ept,
+    pub(crate) vmcs_region: PhysPages,
+    pub(crate) regs: GuestRegisters,
     launched: bool,
     host_rsp: HostRsp,
     /// Hypercall `Observe` records, in order.
@@ -121,7 +122,9 @@ pub struct Guest<'a> {
     /// VM exits by basic reason.
     pub exits: ExitCounts,
     /// Virtual VMX state, for guests that are hypervisors themselves.
-    pub(super) nested: Nested,
+    pub(crate) nested: Nested,
+    /// The VPID l1-hv runs this guest's L2 with (L3 gets `vpid + VPID_L3_OFFSET`).
+    pub(crate) vpid: u16,
 }
 
 impl<'a> Guest<'a> {
@@ -149,10 +152,15 @@ impl<'a> Guest<'a> {
         };
         vmcs_setup::write_vmcs(&mut vmcs, &host.caps, &setup).map_err(CreateError::Unsupported)?;
         let regs = GuestRegisters { rdi: RAM_SIZE, ..Default::default() };
+        // VMCS shadowing for the guest's VMREAD/VMWRITE, where the CPU has it and the run wants it.
+        let shadow = match config.shadowing && host.caps.has_vmcs_shadowing() {
+            true => Some(ShadowVmcs::new(host.caps.revision_id(), host.shadow_policy).ok_or(CreateError::OutOfMemory)?),
+            false => None,
+        };
         Ok(Self {
             config,
             ram,
-            _ept: ept,
+            ept,
             vmcs_region,
             regs,
             launched: false,
@@ -160,29 +168,44 @@ impl<'a> Guest<'a> {
             observations: Vec::new(),
             trace: TraceRing::new(),
             exits: [0; 80],
-            nested: Nested::new(host.offered, host.phys_addr_bits),
+            nested: Nested::new(host.offered, host.phys_addr_bits, shadow),
+            vpid,
         })
     }
 
-    /// Runs the guest until it ends. Its VMCS must be current (as `create` leaves it).
+    /// Runs the guest until it ends. Its VMCS must be current (as `create` leaves it). For a
+    /// guest hypervisor the vCPU alternates between L2 (vmcs01) and its L3 (vmcs02).
     pub fn run(&mut self, host: &Host) -> RunEnd {
-        // SAFETY: `create` made this guest's VMCS current and nothing else has since.
+        // SAFETY: `create` made this guest's VMCS current; every switch to vmcs02 and back
+        // happens in the nested entry and exit paths, which leave the right one current.
         let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
         loop {
-            // SAFETY: the VMCS is fully initialised and its host RIP is `vmx_exit`.
-            match unsafe { vmx::enter(&mut self.regs, self.launched, &mut self.host_rsp) } {
-                Entry::Exited => self.launched = true,
+            let in_l3 = self.nested.in_l3;
+            let (launched, host_rsp) = match (in_l3, self.nested.l3.as_mut()) {
+                (true, Some(l3)) => (&mut l3.launched, &mut l3.host_rsp),
+                _ => (&mut self.launched, &mut self.host_rsp),
+            };
+            // SAFETY: the current VMCS is fully initialised and its host RIP is `vmx_exit`.
+            match unsafe { vmx::enter(&mut self.regs, *launched, host_rsp) } {
+                Entry::Exited => *launched = true,
                 Entry::Failed(fail) => {
                     let error = match fail {
-                        instructions::VmFail::Valid => {
-                            shadow_vmcs::Vmcs::read(&vmcs, x86::vmx::vmcs::ro::VM_INSTRUCTION_ERROR)
-                        }
+                        instructions::VmFail::Valid => vmcs.read(x86::vmx::vmcs::ro::VM_INSTRUCTION_ERROR),
                         instructions::VmFail::Invalid => u64::MAX,
                     };
                     return RunEnd::Stopped(Stop::EntryFailed { error });
                 }
             }
-            match exits::handle(host, self, &mut vmcs) {
+            let next = if in_l3 {
+                match l3_exit::handle(host, self, &mut vmcs) {
+                    l3_exit::Handled::Resume => continue,
+                    l3_exit::Handled::End(end) => return end,
+                }
+            } else {
+                self.nested.stats.l2_exit();
+                exits::handle(host, self, &mut vmcs)
+            };
+            match next {
                 Next::Resume => {}
                 Next::End(end) => return end,
             }

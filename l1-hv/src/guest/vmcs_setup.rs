@@ -97,7 +97,8 @@ fn write_controls(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSetup)
     Ok(())
 }
 
-fn write_host_state(vmcs: &mut impl Vmcs) {
+/// Host state: where every VM exit of l1-hv's guests (L2 on vmcs01, L3 on vmcs02) lands.
+pub fn write_host_state(vmcs: &mut impl Vmcs) {
     flat64::write_host_state(
         vmcs,
         &FlatHost {

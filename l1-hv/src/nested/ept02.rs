@@ -29,9 +29,8 @@ impl Ept02 {
         self.tables[0].phys() | (3 << 3) | 6
     }
 
-    /// Maps the 4 KiB page at `l3_gpa` to `host_phys` with the leaf entry's low bits `flags`
-    /// (permissions and memory type, SDM Table 29-6).
-    pub fn map(&mut self, l3_gpa: u64, host_phys: u64, flags: u64) -> Result<(), OutOfMemory> {
+    /// Installs the 4 KiB leaf entry `leaf` (from `nvmx::ept::compose`) for the page at `l3_gpa`.
+    pub fn map_entry(&mut self, l3_gpa: u64, leaf: u64) -> Result<(), OutOfMemory> {
         let mut table = 0;
         for level in (1..4).rev() {
             let index = ((l3_gpa >> (12 + 9 * level)) & (ENTRIES - 1)) as usize;
@@ -47,7 +46,7 @@ impl Ept02 {
             };
         }
         let index = ((l3_gpa >> 12) & (ENTRIES - 1)) as usize;
-        self.tables[table].words_mut()[index] = host_phys & !0xfff | flags;
+        self.tables[table].words_mut()[index] = leaf;
         Ok(())
     }
 

@@ -15,9 +15,13 @@ pub struct L2Context<'a, V: Vmcs> {
     pub regs: &'a mut GuestRegisters,
     /// vmcs01: L2's RSP, segments, control registers.
     pub vmcs: &'a mut V,
-    /// L2's RAM (guest-physical 0 is its first byte).
-    pub ram: &'a mut PhysPages,
+    /// L2's RAM.
+    pub memory: L2Memory<'a>,
 }
+
+/// L2's guest-physical memory: its RAM block (guest-physical 0 is the first byte); nothing else
+/// is RAM.
+pub struct L2Memory<'a>(pub &'a mut PhysPages);
 
 const PRESENT: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
@@ -100,7 +104,7 @@ impl<V: Vmcs> L2Context<'_, V> {
         for level in (0..4).rev() {
             let index = (linear >> (12 + 9 * level)) & 0x1ff;
             let mut entry = [0u8; 8];
-            self.read(table + index * 8, &mut entry).map_err(|_| fault(false))?;
+            self.memory.read(table + index * 8, &mut entry).map_err(|_| fault(false))?;
             let entry = u64::from_le_bytes(entry);
             if entry & PRESENT == 0 {
                 return Err(fault(false));
@@ -183,7 +187,7 @@ impl<V: Vmcs> GuestOperands for L2Context<'_, V> {
     fn read_memory(&mut self, operand: &MemOperand, buf: &mut [u8]) -> Result<(), Fault> {
         let gpa = self.access(operand, buf.len(), false)?;
         // Memory that is not RAM reads as all ones, as unbacked physical memory does.
-        if self.read(gpa, buf).is_err() {
+        if self.memory.read(gpa, buf).is_err() {
             buf.fill(0xff);
         }
         Ok(())
@@ -192,12 +196,33 @@ impl<V: Vmcs> GuestOperands for L2Context<'_, V> {
     fn write_memory(&mut self, operand: &MemOperand, data: &[u8]) -> Result<(), Fault> {
         let gpa = self.access(operand, data.len(), true)?;
         // Writes to memory that is not RAM are dropped, as on unbacked physical memory.
-        let _ = self.write(gpa, data);
+        let _ = self.memory.write(gpa, data);
         Ok(())
     }
 }
 
 impl<V: Vmcs> GuestMemory for L2Context<'_, V> {
+    fn is_ram(&self, gpa: u64, len: u64) -> bool {
+        self.memory.is_ram(gpa, len)
+    }
+
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), NotRam> {
+        self.memory.read(gpa, buf)
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), NotRam> {
+        self.memory.write(gpa, data)
+    }
+}
+
+impl L2Memory<'_> {
+    /// Host-physical address of L2-physical `gpa`, if it is RAM.
+    pub fn host_phys(&self, gpa: u64) -> Option<u64> {
+        self.is_ram(gpa, 1).then(|| self.0.phys() + gpa)
+    }
+}
+
+impl GuestMemory for L2Memory<'_> {
     fn is_ram(&self, gpa: u64, len: u64) -> bool {
         gpa.checked_add(len).is_some_and(|end| end <= RAM_SIZE)
     }
@@ -206,8 +231,8 @@ impl<V: Vmcs> GuestMemory for L2Context<'_, V> {
         if !self.is_ram(gpa, buf.len() as u64) {
             return Err(NotRam);
         }
-        // SAFETY: inside this guest's RAM block, which `ram` owns.
-        let source = unsafe { core::slice::from_raw_parts((self.ram.phys() + gpa) as *const u8, buf.len()) };
+        // SAFETY: inside this guest's RAM block, which `self.0` owns.
+        let source = unsafe { core::slice::from_raw_parts((self.0.phys() + gpa) as *const u8, buf.len()) };
         buf.copy_from_slice(source);
         Ok(())
     }
@@ -216,7 +241,7 @@ impl<V: Vmcs> GuestMemory for L2Context<'_, V> {
         if !self.is_ram(gpa, data.len() as u64) {
             return Err(NotRam);
         }
-        self.ram.bytes_mut()[gpa as usize..gpa as usize + data.len()].copy_from_slice(data);
+        self.0.bytes_mut()[gpa as usize..gpa as usize + data.len()].copy_from_slice(data);
         Ok(())
     }
 }

@@ -1,11 +1,24 @@
 //! Virtual VT-x for L2 guest hypervisors: l1-hv emulates their VMX instructions with
-//! `nvmx::insn`, keeps their vmcs12 in their own memory, and (see `entry`/`l3`) runs their L3
-//! guests on a vmcs02 it builds.
+//! `nvmx::insn`, keeps their vmcs12 in their own memory (mirrored into a hardware shadow VMCS),
+//! and runs their L3 guests on a vmcs02 it builds (`entry`), reflecting L3's exits back to them
+//! or handling them itself (`l3_exit`). docs/nested.md walks through it.
 
+mod ept02;
+pub mod entry;
 mod l2_context;
+pub mod l3_exit;
+mod shadow;
+mod stats;
 
-pub use l2_context::L2Context;
+pub use l2_context::{L2Context, L2Memory};
+pub use shadow::ShadowVmcs;
+pub use stats::NestedStats;
 
+use crate::memory::PhysPages;
+use ept02::Ept02;
+use l1_hv::vmx::HostRsp;
+
+use l1_hv::vmx::current_vmcs::CurrentVmcs;
 use l1_hv::vmx::exit_reason::ExitReason;
 use nvmx::event::Event;
 use nvmx::insn::{
@@ -22,12 +35,32 @@ pub const GUEST_FEATURE_CONTROL: u64 = 0b101;
 pub struct Nested {
     /// VMX-operation state and the current vmcs12 (SDM 24.1, 24.11).
     pub vmx: NestedVmx,
+    /// The hardware shadow of the current vmcs12, when l1-hv uses VMCS shadowing for this guest.
+    pub shadow: Option<ShadowVmcs>,
+    /// The L3 side of the vCPU, from the first nested VM entry on.
+    pub l3: Option<L3Vcpu>,
+    /// Whether the vCPU is running L3 now (vmcs02 current) rather than L2 (vmcs01 current).
+    pub in_l3: bool,
+    /// Counters for the run report.
+    pub stats: NestedStats,
+}
+
+/// What l1-hv keeps to run L3: vmcs02 and the composed EPT.
+pub struct L3Vcpu {
+    vmcs02: PhysPages,
+    /// Whether vmcs02 has been launched.
+    pub launched: bool,
+    /// Host RSP last written into vmcs02.
+    pub host_rsp: HostRsp,
+    ept02: Ept02,
+    /// The guest hypervisor's EPTP that `ept02` was composed from.
+    eptp12: u64,
 }
 
 impl Nested {
-    /// A vCPU outside VMX operation, offered `caps`.
-    pub fn new(caps: VmxCapabilities, phys_addr_bits: u8) -> Self {
-        Self { vmx: NestedVmx::new(caps, phys_addr_bits) }
+    /// A vCPU outside VMX operation, offered `caps`; `shadow` mirrors vmcs12 if given.
+    pub fn new(caps: VmxCapabilities, phys_addr_bits: u8, shadow: Option<ShadowVmcs>) -> Self {
+        Self { vmx: NestedVmx::new(caps, phys_addr_bits), shadow, l3: None, in_l3: false, stats: NestedStats::default() }
     }
 }
 
@@ -41,8 +74,35 @@ pub enum InstructionEnd {
     Enter { launch: bool },
 }
 
-/// Emulates the VMX instruction that caused `reason` in L2.
-pub fn emulate_instruction<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16) -> InstructionEnd {
+/// Emulates the VMX instruction that caused `reason` in L2, keeping the shadow VMCS in step:
+/// what the guest wrote into the shadow goes back into vmcs12 before an instruction reads or
+/// releases vmcs12 as a whole, and a newly current vmcs12 is copied into the shadow.
+pub fn emulate_instruction(
+    nested: &mut Nested,
+    cx: &mut L2Context<'_, CurrentVmcs>,
+    reason: u16,
+    vmcs01_phys: u64,
+) -> InstructionEnd {
+    let before = nested.vmx.current_vmcs_pointer();
+    if let (Some(shadow), Some(vmcs12)) = (&nested.shadow, nested.vmx.current_vmcs12_mut()) {
+        if !matches!(reason, ExitReason::VMREAD | ExitReason::VMWRITE | ExitReason::VMPTRST) {
+            shadow.store(vmcs12, vmcs01_phys);
+        }
+    }
+    let end = emulate(nested, cx, reason);
+    let after = nested.vmx.current_vmcs_pointer();
+    if let Some(shadow) = &nested.shadow {
+        if after != before {
+            if let Some(vmcs12) = nested.vmx.current_vmcs12() {
+                shadow.load(vmcs12, vmcs01_phys);
+            }
+            shadow.link(cx.vmcs, after.is_some());
+        }
+    }
+    end
+}
+
+fn emulate<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16) -> InstructionEnd {
     let info = cx.vmcs.read(ro::VMEXIT_INSTRUCTION_INFO) as u32;
     let qualification = cx.vmcs.read(ro::EXIT_QUALIFICATION);
     let mode = cx.mode();
@@ -95,7 +155,7 @@ pub fn emulate_instruction<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, 
 }
 
 /// Applies VMsucceed/VMfail to RFLAGS (SDM 31.2) and steps over the instruction.
-fn complete<V: Vmcs>(cx: &mut L2Context<'_, V>, outcome: Outcome) -> InstructionEnd {
+pub fn complete<V: Vmcs>(cx: &mut L2Context<'_, V>, outcome: Outcome) -> InstructionEnd {
     if let Some(rflags) = outcome.rflags(cx.vmcs.read(guest::RFLAGS)) {
         cx.vmcs.write(guest::RFLAGS, rflags);
     }

@@ -2,7 +2,7 @@
 //! hard-coded: every control word is `desired` adjusted against the reporting MSR.
 
 use x86::msr::{self, rdmsr};
-use x86::vmx::vmcs::control::PrimaryControls;
+use x86::vmx::vmcs::control::{PrimaryControls, SecondaryControls};
 
 /// A control word the CPU cannot provide.
 #[derive(Clone, Copy, Debug)]
@@ -118,6 +118,20 @@ impl Capabilities {
             procbased2: optional(secondary, msr::IA32_VMX_PROCBASED_CTLS2),
             ept_vpid_cap: self.ept_vpid,
         }
+    }
+
+    /// Whether "VMCS shadowing" may be enabled (IA32_VMX_PROCBASED_CTLS2, SDM A.3.3).
+    pub fn has_vmcs_shadowing(&self) -> bool {
+        let shadowing = SecondaryControls::VMCS_SHADOWING.bits();
+        self.secondary.may_be_1 & shadowing == shadowing
+    }
+
+    /// IA32_VMX_MISC.
+    ///
+    /// # Safety
+    /// CPUID.1:ECX.VMX must be set.
+    pub unsafe fn misc(&self) -> u64 {
+        rdmsr(msr::IA32_VMX_MISC)
     }
 
     /// The VMCS revision identifier (IA32_VMX_BASIC bits 30:0).

@@ -7,6 +7,8 @@ pub struct ExitReason(pub u32);
 impl ExitReason {
     /// Exception or non-maskable interrupt.
     pub const EXCEPTION_OR_NMI: u16 = 0;
+    /// External interrupt.
+    pub const EXTERNAL_INTERRUPT: u16 = 1;
     /// Triple fault.
     pub const TRIPLE_FAULT: u16 = 2;
     /// CPUID.
@@ -39,6 +41,8 @@ impl ExitReason {
     pub const WRMSR: u16 = 32;
     /// EPT violation.
     pub const EPT_VIOLATION: u16 = 48;
+    /// EPT misconfiguration.
+    pub const EPT_MISCONFIGURATION: u16 = 49;
     /// INVEPT.
     pub const INVEPT: u16 = 50;
     /// VMX-preemption timer expired.

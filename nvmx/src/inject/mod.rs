@@ -223,6 +223,21 @@ pub fn inject_event(
     }
 }
 
+/// Re-arms delivery of `event`, whose delivery an exit that l1-hv handled itself interrupted
+/// (the exit's valid IDT-vectoring information, e.g. an EPT violation while pushing the frame):
+/// VM entry delivers it again, as if the exit had not happened (SDM 28.2.4, "software should
+/// re-inject the event"). Its payload is not applied again: CR2 or DR6 already hold it.
+pub fn redeliver(vmcs: &mut impl Vmcs, event: &Event) {
+    let protected_mode = guest_flag(vmcs, guest::CR0, Cr0::CR0_PROTECTED_MODE.bits() as u64);
+    vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, event.info(protected_mode).bits().into());
+    if let Some(error_code) = event.pushed_error_code(protected_mode) {
+        vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, error_code.into());
+    }
+    if event.kind.is_software() {
+        vmcs.write(control::VMENTRY_INSTRUCTION_LEN, event.insn_len.into());
+    }
+}
+
 /// Sets up VM entry to deliver `event`, and applies the side effects of its delivery that VM-entry
 /// injection leaves to software (SDM 26.6.1.2: injection does not update CR2, DR6, DR7 or
 /// IA32_DEBUGCTL).

@@ -437,3 +437,27 @@ fn l3_external_interrupt_with_exiting_is_reflected() {
         (ExitReason::ExternalInterrupt, 0x8000_0041)
     );
 }
+
+#[test]
+fn redelivery_rearms_the_interrupted_event_without_touching_its_payload() {
+    // An EPT violation while a #PF (error code 2) was being delivered: l1-hv fixes its EPT and
+    // must deliver the same #PF again; CR2 already holds the address.
+    let mut vmcs = FakeVmcs::new();
+    vmcs.write(guest::CR0, 1);
+    vmcs.write(ro::IDT_VECTORING_INFO, 0x8000_0b0e);
+    vmcs.write(ro::IDT_VECTORING_ERR_CODE, 2);
+    let event = Event::from_idt_vectoring(&vmcs).expect("valid IDT-vectoring information");
+    redeliver(&mut vmcs, &event);
+    assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), 0x8000_0b0e);
+    assert_eq!(vmcs.read(control::VMENTRY_EXCEPTION_ERR_CODE), 2);
+
+    // A software exception (INT3) keeps its instruction length.
+    let mut vmcs = FakeVmcs::new();
+    vmcs.write(guest::CR0, 1);
+    vmcs.write(ro::IDT_VECTORING_INFO, 0x8000_0603);
+    vmcs.write(ro::VMEXIT_INSTRUCTION_LEN, 1);
+    let event = Event::from_idt_vectoring(&vmcs).expect("valid");
+    redeliver(&mut vmcs, &event);
+    assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), 0x8000_0603);
+    assert_eq!(vmcs.read(control::VMENTRY_INSTRUCTION_LEN), 1);
+}

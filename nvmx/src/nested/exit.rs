@@ -197,13 +197,12 @@ pub fn load_l2_host_state(
     if c12.exit.contains(ExitControls::LOAD_IA32_PAT) {
         vmcs01.write(guest::IA32_PAT_FULL, vmcs12.read(host::IA32_PAT_FULL));
     }
-    let entry01 = EntryControls::from_bits_truncate(vmcs01.read(control::VMENTRY_CONTROLS) as u32);
-    let entry01 = if host64 {
-        entry01 | EntryControls::IA32E_MODE_GUEST
-    } else {
-        entry01 - EntryControls::IA32E_MODE_GUEST
-    };
-    vmcs01.write(control::VMENTRY_CONTROLS, entry01.bits().into());
+    // Only "IA-32e mode guest" changes (SDM 28.5.1); the raw value keeps the default1 bits the
+    // `x86` crate's type would drop.
+    let ia32e = u64::from(EntryControls::IA32E_MODE_GUEST.bits());
+    let entry01 = vmcs01.read(control::VMENTRY_CONTROLS);
+    let entry01 = if host64 { entry01 | ia32e } else { entry01 & !ia32e };
+    vmcs01.write(control::VMENTRY_CONTROLS, entry01);
 
     load_host_segments(vmcs12, vmcs01, host64);
     vmcs01.write(guest::RIP, narrow(vmcs12.read(host::RIP)));
@@ -487,6 +486,19 @@ mod tests {
             0,
             "64-bit host"
         );
+    }
+
+    /// Regression (found on Bochs): rebuilding the entry controls through the `x86` crate's type
+    /// dropped the default1 bits it does not name, and the next entry of vmcs01 failed with
+    /// "VM-entry controls allowed 0-settings" (VM-instruction error 7).
+    #[test]
+    fn loading_host_state_keeps_vmcs01s_default1_entry_controls() {
+        let vmcs12 = good_vmcs12();
+        let mut vmcs01 = vmcs01_before();
+        let default1 = 0x11fb;
+        vmcs01.write(control::VMENTRY_CONTROLS, default1);
+        load_l2_host_state(&vmcs12, &mut vmcs01, &Ram::new(), PHYS_ADDR_BITS).unwrap();
+        assert_eq!(vmcs01.read(control::VMENTRY_CONTROLS), default1 | 1 << 9);
     }
 
     #[test]

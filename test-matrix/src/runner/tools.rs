@@ -18,20 +18,23 @@ pub const IMAGE_TOOLS: &[Tool] = &[
     Tool { program: "mformat", package: "mtools" },
 ];
 
-/// GRUB's BIOS platform files (no program of their own).
-const GRUB_BIOS_DIR: &str = "/usr/lib/grub/i386-pc";
-
-/// What booting in Bochs needs (`bochs-term`: the display that runs headless).
-pub const BOCHS_TOOLS: &[Tool] = &[
-    Tool { program: "bochs", package: "bochs" },
-    Tool { program: "bochs-term", package: "bochs-term" },
-];
+/// What booting in Bochs needs (its `term` display, the one that runs headless, is a plugin
+/// of package `bochs-term`, checked with the data packages).
+pub const BOCHS_TOOLS: &[Tool] = &[Tool { program: "bochs", package: "bochs" }];
 
 /// What booting in QEMU needs.
 pub const QEMU_TOOLS: &[Tool] = &[Tool { program: "qemu-system-x86_64", package: "qemu-system-x86" }];
 
-/// Extra packages without a program to probe: Bochs' BIOS images and GRUB's BIOS platform.
-const DATA_PACKAGES: &[&str] = &["bochsbios", "vgabios", "grub-pc-bin"];
+/// Extra packages without a program to probe: Bochs' BIOS images and term display, GRUB's BIOS
+/// platform.
+const DATA_PACKAGES: &[&str] = &["bochsbios", "vgabios", "bochs-term", "grub-pc-bin"];
+/// A file of each data package: if any is missing, all of them are installed.
+const DATA_FILES: &[&str] = &[
+    "/usr/share/bochs/BIOS-bochs-latest",
+    "/usr/share/bochs/VGABIOS-lgpl-latest",
+    "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so.0.0.0",
+    "/usr/lib/grub/i386-pc/multiboot2.mod",
+];
 
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
@@ -42,7 +45,7 @@ fn on_path(program: &str) -> bool {
 pub fn ensure(tools: &[&[Tool]]) -> Result<(), String> {
     let mut missing: Vec<&str> =
         tools.iter().flat_map(|t| t.iter()).filter(|t| !on_path(t.program)).map(|t| t.package).collect();
-    if !std::path::Path::new(GRUB_BIOS_DIR).is_dir() || !std::path::Path::new("/usr/share/bochs/BIOS-bochs-latest").is_file() {
+    if DATA_FILES.iter().any(|file| !std::path::Path::new(file).is_file()) {
         missing.extend(DATA_PACKAGES);
     }
     missing.sort_unstable();

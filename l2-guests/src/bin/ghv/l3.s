@@ -123,6 +123,55 @@ l3_report:
     vmcall
     ud2                             // ghv never resumes a finished run
 
+// ghv-bench's payloads (bench.rs; unused by ghv's scenarios). Entered with RSI = the unmapped
+// page, RDX = L3's IDT base, RDI = a u32 array for the deltas, RCX = iterations. Each iteration
+// times one region `lfence; rdtsc; ...; lfence; rdtsc` (low halves: a delta is far below 2^32)
+// and stores the delta; the run ends with the usual report, "completed without exception".
+.global l3_bench_floor
+l3_bench_floor:
+1:  lfence
+    rdtsc
+    mov r8d, eax
+    lfence
+    rdtsc
+    sub eax, r8d
+    mov [rdi], eax
+    add rdi, 4
+    dec rcx
+    jnz 1b
+    jmp l3_completed
+
+// The region is one read of the unmapped page. Gate 14 (IST1) is first pointed at
+// l3_bench_pf_handler, which resumes after the read: every iteration faults and the handler
+// fixes nothing, whether ghv intercepts the #PF (and re-injects it) or the CPU delivers it.
+.global l3_bench_pf
+l3_bench_pf:
+    lea rax, [rip + l3_bench_pf_handler]
+    mov [rdx + 14 * 16], ax         // offset 15:0
+    shr rax, 16
+    mov [rdx + 14 * 16 + 6], ax     // offset 31:16
+    shr rax, 16
+    mov [rdx + 14 * 16 + 8], eax    // offset 63:32
+1:  lfence
+    rdtsc
+    mov r8d, eax
+    mov r9, [rsi]
+l3_bench_pf_resume:
+    lfence
+    rdtsc
+    sub eax, r8d
+    mov [rdi], eax
+    add rdi, 4
+    dec rcx
+    jnz 1b
+    jmp l3_completed
+
+l3_bench_pf_handler:
+    add rsp, 8                      // the error code
+    lea r11, [rip + l3_bench_pf_resume]
+    mov [rsp], r11                  // return RIP: after the read
+    iretq
+
 .balign 4096
 .global l3_code_end
 l3_code_end:

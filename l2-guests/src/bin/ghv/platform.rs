@@ -43,7 +43,30 @@ impl Platform {
     pub fn finish(self, log: &Log, pass: bool, verdict: core::fmt::Arguments) -> ! {
         let mut last = Log::new();
         last.line(format_args!("verdict {} {verdict}", if pass { "PASS" } else { "FAIL" }));
-        let lines = log.lines().chain(last.lines());
+        self.print(log.lines().chain(last.lines()));
+        match self {
+            Self::Bare => {
+                // SAFETY: Bochs' shutdown port; on other machines it is unused.
+                unsafe {
+                    for byte in b"Shutdown" {
+                        outb(BOCHS_SHUTDOWN, *byte);
+                    }
+                }
+            }
+            Self::UnderL1hv => hypercall(Hypercall::Done, u64::from(!pass), 0),
+        }
+        loop {
+            // SAFETY: nothing is left to do; HLT with interrupts disabled parks the CPU.
+            unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
+        }
+    }
+}
+
+impl Platform {
+    /// Prints `lines` now: bare on COM1 (returning once every byte has left the UART), under
+    /// l1-hv with one `Write` hypercall each. ghv prints only at the end (`finish`); ghv-bench
+    /// also prints results before a step that may not come back.
+    pub fn print<'a>(self, lines: impl Iterator<Item = &'a str>) {
         match self {
             Self::Bare => {
                 let mut uart = com1();
@@ -59,24 +82,13 @@ impl Platform {
                         core::hint::spin_loop();
                     }
                 }
-                // SAFETY: Bochs' shutdown port; on other machines it is unused.
-                unsafe {
-                    for byte in b"Shutdown" {
-                        outb(BOCHS_SHUTDOWN, *byte);
-                    }
-                }
             }
             Self::UnderL1hv => {
                 for line in lines {
                     let text = &line.as_bytes()[..line.len().min(MAX_WRITE as usize)];
                     hypercall(Hypercall::Write, text.as_ptr() as u64, text.len() as u64);
                 }
-                hypercall(Hypercall::Done, u64::from(!pass), 0);
             }
-        }
-        loop {
-            // SAFETY: nothing is left to do; HLT with interrupts disabled parks the CPU.
-            unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
         }
     }
 }

@@ -64,9 +64,11 @@ impl Outcome {
     }
 }
 
-/// The exit information, read from the VMCS once per exit.
-struct ExitInfo {
-    reason: ExitReason,
+/// The exit information, read from the VMCS once per exit (also by ghv-bench's exit loop, which
+/// times this path).
+pub struct ExitInfo {
+    /// The exit-reason field.
+    pub reason: ExitReason,
     interruption: u32,
     interruption_error: Option<u32>,
     qualification: u64,
@@ -79,7 +81,8 @@ struct ExitInfo {
 }
 
 impl ExitInfo {
-    fn read(vmcs: &CurrentVmcs) -> Self {
+    /// Reads the fields ghv's exit handler reads on every exit.
+    pub fn read(vmcs: &CurrentVmcs) -> Self {
         let reason = ExitReason(vmcs.read(ro::EXIT_REASON) as u32);
         let interruption = vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32;
         let interruption_error = error_code(vmcs, interruption, ro::VMEXIT_INTERRUPTION_ERR_CODE);
@@ -211,7 +214,7 @@ fn report(regs: &GuestRegisters, name: &str, log: &mut Log) -> End {
 
 /// Gives an intercepted exception back to L3 exactly as the CPU would have delivered it,
 /// combined with an event whose delivery it interrupted. Returns `Some` if L3 shuts down.
-fn reflect(vmcs: &mut CurrentVmcs, regs: &mut GuestRegisters, exit: &ExitInfo) -> Option<End> {
+pub fn reflect(vmcs: &mut CurrentVmcs, regs: &mut GuestRegisters, exit: &ExitInfo) -> Option<End> {
     let Some(exception) = Event::decode(exit.interruption, exit.interruption_error) else {
         return Some(End::Broken("exception exit without valid interruption information"));
     };

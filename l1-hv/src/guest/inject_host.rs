@@ -1,0 +1,40 @@
+//! The vCPU state `nvmx::inject` may touch that is not in the VMCS: CR2, DR6, the trace ring.
+//! One vCPU runs L2 or (for a guest hypervisor) L3; both share its registers, as on hardware,
+//! where VM entry and exit switch neither CR2 nor DR6.
+
+use super::trace::TraceRing;
+use l1_hv::vmx::GuestRegisters;
+use nvmx::inject::{InjectHost, TraceRecord, TraceSink};
+
+/// The injection routine's view of a vCPU.
+pub struct VcpuInjectHost<'a> {
+    /// The vCPU's registers (CR2 is one of them).
+    pub regs: &'a mut GuestRegisters,
+    /// Where injection trace records go.
+    pub trace: &'a mut TraceRing,
+}
+
+impl TraceSink for VcpuInjectHost<'_> {
+    fn record(&mut self, record: TraceRecord) {
+        self.trace.record(record);
+    }
+}
+
+impl InjectHost for VcpuInjectHost<'_> {
+    fn set_cr2(&mut self, cr2: u64) {
+        self.regs.cr2 = cr2;
+    }
+
+    fn merge_dr6(&mut self, bits: u64) {
+        // l1-hv never uses the debug registers, so the hardware DR6 is the guest's.
+        // SAFETY: DR6 is only observed by the guest.
+        unsafe { x86::debugregs::dr6_write(x86::debugregs::Dr6::from_bits_truncate(x86::debugregs::dr6().bits() | bits as usize)) };
+    }
+
+    fn debugger_attached(&self) -> bool {
+        // l1-hv has no debugger to attach yet.
+        false
+    }
+
+    fn pause_for_debugger(&mut self) {}
+}

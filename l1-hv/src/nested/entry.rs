@@ -1,0 +1,173 @@
+//! Nested VM entry (the guest hypervisor's VMLAUNCH/VMRESUME passed the instruction checks):
+//! vmcs12's VM-entry checks, then vmcs02 composed from vmcs12 and what l1-hv needs, then L3
+//! runs (SDM 27; the phases are nvmx's, see docs/nested-engine.md).
+
+use super::ept02::Ept02;
+use super::{complete, L2Memory, L3Vcpu, Nested};
+use crate::guest::vmcs_setup::write_host_state;
+use crate::guest::{Guest, RunEnd, Stop};
+use crate::memory::PhysPages;
+use crate::Host;
+use l1_hv::vmx::current_vmcs::CurrentVmcs;
+use l1_hv::vmx::instructions::{invept_all_contexts, vmclear, vmptrld};
+use l1_hv::vmx::HostRsp;
+use nvmx::insn::Outcome;
+use nvmx::nested::{
+    check_vmcs12, load_l2_host_state, prepare_vmcs02, EntryContext, EntryFailure, L1Needs, L2Inherited,
+    Vmcs12Pages,
+};
+use shadow_vmcs::{LaunchState, Vmcs};
+use x86::controlregs::Cr4;
+use x86::vmx::vmcs::control::{
+    self, EntryControls, ExitControls, PinbasedControls, PrimaryControls, SecondaryControls,
+};
+use x86::vmx::vmcs::guest;
+
+/// L3 runs with the guest's VPID plus this, so L2's and L3's translations never mix.
+pub const VPID_L3_OFFSET: u16 = 0x100;
+const EFER_LMA: u64 = 1 << 10;
+
+/// What the run loop does next.
+pub enum Entered {
+    /// Enter the current VMCS's guest: L3 on success, L2 after a failed entry.
+    Resume,
+    /// The guest cannot go on.
+    End(RunEnd),
+}
+
+/// Performs the guest hypervisor's VMLAUNCH (`launch`) or VMRESUME; vmcs01 is current.
+pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool) -> Entered {
+    let vmcs01_phys = g.vmcs_region.phys();
+    let l2_ept = g.ept.pointer();
+    let vpid02 = g.vpid + VPID_L3_OFFSET;
+    let exception_bitmap = g.config.exception_bitmap;
+    let memory = L2Memory(&mut g.ram);
+    let nested: &mut Nested = &mut g.nested;
+    let Some(vmcs12) = nested.vmx.current_vmcs12_mut() else {
+        return Entered::End(RunEnd::Stopped(Stop::Internal("nested entry without a current vmcs12")));
+    };
+    if let Some(shadow) = &nested.shadow {
+        shadow.store(vmcs12, vmcs01_phys);
+    }
+    let context = EntryContext {
+        caps: &host.offered,
+        phys_addr_bits: host.phys_addr_bits,
+        ia32e_mode: vmcs.read(guest::IA32_EFER_FULL) & EFER_LMA != 0,
+        l2_debugctl: vmcs.read(guest::IA32_DEBUGCTL_FULL),
+    };
+    if let Err(failure) = check_vmcs12(vmcs12, &memory, &context) {
+        failure.write_to(vmcs12);
+        match failure {
+            // VMfailValid: the guest hypervisor continues after its instruction (SDM 27.1).
+            EntryFailure::VmFailValid(error) => {
+                let mut cx = super::L2Context { regs: &mut g.regs, vmcs, memory };
+                complete(&mut cx, Outcome::FailValid(error));
+            }
+            // A VM-entry failure exit: L2 resumes at its host state (SDM 27.8).
+            EntryFailure::Exit { .. } => {
+                if load_l2_host_state(vmcs12, vmcs, &memory, host.phys_addr_bits).is_err() {
+                    return Entered::End(RunEnd::Stopped(Stop::Internal("VMX abort loading the host state")));
+                }
+                if let Some(shadow) = &nested.shadow {
+                    shadow.load(vmcs12, vmcs01_phys);
+                }
+            }
+        }
+        return Entered::Resume;
+    }
+
+    let l3 = match nested.l3.as_mut() {
+        Some(l3) => l3,
+        None => match L3Vcpu::new(host.caps.revision_id()) {
+            Some(l3) => nested.l3.insert(l3),
+            None => return Entered::End(RunEnd::Stopped(Stop::Internal("out of memory for vmcs02"))),
+        },
+    };
+    let secondary12 = SecondaryControls::from_bits_truncate(vmcs12.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32);
+    let primary12 = PrimaryControls::from_bits_truncate(vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32);
+    let secondary12 = if primary12.contains(PrimaryControls::SECONDARY_CONTROLS) { secondary12 } else { SecondaryControls::empty() };
+    let eptp02 = if secondary12.contains(SecondaryControls::ENABLE_EPT) {
+        let eptp12 = vmcs12.read(control::EPTP_FULL);
+        if eptp12 != l3.eptp12 {
+            // Another EPT hierarchy: compose afresh (SDM 29.4.3: translations are per EPTP).
+            l3.ept02.clear();
+            l3.eptp12 = eptp12;
+            invalidate_ept();
+        }
+        l3.ept02.pointer()
+    } else {
+        // L3 addresses L2-physical memory directly through l1-hv's EPT.
+        l2_ept
+    };
+    if !secondary12.contains(SecondaryControls::ENABLE_VPID) {
+        // Without VPID the guest hypervisor relies on VM entries and exits flushing linear
+        // translations (SDM 29.4.3.3); vpid02 is l1-hv's, so l1-hv flushes.
+        invalidate_ept();
+    }
+    let pages = Vmcs12Pages::of(vmcs12);
+    let needs = L1Needs {
+        pin: PinbasedControls::EXTERNAL_INTERRUPT_EXITING | PinbasedControls::NMI_EXITING,
+        primary: PrimaryControls::empty(),
+        secondary: SecondaryControls::empty(),
+        exit: ExitControls::HOST_ADDRESS_SPACE_SIZE
+            | ExitControls::SAVE_IA32_EFER
+            | ExitControls::LOAD_IA32_EFER
+            | ExitControls::ACK_INTERRUPT_ON_EXIT,
+        entry: EntryControls::LOAD_IA32_EFER,
+        exception_bitmap,
+        cr0_mask: 0,
+        cr4_mask: Cr4::CR4_ENABLE_VMX.bits() as u64,
+        tsc_offset: 0,
+        eptp02,
+        vpid02,
+        msr_bitmap: None,
+        io_bitmaps: None,
+        virtual_apic_page: pages.virtual_apic.and_then(|gpa| memory.host_phys(gpa)).unwrap_or(0),
+        apic_access_page: pages.apic_access.and_then(|gpa| memory.host_phys(gpa)).unwrap_or(0),
+        preemption_timer_value: 0,
+        l2: L2Inherited {
+            efer: vmcs.read(guest::IA32_EFER_FULL),
+            pat: vmcs.read(guest::IA32_PAT_FULL),
+            dr7: vmcs.read(guest::DR7),
+            debugctl: vmcs.read(guest::IA32_DEBUGCTL_FULL),
+        },
+    };
+    // SAFETY: vmcs02 is a VMCS region l1-hv owns; vmcs01 is made current again on the way out.
+    if unsafe { vmptrld(l3.vmcs02.phys()) }.is_err() {
+        return Entered::End(RunEnd::Stopped(Stop::Internal("VMPTRLD of vmcs02 failed")));
+    }
+    if !l3.launched {
+        write_host_state(vmcs);
+    }
+    prepare_vmcs02(vmcs12, vmcs, &needs, &memory);
+    if launch {
+        vmcs12.set_launch_state(LaunchState::Launched);
+    }
+    nested.in_l3 = true;
+    nested.stats.entered();
+    Entered::Resume
+}
+
+fn invalidate_ept() {
+    // SAFETY: CPL 0 in VMX root operation, INVEPT all-context checked at bring-up.
+    let _ = unsafe { invept_all_contexts() };
+}
+
+impl L3Vcpu {
+    /// A clear vmcs02 with an empty EPT02.
+    fn new(revision_id: u32) -> Option<Self> {
+        let mut vmcs02 = PhysPages::page()?;
+        vmcs02.bytes_mut()[..4].copy_from_slice(&revision_id.to_le_bytes());
+        // SAFETY: a fresh, revision-stamped region (SDM 25.11.3).
+        unsafe { vmclear(vmcs02.phys()) }.ok()?;
+        Some(Self { vmcs02, launched: false, host_rsp: HostRsp::default(), ept02: Ept02::new().ok()?, eptp12: u64::MAX })
+    }
+
+}
+
+impl Drop for L3Vcpu {
+    fn drop(&mut self) {
+        // SAFETY: flushes vmcs02 before its page returns to the heap.
+        let _ = unsafe { vmclear(self.vmcs02.phys()) };
+    }
+}

@@ -1,0 +1,186 @@
+//! An exit of L3 (vmcs02 current): reflect it to the guest hypervisor as a virtual VM exit, or
+//! handle it in l1-hv — an EPT violation in the composed EPT that the guest hypervisor's EPT
+//! allows (fill EPT02), an exception only l1-hv intercepted (re-inject into L3), an external
+//! interrupt (l1-hv's own).
+
+use super::{L2Memory, Nested};
+use crate::guest::inject_host::VcpuInjectHost;
+use crate::guest::{Guest, RunEnd, Stop};
+use crate::Host;
+use l1_hv::vmx::current_vmcs::CurrentVmcs;
+use l1_hv::vmx::exit_reason::ExitReason;
+use l1_hv::vmx::instructions::vmptrld;
+use l1_hv::vmx::GuestRegisters;
+use nvmx::ept::{compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions};
+use nvmx::event::Event;
+use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
+use nvmx::insn::GuestMemory;
+use nvmx::nested::{l2_wants_exit, load_l2_host_state, reflect_exit, Decision, ExitFacts, ExitFields};
+use nvmx::route::InterceptControls;
+use shadow_vmcs::Vmcs;
+use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::{guest, ro};
+
+/// EPT memory type of l1-hv's own mappings of guest RAM: write-back.
+const MEMORY_TYPE_WB: u8 = 6;
+
+/// What the run loop does after an L3 exit.
+pub enum Handled {
+    /// Enter the current VMCS's guest (L3 again, or L2 after a reflection).
+    Resume,
+    /// The guest cannot go on.
+    End(RunEnd),
+}
+
+/// Handles the exit L3 just took; vmcs02 is current.
+pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
+    let reason = ExitReason(vmcs.read(ro::EXIT_REASON) as u32);
+    if let Some(count) = g.nested.stats.l3_exits.get_mut(usize::from(reason.basic())) {
+        *count += 1;
+    }
+    if reason.is_entry_failure() {
+        // nvmx's checks accept only a vmcs12 whose vmcs02 the CPU accepts: this is an l1-hv bug,
+        // contained to this guest.
+        return Handled::End(RunEnd::Stopped(Stop::Internal("vmcs02 failed the CPU's VM-entry checks")));
+    }
+    let memory = L2Memory(&mut g.ram);
+    let Some(vmcs12) = g.nested.vmx.current_vmcs12_mut() else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
+    };
+    if reason.basic() == ExitReason::EPT_VIOLATION && ept_enabled(vmcs12) {
+        return ept_violation(host, g, vmcs);
+    }
+    let facts = ExitFacts::from_vmcs02(vmcs, gprs(&g.regs, vmcs));
+    match l2_wants_exit(&facts, vmcs12, &memory) {
+        Decision::ReflectToL2 => reflect(host, g, vmcs, ExitFields::FromVmcs02),
+        Decision::L1Handles => match reason.basic() {
+            ExitReason::EXCEPTION_OR_NMI => reinject(host, g, vmcs),
+            // l1-hv's own interrupt (it masks its PIC, so a stray one): nothing to do.
+            ExitReason::EXTERNAL_INTERRUPT => {
+                redeliver_interrupted(vmcs);
+                Handled::Resume
+            }
+            _ => Handled::End(RunEnd::Stopped(Stop::Unhandled { reason, rip: vmcs.read(guest::RIP) })),
+        },
+    }
+}
+
+/// An exception vmcs12 does not intercept, which l1-hv intercepted for itself: deliver it to
+/// L3 as the hardware would have, through the routing core with the guest hypervisor's controls.
+fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
+    let Some(vmcs12) = g.nested.vmx.current_vmcs12() else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
+    };
+    let controls = InterceptControls::from_vmcs(vmcs12);
+    let (Some(event), during) = (Event::from_exit(vmcs), Event::from_idt_vectoring(vmcs)) else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("exception exit without valid interruption information")));
+    };
+    let mut inject_host = VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace };
+    match inject_event(vmcs, &mut inject_host, Running::L3(&controls), event, during) {
+        InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => Handled::Resume,
+        InjectOutcome::Injected { requeue: Some(displaced) } => {
+            Handled::End(RunEnd::Stopped(Stop::Displaced { vector: displaced.vector }))
+        }
+        InjectOutcome::Reflected(info) => reflect(host, g, vmcs, ExitFields::Event(info)),
+        InjectOutcome::TripleFault => reflect(host, g, vmcs, ExitFields::Event(nvmx::route::triple_fault_exit())),
+    }
+}
+
+/// An EPT violation in EPT02: walk the guest hypervisor's EPT for the address; where it maps
+/// the page, compose the mapping into EPT02 and retry, else reflect its violation or
+/// misconfiguration (SDM 29.3.3).
+fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
+    let qualification = vmcs.read(ro::EXIT_QUALIFICATION);
+    let l3_gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
+    let access = Access { read: qualification & 1 != 0, write: qualification & 2 != 0, execute: qualification & 4 != 0 };
+    let memory = L2Memory(&mut g.ram);
+    let nested: &mut Nested = &mut g.nested;
+    let Some(vmcs12) = nested.vmx.current_vmcs12() else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
+    };
+    let ept12 = Ept12::new(vmcs12.read(control::EPTP_FULL), &host.offered, host.phys_addr_bits);
+    match walk(&memory, &ept12, l3_gpa, access) {
+        Ok(translation) => {
+            let lookup = |l2_gpa: u64| {
+                memory.is_ram(l2_gpa, 4096).then(|| HostMapping {
+                    host_phys: memory.0.phys() + l2_gpa,
+                    permissions: Permissions::all(),
+                    memory_type: MEMORY_TYPE_WB,
+                    ignore_pat: false,
+                })
+            };
+            let Some(leaf) = compose(&translation, lookup) else {
+                return Handled::End(RunEnd::Stopped(Stop::EptViolation { gpa: translation.l2_gpa, rip: vmcs.read(guest::RIP) }));
+            };
+            let Some(l3) = nested.l3.as_mut() else {
+                return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without vmcs02")));
+            };
+            if l3.ept02.map_entry(l3_gpa, leaf).is_err() {
+                return Handled::End(RunEnd::Stopped(Stop::Internal("out of memory for EPT02")));
+            }
+            redeliver_interrupted(vmcs);
+            Handled::Resume
+        }
+        Err(EptFault::Violation { qualification: walked }) => {
+            let fields = ExitFields::Rewritten {
+                reason: ExitReason::EPT_VIOLATION.into(),
+                qualification: reflected_qualification(walked, qualification),
+            };
+            reflect(host, g, vmcs, fields)
+        }
+        Err(EptFault::Misconfiguration) => {
+            let fields = ExitFields::Rewritten { reason: ExitReason::EPT_MISCONFIGURATION.into(), qualification: 0 };
+            reflect(host, g, vmcs, fields)
+        }
+    }
+}
+
+/// The virtual VM exit: L3's state and the exit information into vmcs12, vmcs01 current again
+/// with the guest hypervisor's host state, the shadow VMCS refreshed (SDM 28).
+fn reflect(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, fields: ExitFields) -> Handled {
+    let vmcs01_phys = g.vmcs_region.phys();
+    let exception = matches!(
+        &fields,
+        ExitFields::FromVmcs02 if vmcs.read(ro::EXIT_REASON) as u16 == ExitReason::EXCEPTION_OR_NMI
+    ) || matches!(&fields, ExitFields::Event(info) if info.reason == nvmx::route::ExitReason::ExceptionOrNmi);
+    let memory = L2Memory(&mut g.ram);
+    let nested: &mut Nested = &mut g.nested;
+    let Some(vmcs12) = nested.vmx.current_vmcs12_mut() else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
+    };
+    reflect_exit(vmcs, vmcs12, fields);
+    // SAFETY: vmcs01 is this guest's VMCS region.
+    if unsafe { vmptrld(vmcs01_phys) }.is_err() {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("VMPTRLD of vmcs01 failed")));
+    }
+    if load_l2_host_state(vmcs12, vmcs, &memory, host.phys_addr_bits).is_err() {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("VMX abort loading the host state")));
+    }
+    if let Some(shadow) = &nested.shadow {
+        shadow.load(vmcs12, vmcs01_phys);
+    }
+    nested.in_l3 = false;
+    nested.stats.reflected(exception);
+    Handled::Resume
+}
+
+/// An exit l1-hv handled itself may have interrupted an event's delivery: deliver it again.
+fn redeliver_interrupted(vmcs: &mut CurrentVmcs) {
+    if let Some(event) = Event::from_idt_vectoring(vmcs) {
+        redeliver(vmcs, &event);
+    }
+}
+
+fn ept_enabled(vmcs12: &impl Vmcs) -> bool {
+    let primary = vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32;
+    let secondary = vmcs12.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32;
+    primary & PrimaryControls::SECONDARY_CONTROLS.bits() != 0 && secondary & SecondaryControls::ENABLE_EPT.bits() != 0
+}
+
+/// L3's general-purpose registers in `Gpr` order (RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8–R15).
+fn gprs(r: &GuestRegisters, vmcs: &CurrentVmcs) -> [u64; 16] {
+    [
+        r.rax, r.rcx, r.rdx, r.rbx, vmcs.read(guest::RSP), r.rbp, r.rsi, r.rdi,
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15,
+    ]
+}
