@@ -73,7 +73,26 @@ impl<'a> Runs<'a> {
         for record in guest.trace.iter() {
             println!("l1-hv: {label}: trace {}", TraceDisplay(record));
         }
-        print_exits(label, &guest.exits);
+        print_exits(label, "exits", &guest.exits);
+        let nested = &guest.nested.stats;
+        if nested.entries > 0 {
+            print_exits(label, "L3 exits", &nested.l3_exits);
+            let per_exception = match nested.exits_per_reflected_exception {
+                Some((low, high)) if low == high => alloc::format!("{low}"),
+                Some((low, high)) => alloc::format!("{low}..{high}"),
+                None => "n/a".into(),
+            };
+            println!(
+                "l1-hv: {label}: nested shadowing={} entries={} reflections={} exception-reflections={} \
+                 exits-per-reflected-exception={per_exception} vmread-exits={} vmwrite-exits={}",
+                if guest.nested.shadow.is_some() { "on" } else { "off" },
+                nested.entries,
+                nested.reflections,
+                nested.exception_reflections,
+                guest.exits[usize::from(ExitReason::VMREAD)],
+                guest.exits[usize::from(ExitReason::VMWRITE)],
+            );
+        }
         let pass = match (&end, config.expect) {
             (RunEnd::Done(0), Expect::Done)
             | (RunEnd::TripleFault, Expect::TripleFault)
@@ -134,11 +153,11 @@ impl core::fmt::Display for Label<'_> {
     }
 }
 
-fn print_exits(label: Label, exits: &ExitCounts) {
+fn print_exits(label: Label, what: &str, exits: &ExitCounts) {
     let mut line = alloc::string::String::new();
     for (reason, count) in exits.iter().enumerate().filter(|(_, c)| **c > 0) {
         let name = ExitReason(reason as u32).name();
         line.push_str(&alloc::format!(" [{name}]={count}"));
     }
-    println!("l1-hv: {label}: exits{line}");
+    println!("l1-hv: {label}: {what}{line}");
 }

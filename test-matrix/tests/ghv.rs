@@ -116,13 +116,34 @@ fn ghv_bare_on_bochs_passes_its_scenarios() {
     assert_eq!(run.status, Some(0));
 }
 
+/// The `nested ...` counter line l1-hv prints for guest run `index`.
+fn nested_counters(console: &str, index: u32) -> &str {
+    let prefix = format!("l1-hv: guest {index} ghv: nested ");
+    console.lines().find(|l| l.starts_with(&prefix)).expect("l1-hv prints nested counters")
+}
+
+/// ghv under l1-hv, with VMCS shadowing (run 1) and without (run 2): both logs equal the bare
+/// one line for line; with shadowing every reflected exception costs l1-hv exactly two exits
+/// (L3's exception, ghv's VMRESUME) and ghv's VMREADs none; without, they exit.
 #[test]
-#[ignore = "needs nested VMX in l1-hv (issue 4)"]
-fn ghv_under_l1hv_matches_bare() {
+fn ghv_under_l1hv_matches_bare_with_and_without_shadowing() {
     let reference = bare();
-    let nested = demo(&["--guest", "ghv", "--timeout", "120"]);
+    let nested = demo(&["--guest", "ghv", "--guest", "ghv shadowing=off", "--timeout", "120"]);
     let bare_lines = ghv_lines(&reference.console);
     assert!(bare_lines.contains(&"ghv: verdict PASS (22 scenarios)"), "the bare reference run must pass");
-    assert_eq!(ghv_lines(&nested.console), bare_lines);
+    let second = nested.console.find("l1-hv: guest 2 ghv: start").expect("two ghv runs");
+    let (with_shadowing, without_shadowing) = nested.console.split_at(second);
+    assert_eq!(ghv_lines(with_shadowing), bare_lines, "shadowing on");
+    assert_eq!(ghv_lines(without_shadowing), bare_lines, "shadowing off");
+
+    let on = nested_counters(&nested.console, 1);
+    assert!(on.contains("shadowing=on"), "{on}");
+    assert!(on.contains(" exception-reflections=10 "), "{on}");
+    assert!(on.contains(" exits-per-reflected-exception=2 "), "{on}");
+    assert!(on.contains(" vmread-exits=0 "), "{on}");
+    let off = nested_counters(&nested.console, 2);
+    assert!(off.contains("shadowing=off"), "{off}");
+    assert!(!off.contains(" exits-per-reflected-exception=2 "), "{off}");
+    assert!(!off.contains(" vmread-exits=0 "), "{off}");
     assert_eq!(nested.status, Some(0));
 }
