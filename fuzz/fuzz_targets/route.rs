@@ -1,2 +1,4 @@
+//! See `nvmx_fuzz::route` for the input and the properties.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|_d: &[u8]| {});
+
+libfuzzer_sys::fuzz_target!(|input: nvmx_fuzz::route::Input| nvmx_fuzz::route::check(&input));

@@ -328,23 +328,34 @@ fn outcome_name(outcome: &Outcome) -> String {
     }
 }
 
-/// Sets up the operands of `step`, runs it and returns the outcome (`None` for harness actions
-/// and for instruction-information values the SDM leaves undefined, which hardware never
-/// reports).
-fn execute(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, bits: u8) -> Option<Outcome> {
-    let mode = step.guest_mode();
-    let canonical = step.canonical();
-    let m64 = |guest: &mut Guest| -> Option<MemOperand> {
-        if canonical {
-            let pointer = pointer(step.arg, step.value, bits);
-            guest.ram.put(SCRATCH, &pointer.to_le_bytes());
-            Some(AT_RBX)
-        } else {
-            decode_pointer_operand(step.info, step.qualification).ok()
+/// An instruction's decoded operands.
+enum Operands {
+    None,
+    Pointer(MemOperand),
+    Field(FieldAccessOperands),
+    Invalidation(InvalidationOperands),
+}
+
+/// Puts the step's operand values in registers and memory (not a guest action, so unlogged) and
+/// returns the operands; `None` for instruction-information values the SDM leaves undefined,
+/// which hardware never reports.
+fn operands(guest: &mut Guest, step: &Step, bits: u8) -> Option<Operands> {
+    let decoded = !step.canonical();
+    if !decoded {
+        guest.regs[Gpr::Rbx as usize] = SCRATCH;
+    }
+    Some(match step.op {
+        Op::Vmxon | Op::Vmclear | Op::Vmptrld | Op::Vmptrst if decoded => {
+            Operands::Pointer(decode_pointer_operand(step.info, step.qualification).ok()?)
         }
-    };
-    let field_access = |guest: &mut Guest| -> Option<FieldAccessOperands> {
-        if canonical {
+        Op::Vmxon | Op::Vmclear | Op::Vmptrld | Op::Vmptrst => {
+            guest.ram.put(SCRATCH, &pointer(step.arg, step.value, bits).to_le_bytes());
+            Operands::Pointer(AT_RBX)
+        }
+        Op::Vmread | Op::Vmwrite if decoded => {
+            Operands::Field(decode_field_access(step.info, step.qualification).ok()?)
+        }
+        Op::Vmread | Op::Vmwrite => {
             guest.regs[Gpr::Rax as usize] = field_encoding(step.arg, step.extra);
             guest.regs[Gpr::Rcx as usize] = step.value;
             guest.ram.put(SCRATCH, &step.value.to_le_bytes());
@@ -353,13 +364,12 @@ fn execute(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, bits: u8) -> Opt
             } else {
                 Operand::Memory(AT_RBX)
             };
-            Some(FieldAccessOperands { rm, field: Gpr::Rax })
-        } else {
-            decode_field_access(step.info, step.qualification).ok()
+            Operands::Field(FieldAccessOperands { rm, field: Gpr::Rax })
         }
-    };
-    let invalidation = |guest: &mut Guest| -> Option<InvalidationOperands> {
-        if canonical {
+        Op::Invept | Op::Invvpid if decoded => {
+            Operands::Invalidation(decode_invalidation(step.info, step.qualification).ok()?)
+        }
+        Op::Invept | Op::Invvpid => {
             guest.regs[Gpr::Rax as usize] = invalidation_type(step.arg, step.extra);
             let low = match step.arg % 3 {
                 0 => GOOD_EPTP,
@@ -368,89 +378,88 @@ fn execute(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, bits: u8) -> Opt
             };
             guest.ram.put(SCRATCH, &low.to_le_bytes());
             guest.ram.put(SCRATCH + 8, &step.extra.to_le_bytes());
-            Some(InvalidationOperands {
+            Operands::Invalidation(InvalidationOperands {
                 kind: Gpr::Rax,
                 descriptor: AT_RBX,
             })
-        } else {
-            decode_invalidation(step.info, step.qualification).ok()
         }
-    };
+        Op::Vmxoff | Op::Vmlaunch | Op::Vmresume | Op::Poke | Op::SetRegister => Operands::None,
+    })
+}
+
+/// Executes the instruction of `step` with `operands`.
+fn run(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, operands: &Operands) -> Outcome {
+    let mode = step.guest_mode();
     let feature_control = if step.arg < 0xF0 { 0b101 } else { step.extra & 7 };
-    let outcome = match step.op {
-        Op::Vmxon => {
-            let operand = m64(guest)?;
-            vmx.vmxon(&mode, feature_control, guest, &operand)
-        }
-        Op::Vmxoff => vmx.vmxoff(&mode, guest),
-        Op::Vmclear => {
-            let operand = m64(guest)?;
-            vmx.vmclear(&mode, guest, &operand)
-        }
-        Op::Vmptrld => {
-            let operand = m64(guest)?;
-            vmx.vmptrld(&mode, guest, &operand)
-        }
-        Op::Vmptrst => {
-            let operand = m64(guest)?;
-            vmx.vmptrst(&mode, guest, &operand)
-        }
-        Op::Vmread => {
-            let operands = field_access(guest)?;
-            vmx.vmread(&mode, guest, &operands)
-        }
-        Op::Vmwrite => {
-            let operands = field_access(guest)?;
-            vmx.vmwrite(&mode, guest, &operands)
-        }
-        Op::Vmlaunch => vmx.vmlaunch(&mode, step.value & 1 != 0),
-        Op::Vmresume => vmx.vmresume(&mode, step.value & 1 != 0),
-        Op::Invept => {
-            let operands = invalidation(guest)?;
-            vmx.invept(&mode, guest, &operands)
-        }
-        Op::Invvpid => {
-            let operands = invalidation(guest)?;
-            vmx.invvpid(&mode, guest, &operands)
-        }
+    let blocked_by_mov_ss = step.value & 1 != 0;
+    match (step.op, operands) {
+        (Op::Vmxon, Operands::Pointer(m)) => vmx.vmxon(&mode, feature_control, guest, m),
+        (Op::Vmclear, Operands::Pointer(m)) => vmx.vmclear(&mode, guest, m),
+        (Op::Vmptrld, Operands::Pointer(m)) => vmx.vmptrld(&mode, guest, m),
+        (Op::Vmptrst, Operands::Pointer(m)) => vmx.vmptrst(&mode, guest, m),
+        (Op::Vmread, Operands::Field(f)) => vmx.vmread(&mode, guest, f),
+        (Op::Vmwrite, Operands::Field(f)) => vmx.vmwrite(&mode, guest, f),
+        (Op::Invept, Operands::Invalidation(i)) => vmx.invept(&mode, guest, i),
+        (Op::Invvpid, Operands::Invalidation(i)) => vmx.invvpid(&mode, guest, i),
+        (Op::Vmxoff, _) => vmx.vmxoff(&mode, guest),
+        (Op::Vmlaunch, _) => vmx.vmlaunch(&mode, blocked_by_mov_ss),
+        (Op::Vmresume, _) => vmx.vmresume(&mode, blocked_by_mov_ss),
+        (op, _) => unreachable!("{op:?} has no instruction or its operands do not match"),
+    }
+}
+
+/// Harness actions; returns whether `step` was one.
+fn harness_action(guest: &mut Guest, step: &Step) -> bool {
+    match step.op {
         Op::Poke => {
             let at = step.extra % (RAM_SIZE as u64 - 8);
             guest.ram.put(at, &step.value.to_le_bytes());
-            return None;
+            true
         }
         Op::SetRegister => {
             guest.regs[usize::from(step.arg % 16)] = step.value;
-            return None;
+            true
         }
-    };
-    // The kernel sets the launch state once a VMLAUNCH's nested entry succeeded.
-    if outcome == (Outcome::Enter { launch: true }) && step.extra & 1 == 0 {
+        _ => false,
+    }
+}
+
+/// The kernel sets the launch state once a VMLAUNCH's nested entry succeeded (docs/vmcs12.md);
+/// `extra` bit 0 set stands for an entry that failed the later checks.
+fn complete_entry(vmx: &mut NestedVmx, step: &Step, outcome: &Outcome) {
+    if *outcome == (Outcome::Enter { launch: true }) && step.extra & 1 == 0 {
         if let Some(vmcs12) = vmx.current_vmcs12_mut() {
             vmcs12.set_launch_state(LaunchState::Launched);
         }
     }
+}
+
+/// Runs `step` without checking anything (for [`classify`]).
+fn execute(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, bits: u8) -> Option<Outcome> {
+    if harness_action(guest, step) {
+        return None;
+    }
+    let operands = operands(guest, step, bits)?;
+    let outcome = run(vmx, guest, step, &operands);
+    complete_entry(vmx, step, &outcome);
     Some(outcome)
 }
 
+/// Runs `step` and checks every per-step property.
 fn run_step(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, bits: u8) {
-    let before = State::of(vmx);
-    let mode = step.guest_mode();
-    // Operand setup writes RAM and registers before the instruction; snapshot after it.
-    let mut probe = (vmx.clone(), guest.clone());
-    let Some(_) = execute(&mut probe.0, &mut probe.1, step, bits) else {
-        execute(vmx, guest, step, bits);
+    if harness_action(guest, step) {
+        return;
+    }
+    let Some(operands) = operands(guest, step, bits) else {
         return;
     };
-    // Replay for real, logging only the instruction's own effects.
-    prepare_operands(guest, step, bits);
+    let before = State::of(vmx);
     let regs_before = guest.regs;
-    let ram_before = guest.ram.clone();
     guest.ram.start_logging();
-    let outcome = execute_prepared(vmx, guest, step);
+    let outcome = run(vmx, guest, step, &operands);
     let after = State::of(vmx);
-    let scratch_value = guest.ram.u64_at(SCRATCH);
 
-    check_faults(&before, &mode, step.op, &outcome, bits);
+    check_faults(&before, &step.guest_mode(), step.op, &outcome);
     check_rflags(&outcome);
     match outcome {
         Outcome::Fault(_) | Outcome::FailInvalid | Outcome::FailValid(_) => {
@@ -474,45 +483,156 @@ fn run_step(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, bits: u8) {
             assert_eq!(guest.regs, regs_before, "{outcome:?} changed registers: {step:?}");
             assert!(!guest.ram.changed(), "{outcome:?} changed memory: {step:?}");
         }
-        Outcome::Succeed => check_success(&before, &after, step, guest, &ram_before, regs_before, bits, scratch_value),
+        Outcome::Succeed => check_success(&before, &after, step, guest, regs_before, bits),
         Outcome::Enter { launch } => {
             let vmcs12 = before.vmcs12.as_ref().expect("entry without a current VMCS");
-            assert!(!vmcs12.is_shadow(), "entry into a shadow VMCS");
+            assert!(!vmcs12.is_shadow(), "entry into a shadow VMCS: {step:?}");
             let expected = if launch { LaunchState::Clear } else { LaunchState::Launched };
-            assert_eq!(vmcs12.launch_state(), expected, "entry with the wrong launch state");
+            assert_eq!(vmcs12.launch_state(), expected, "entry in the wrong launch state");
+            assert_eq!(after, before, "VMLAUNCH/VMRESUME changed the VMX state");
             assert!(!guest.ram.changed(), "VMLAUNCH/VMRESUME changed memory");
         }
         Outcome::Invalidate(invalidation) => {
             assert_eq!(after, before, "INVEPT/INVVPID changed the VMX state");
+            assert!(!guest.ram.changed(), "INVEPT/INVVPID changed memory");
             check_invalidation(&invalidation, vmx, bits);
         }
     }
+    complete_entry(vmx, step, &outcome);
 }
 
-/// Writes the operands `execute` would write, so that the undo log sees only the instruction.
-fn prepare_operands(guest: &mut Guest, step: &Step, bits: u8) {
-    if !step.canonical() {
-        return;
+/// The #UD and #GP(0) conditions every VMX instruction checks first (SDM 31.3), restated from
+/// the raw mode bits.
+fn check_faults(before: &State, mode: &GuestMode, op: Op, outcome: &Outcome) {
+    let undefined_mode = mode.cr0 & 1 == 0
+        || mode.cr4 & 1 << 13 == 0
+        || mode.rflags & 1 << 17 != 0
+        || (mode.long_mode_active && !mode.cs_long);
+    if undefined_mode || (!before.in_vmx && op != Op::Vmxon) {
+        assert_eq!(*outcome, Outcome::Fault(Fault::Ud), "{op:?} must #UD in {mode:?}");
+    } else if before.in_vmx && mode.cpl > 0 {
+        assert_eq!(*outcome, Outcome::Fault(Fault::Gp(0)), "{op:?} at CPL {}", mode.cpl);
     }
+}
+
+/// SDM 31.2: the status flags, and nothing else, report the outcome.
+fn check_rflags(outcome: &Outcome) {
+    for rflags in [0x2, 0x2 | STATUS_FLAGS | 1 << 9 | 1 << 8 | 0x3000] {
+        let kept = rflags & !STATUS_FLAGS;
+        let expected = match outcome {
+            Outcome::Succeed | Outcome::Invalidate(_) => Some(kept),
+            Outcome::FailInvalid => Some(kept | CF),
+            Outcome::FailValid(_) => Some(kept | ZF),
+            Outcome::Fault(_) | Outcome::Enter { .. } => None,
+        };
+        assert_eq!(outcome.rflags(rflags), expected, "RFLAGS after {outcome:?}");
+    }
+}
+
+/// What each instruction's VMsucceed promises.
+fn check_success(
+    before: &State,
+    after: &State,
+    step: &Step,
+    guest: &Guest,
+    regs_before: [u64; 16],
+    bits: u8,
+) {
+    let aligned_in_width = |p: u64| p & 0xFFF == 0 && p >> bits == 0;
+    let canonical = step.canonical();
+    let operand_pointer = guest.ram.u64_at(SCRATCH);
+    let operand_bytes = step.guest_mode().operand_bytes();
+    let truncate = |v: u64| if operand_bytes == 8 { v } else { v & 0xFFFF_FFFF };
     match step.op {
-        Op::Vmxon | Op::Vmclear | Op::Vmptrld | Op::Vmptrst => {
-            guest.ram.put(SCRATCH, &pointer(step.arg, step.value, bits).to_le_bytes());
+        Op::Vmxon => {
+            let vmxon = after.vmxon.expect("VMXON succeeded outside VMX operation");
+            assert!(aligned_in_width(vmxon), "VMXON accepted {vmxon:#x}");
+            assert_eq!(guest.ram.u32_at(vmxon), VMCS12_REVISION_ID, "VMXON region revision");
+            assert_eq!(after.current, None, "VMXON left a current VMCS");
+            if canonical {
+                assert_eq!(Some(operand_pointer), after.vmxon, "VMXON pointer");
+            }
         }
-        Op::Vmread | Op::Vmwrite => {
-            guest.regs[Gpr::Rax as usize] = field_encoding(step.arg, step.extra);
-            guest.regs[Gpr::Rcx as usize] = step.value;
-            guest.ram.put(SCRATCH, &step.value.to_le_bytes());
+        Op::Vmxoff => {
+            assert!(!after.in_vmx && after.current.is_none(), "VMXOFF stayed in VMX operation");
         }
-        Op::Invept | Op::Invvpid => {
-            guest.regs[Gpr::Rax as usize] = invalidation_type(step.arg, step.extra);
-            let low = match step.arg % 3 {
-                0 => GOOD_EPTP,
-                1 => step.value & 0xFFFF,
-                _ => step.value,
+        Op::Vmptrld => {
+            let current = after.current.expect("VMPTRLD succeeded without a current VMCS");
+            assert!(aligned_in_width(current) && Some(current) != after.vmxon);
+            assert_eq!(after.vmxon, before.vmxon, "VMPTRLD changed the VMXON pointer");
+            if canonical {
+                assert_eq!(current, operand_pointer, "VMPTRLD made another VMCS current");
+            }
+        }
+        Op::Vmptrst => {
+            assert_eq!(after, before, "VMPTRST changed the VMX state");
+            if canonical {
+                assert_eq!(operand_pointer, before.current.unwrap_or(u64::MAX), "VMPTRST");
+            }
+        }
+        Op::Vmclear if canonical => {
+            assert!(aligned_in_width(operand_pointer) && Some(operand_pointer) != before.vmxon);
+            if before.current == Some(operand_pointer) {
+                assert_eq!(after.current, None, "VMCLEAR kept the VMCS it cleared current");
+            } else {
+                assert_eq!(after, before, "VMCLEAR of another VMCS changed the state");
+            }
+            if guest.ram.is_ram(operand_pointer, 12) {
+                assert_eq!(guest.ram.u32_at(operand_pointer + 8), 0, "launch state not clear");
+            }
+        }
+        Op::Vmread if canonical => {
+            assert_eq!(after, before, "VMREAD changed the VMX state");
+            let field = Field::new(truncate(regs_before[Gpr::Rax as usize]));
+            let value = field.and_then(|f| before.vmcs12.as_ref()?.get(f).ok());
+            let value = truncate(value.expect("VMREAD of a field vmcs12 lacks succeeded"));
+            let stored = if step.form & 1 == 0 {
+                guest.regs[Gpr::Rcx as usize]
+            } else {
+                truncate(operand_pointer)
             };
-            guest.ram.put(SCRATCH, &low.to_le_bytes());
-            guest.ram.put(SCRATCH + 8, &step.extra.to_le_bytes());
+            assert_eq!(stored, value, "VMREAD stored something else");
         }
-        _ => {}
+        Op::Vmread => assert_eq!(after, before, "VMREAD changed the VMX state"),
+        Op::Vmwrite if canonical => {
+            let field = Field::new(truncate(regs_before[Gpr::Rax as usize]))
+                .expect("VMWRITE of an invalid encoding succeeded");
+            let mut expected = before.clone();
+            let vmcs12 = expected.vmcs12.as_mut().expect("VMWRITE without a current VMCS");
+            vmcs12
+                .set(field, truncate(step.value))
+                .expect("VMWRITE of a field vmcs12 lacks succeeded");
+            assert_eq!(*after, expected, "VMWRITE changed more or less than its field");
+        }
+        Op::Vmclear | Op::Vmwrite => {}
+        op => panic!("{op:?} ended in plain VMsucceed"),
+    }
+}
+
+/// SDM 31.3 INVEPT/INVVPID: only valid contexts are invalidated.
+fn check_invalidation(invalidation: &Invalidation, vmx: &NestedVmx, bits: u8) {
+    let canonical = |a: u64| ((a as i64) << 16 >> 16) as u64 == a;
+    let ok = match *invalidation {
+        Invalidation::EptSingleContext(eptp) => {
+            eptp_valid(eptp, vmx.capabilities().ept_vpid_cap, bits)
+        }
+        Invalidation::EptAllContext | Invalidation::VpidAllContext => true,
+        Invalidation::VpidAddress { vpid, linear } => vpid != 0 && canonical(linear),
+        Invalidation::VpidSingleContext(vpid)
+        | Invalidation::VpidSingleContextRetainingGlobals(vpid) => vpid != 0,
+    };
+    assert!(ok, "{invalidation:?}");
+}
+
+/// Invariants of the emulator state between instructions.
+fn always(vmx: &NestedVmx, bits: u8) {
+    let aligned_in_width = |p: u64| p & 0xFFF == 0 && p >> bits == 0;
+    if let Some(vmxon) = vmx.vmxon_pointer() {
+        assert!(aligned_in_width(vmxon), "VMXON pointer {vmxon:#x}");
+    }
+    if let Some(current) = vmx.current_vmcs_pointer() {
+        assert!(vmx.in_vmx_operation(), "a current VMCS outside VMX operation");
+        assert!(aligned_in_width(current), "current-VMCS pointer {current:#x}");
+        assert_ne!(vmx.vmxon_pointer(), Some(current), "the VMXON region is current");
     }
 }

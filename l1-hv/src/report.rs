@@ -5,7 +5,7 @@ use crate::guest::config::{Expect, GuestConfig};
 use crate::guest::trace::Display as TraceDisplay;
 use crate::guest::{ExitCounts, Guest, Observation, RunEnd, Stop};
 use crate::power::ExitStatus;
-use l1_hv::vmx::exit_reason::ExitReason;
+use nvmx::exit_reason::{self, ExitReason};
 use crate::{println, Host};
 use alloc::vec::Vec;
 
@@ -89,8 +89,8 @@ impl<'a> Runs<'a> {
                 nested.entries,
                 nested.reflections,
                 nested.exception_reflections,
-                guest.exits[usize::from(ExitReason::VMREAD)],
-                guest.exits[usize::from(ExitReason::VMWRITE)],
+                guest.exits[usize::from(exit_reason::VMREAD)],
+                guest.exits[usize::from(exit_reason::VMWRITE)],
             );
         }
         let pass = match (&end, config.expect) {

@@ -2,6 +2,7 @@
 #![no_std]
 
 pub mod event;
+pub mod exit_reason;
 pub mod inject;
 pub mod route;
 pub mod insn;

@@ -21,7 +21,9 @@ subcommands:
   build                  build l1-hv, the guests and the bootable ISO (target/run/l1-hv.iso)
   demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...
                          build, boot headless, stream l1-hv's console, exit with its verdict
-                         (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)";
+                         (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)
+  bench [--json]         boot the benchmark payloads in Bochs and print instructions per event
+                         (docs/benchmarks.md); figures also in target/bench/bench.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Some("explain") => explain::run(&args[1..]),
         Some("build") => runner::cli::build(),
         Some("demo") => runner::cli::demo(&args[1..]),
+        Some("bench") => runner::bench::run(&args[1..]),
         Some(unknown) => {
             eprintln!("test-matrix: unknown subcommand {unknown:?}\n{USAGE}");
             ExitCode::from(2)

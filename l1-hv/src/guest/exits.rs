@@ -6,7 +6,7 @@ use super::vcpu::{Guest, Observation, RunEnd, Stop};
 use crate::nested::{self, entry, InstructionEnd, L2Context, L2Memory};
 use crate::Host;
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::exit_reason::ExitReason;
+use nvmx::exit_reason::{self, ExitReason};
 use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
 use nvmx::event::Event;
 use super::inject_host::VcpuInjectHost;
@@ -33,32 +33,32 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         return Next::End(RunEnd::Stopped(Stop::EntryFailed { error: u64::from(reason.0) }));
     }
     match reason.basic() {
-        ExitReason::EXCEPTION_OR_NMI => reinject(guest, vmcs),
-        ExitReason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
-        ExitReason::VMCALL => hypercall(guest, vmcs, rip),
-        ExitReason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
-        ExitReason::RDMSR => emulated(guest, vmcs, |g, v| cpu::rdmsr(&mut g.regs, v, &host.offered)),
-        ExitReason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
-        ExitReason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
+        exit_reason::EXCEPTION_OR_NMI => reinject(guest, vmcs),
+        exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
+        exit_reason::VMCALL => hypercall(guest, vmcs, rip),
+        exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
+        exit_reason::RDMSR => emulated(guest, vmcs, |g, v| cpu::rdmsr(&mut g.regs, v, &host.offered)),
+        exit_reason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
+        exit_reason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
             let in_vmx = g.nested.vmx.in_vmx_operation();
             cpu::mov_to_cr4(&mut L2Context { regs: &mut g.regs, vmcs: v, memory: L2Memory(&mut g.ram) }, &host.caps, in_vmx)
         }),
-        ExitReason::VMXON
-        | ExitReason::VMCLEAR
-        | ExitReason::VMPTRLD
-        | ExitReason::VMPTRST
-        | ExitReason::VMREAD
-        | ExitReason::VMWRITE
-        | ExitReason::VMXOFF
-        | ExitReason::VMLAUNCH
-        | ExitReason::VMRESUME
-        | ExitReason::INVEPT
-        | ExitReason::INVVPID => vmx_instruction(host, guest, vmcs, reason.basic()),
-        ExitReason::EPT_VIOLATION => {
+        exit_reason::VMXON
+        | exit_reason::VMCLEAR
+        | exit_reason::VMPTRLD
+        | exit_reason::VMPTRST
+        | exit_reason::VMREAD
+        | exit_reason::VMWRITE
+        | exit_reason::VMXOFF
+        | exit_reason::VMLAUNCH
+        | exit_reason::VMRESUME
+        | exit_reason::INVEPT
+        | exit_reason::INVVPID => vmx_instruction(host, guest, vmcs, reason.basic()),
+        exit_reason::EPT_VIOLATION => {
             let gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
             Next::End(RunEnd::Stopped(Stop::EptViolation { gpa, rip }))
         }
-        ExitReason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway { rip })),
+        exit_reason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway { rip })),
         _ => Next::End(RunEnd::Stopped(Stop::Unhandled { reason, rip })),
     }
 }

@@ -43,7 +43,7 @@ pub enum RunEnd {
 #[derive(Debug)]
 pub enum Stop {
     /// An exit l1-hv does not handle (reason, guest RIP).
-    Unhandled { reason: vmx::exit_reason::ExitReason, rip: u64 },
+    Unhandled { reason: nvmx::exit_reason::ExitReason, rip: u64 },
     /// The guest touched guest-physical memory it does not have.
     EptViolation { gpa: u64, rip: u64 },
     /// The guest ran without a single exit for the whole runaway budget.

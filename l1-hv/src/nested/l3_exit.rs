@@ -8,7 +8,7 @@ use crate::guest::inject_host::VcpuInjectHost;
 use crate::guest::{Guest, RunEnd, Stop};
 use crate::Host;
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::exit_reason::ExitReason;
+use nvmx::exit_reason::{self, ExitReason};
 use l1_hv::vmx::instructions::vmptrld;
 use l1_hv::vmx::GuestRegisters;
 use nvmx::ept::{compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions};
@@ -47,16 +47,16 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     let Some(vmcs12) = g.nested.vmx.current_vmcs12_mut() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
     };
-    if reason.basic() == ExitReason::EPT_VIOLATION && ept_enabled(vmcs12) {
+    if reason.basic() == exit_reason::EPT_VIOLATION && ept_enabled(vmcs12) {
         return ept_violation(host, g, vmcs);
     }
     let facts = ExitFacts::from_vmcs02(vmcs, gprs(&g.regs, vmcs));
     match l2_wants_exit(&facts, vmcs12, &memory) {
         Decision::ReflectToL2 => reflect(host, g, vmcs, ExitFields::FromVmcs02),
         Decision::L1Handles => match reason.basic() {
-            ExitReason::EXCEPTION_OR_NMI => reinject(host, g, vmcs),
+            exit_reason::EXCEPTION_OR_NMI => reinject(host, g, vmcs),
             // l1-hv's own interrupt (it masks its PIC, so a stray one): nothing to do.
-            ExitReason::EXTERNAL_INTERRUPT => {
+            exit_reason::EXTERNAL_INTERRUPT => {
                 redeliver_interrupted(vmcs);
                 Handled::Resume
             }
@@ -123,13 +123,13 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
         }
         Err(EptFault::Violation { qualification: walked }) => {
             let fields = ExitFields::Rewritten {
-                reason: ExitReason::EPT_VIOLATION.into(),
+                reason: exit_reason::EPT_VIOLATION.into(),
                 qualification: reflected_qualification(walked, qualification),
             };
             reflect(host, g, vmcs, fields)
         }
         Err(EptFault::Misconfiguration) => {
-            let fields = ExitFields::Rewritten { reason: ExitReason::EPT_MISCONFIGURATION.into(), qualification: 0 };
+            let fields = ExitFields::Rewritten { reason: exit_reason::EPT_MISCONFIGURATION.into(), qualification: 0 };
             reflect(host, g, vmcs, fields)
         }
     }
@@ -141,7 +141,7 @@ fn reflect(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, fields: ExitField
     let vmcs01_phys = g.vmcs_region.phys();
     let exception = matches!(
         &fields,
-        ExitFields::FromVmcs02 if vmcs.read(ro::EXIT_REASON) as u16 == ExitReason::EXCEPTION_OR_NMI
+        ExitFields::FromVmcs02 if vmcs.read(ro::EXIT_REASON) as u16 == exit_reason::EXCEPTION_OR_NMI
     ) || matches!(&fields, ExitFields::Event(info) if info.reason == nvmx::route::ExitReason::ExceptionOrNmi);
     let memory = L2Memory(&mut g.ram);
     let nested: &mut Nested = &mut g.nested;

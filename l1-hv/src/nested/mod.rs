@@ -19,7 +19,7 @@ use ept02::Ept02;
 use l1_hv::vmx::HostRsp;
 
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::exit_reason::ExitReason;
+use nvmx::exit_reason;
 use nvmx::event::Event;
 use nvmx::insn::{
     decode_field_access, decode_invalidation, decode_pointer_operand, Fault, NestedVmx,
@@ -85,7 +85,7 @@ pub fn emulate_instruction(
 ) -> InstructionEnd {
     let before = nested.vmx.current_vmcs_pointer();
     if let (Some(shadow), Some(vmcs12)) = (&nested.shadow, nested.vmx.current_vmcs12_mut()) {
-        if !matches!(reason, ExitReason::VMREAD | ExitReason::VMWRITE | ExitReason::VMPTRST) {
+        if !matches!(reason, exit_reason::VMREAD | exit_reason::VMWRITE | exit_reason::VMPTRST) {
             shadow.store(vmcs12, vmcs01_phys);
         }
     }
@@ -108,31 +108,31 @@ fn emulate<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16)
     let mode = cx.mode();
     let vmx = &mut nested.vmx;
     let outcome = match reason {
-        ExitReason::VMXON | ExitReason::VMCLEAR | ExitReason::VMPTRLD | ExitReason::VMPTRST => {
+        exit_reason::VMXON | exit_reason::VMCLEAR | exit_reason::VMPTRLD | exit_reason::VMPTRST => {
             match decode_pointer_operand(info, qualification) {
                 Ok(op) => match reason {
-                    ExitReason::VMXON => vmx.vmxon(&mode, GUEST_FEATURE_CONTROL, cx, &op),
-                    ExitReason::VMCLEAR => vmx.vmclear(&mode, cx, &op),
-                    ExitReason::VMPTRLD => vmx.vmptrld(&mode, cx, &op),
+                    exit_reason::VMXON => vmx.vmxon(&mode, GUEST_FEATURE_CONTROL, cx, &op),
+                    exit_reason::VMCLEAR => vmx.vmclear(&mode, cx, &op),
+                    exit_reason::VMPTRLD => vmx.vmptrld(&mode, cx, &op),
                     _ => vmx.vmptrst(&mode, cx, &op),
                 },
                 Err(_) => Outcome::Fault(Fault::Ud),
             }
         }
-        ExitReason::VMREAD | ExitReason::VMWRITE => match decode_field_access(info, qualification) {
-            Ok(ops) if reason == ExitReason::VMREAD => vmx.vmread(&mode, cx, &ops),
+        exit_reason::VMREAD | exit_reason::VMWRITE => match decode_field_access(info, qualification) {
+            Ok(ops) if reason == exit_reason::VMREAD => vmx.vmread(&mode, cx, &ops),
             Ok(ops) => vmx.vmwrite(&mode, cx, &ops),
             Err(_) => Outcome::Fault(Fault::Ud),
         },
-        ExitReason::INVEPT | ExitReason::INVVPID => match decode_invalidation(info, qualification) {
-            Ok(ops) if reason == ExitReason::INVEPT => vmx.invept(&mode, cx, &ops),
+        exit_reason::INVEPT | exit_reason::INVVPID => match decode_invalidation(info, qualification) {
+            Ok(ops) if reason == exit_reason::INVEPT => vmx.invept(&mode, cx, &ops),
             Ok(ops) => vmx.invvpid(&mode, cx, &ops),
             Err(_) => Outcome::Fault(Fault::Ud),
         },
-        ExitReason::VMXOFF => vmx.vmxoff(&mode, cx),
-        ExitReason::VMLAUNCH | ExitReason::VMRESUME => {
+        exit_reason::VMXOFF => vmx.vmxoff(&mode, cx),
+        exit_reason::VMLAUNCH | exit_reason::VMRESUME => {
             let blocked_by_mov_ss = cx.vmcs.read(guest::INTERRUPTIBILITY_STATE) & 2 != 0;
-            if reason == ExitReason::VMLAUNCH {
+            if reason == exit_reason::VMLAUNCH {
                 vmx.vmlaunch(&mode, blocked_by_mov_ss)
             } else {
                 vmx.vmresume(&mode, blocked_by_mov_ss)

@@ -4,7 +4,6 @@
 pub mod bringup;
 pub mod capabilities;
 pub mod current_vmcs;
-pub mod exit_reason;
 pub mod flat64;
 pub mod instructions;
 

@@ -4,10 +4,11 @@
 //! (SDM 27.8).
 
 use super::arch::{
-    activity, ar, exit_reason, interruptibility, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA,
+    activity, ar, interruptibility, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA,
     EFER_LME, ES, FS, GS, LDTR, PDPTE_FIELDS, PLAIN_GUEST_FIELDS, SS, TR,
 };
 use super::controls::Controls;
+use crate::exit_reason;
 use super::pdpte::{pdpte_valid, read_pdpt};
 use crate::event::{InfoFlags, InterruptionInfo, InterruptionType};
 use crate::insn::GuestMemory;

@@ -2,7 +2,8 @@
 //! would have caused it on hardware (SDM 26.1–26.2 "Instructions that cause VM exits", 25.2 for
 //! events); otherwise vmcs02 caused it for l1-hv's own needs and l1-hv handles it.
 
-use super::arch::{ar, exit_reason as reason, CR0_TS, CS};
+use super::arch::{ar, CR0_TS, CS};
+use crate::exit_reason as reason;
 use super::controls::Controls;
 use crate::event::{Event, InterruptionInfo, InterruptionType};
 use crate::insn::{Gpr, GuestMemory};

@@ -3,90 +3,7 @@
 
 use super::{error, SEP};
 
-/// Basic exit reasons 0–79 by number, as Appendix C names them; `None` where it defines none.
-/// (Neither `x86` nor `nvmx` has this table.)
-const BASIC_REASONS: [Option<&str>; 80] = [
-    Some("exception or NMI"),
-    Some("external interrupt"),
-    Some("triple fault"),
-    Some("INIT signal"),
-    Some("start-up IPI (SIPI)"),
-    Some("I/O system-management interrupt (SMI)"),
-    Some("other SMI"),
-    Some("interrupt window"),
-    Some("NMI window"),
-    Some("task switch"),
-    Some("CPUID"),
-    Some("GETSEC"),
-    Some("HLT"),
-    Some("INVD"),
-    Some("INVLPG"),
-    Some("RDPMC"),
-    Some("RDTSC"),
-    Some("RSM"),
-    Some("VMCALL"),
-    Some("VMCLEAR"),
-    Some("VMLAUNCH"),
-    Some("VMPTRLD"),
-    Some("VMPTRST"),
-    Some("VMREAD"),
-    Some("VMRESUME"),
-    Some("VMWRITE"),
-    Some("VMXOFF"),
-    Some("VMXON"),
-    Some("control-register access"),
-    Some("MOV DR"),
-    Some("I/O instruction"),
-    Some("RDMSR"),
-    Some("WRMSR"),
-    Some("VM-entry failure due to invalid guest state"),
-    Some("VM-entry failure due to MSR loading"),
-    None,
-    Some("MWAIT"),
-    Some("monitor trap flag"),
-    None,
-    Some("MONITOR"),
-    Some("PAUSE"),
-    Some("VM-entry failure due to machine-check event"),
-    None,
-    Some("TPR below threshold"),
-    Some("APIC access"),
-    Some("virtualized EOI"),
-    Some("access to GDTR or IDTR"),
-    Some("access to LDTR or TR"),
-    Some("EPT violation"),
-    Some("EPT misconfiguration"),
-    Some("INVEPT"),
-    Some("RDTSCP"),
-    Some("VMX-preemption timer expired"),
-    Some("INVVPID"),
-    Some("WBINVD or WBNOINVD"),
-    Some("XSETBV"),
-    Some("APIC write"),
-    Some("RDRAND"),
-    Some("INVPCID"),
-    Some("VMFUNC"),
-    Some("ENCLS"),
-    Some("RDSEED"),
-    Some("page-modification log full"),
-    Some("XSAVES"),
-    Some("XRSTORS"),
-    Some("PCONFIG"),
-    Some("SPP-related event"),
-    Some("UMWAIT"),
-    Some("TPAUSE"),
-    Some("LOADIWKEY"),
-    Some("ENCLV"),
-    None,
-    Some("ENQCMD PASID translation failure"),
-    Some("ENQCMDS PASID translation failure"),
-    Some("bus lock"),
-    Some("instruction timeout"),
-    Some("SEAMCALL"),
-    Some("TDCALL"),
-    Some("RDMSRLIST"),
-    Some("WRMSRLIST"),
-];
+
 
 /// Basic reasons that only VM-entry failures report (SDM 27.8): bit 31 accompanies them.
 const ENTRY_FAILURES: [u16; 3] = [33, 34, 41];
@@ -106,7 +23,7 @@ const FLAGS: [(u32, &str); 4] = [
 
 /// The Appendix C name of basic exit reason `basic`, if it defines one.
 pub fn basic_reason_name(basic: u16) -> Option<&'static str> {
-    BASIC_REASONS.get(usize::from(basic)).copied().flatten()
+    nvmx::exit_reason::name(basic)
 }
 
 /// Decodes an exit-reason field `value`: basic reason in words, then the flags that are set.

@@ -2,6 +2,7 @@
 //! an Intel host, or TCG to see the "no VMX" path), and the verdict read from l1-hv's console.
 
 pub mod bare;
+pub mod bench;
 pub mod cli;
 pub mod emulator;
 pub mod image;

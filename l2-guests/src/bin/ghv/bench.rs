@@ -18,7 +18,7 @@ use crate::scenarios::Scenario;
 use crate::vmcs;
 use l1_hv::vmx::capabilities::Capabilities;
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::exit_reason::ExitReason;
+use nvmx::exit_reason;
 use l1_hv::vmx::{enter, Entry, GuestRegisters, HostRsp};
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::guest;
@@ -156,8 +156,8 @@ impl L3Runs {
             // ghv's per-exit work, as in its scenario run (without the log line).
             let exit = ExitInfo::read(vmcs);
             match exit.reason.basic() {
-                ExitReason::VMCALL if regs.rax == l3::DONE && regs.rdi == l3::NONE => break,
-                ExitReason::EXCEPTION_OR_NMI => match run::reflect(vmcs, &mut regs, &exit) {
+                exit_reason::VMCALL if regs.rax == l3::DONE && regs.rdi == l3::NONE => break,
+                exit_reason::EXCEPTION_OR_NMI => match run::reflect(vmcs, &mut regs, &exit) {
                     None => {}
                     Some(End::TripleFault) => return Err("L3 triple fault"),
                     Some(_) => return Err("exception exit without interruption information"),

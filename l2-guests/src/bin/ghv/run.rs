@@ -14,7 +14,7 @@ use crate::l3;
 use crate::log::Log;
 use core::fmt;
 use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::exit_reason::ExitReason;
+use nvmx::exit_reason::{self, ExitReason};
 use l1_hv::vmx::{enter, HostRsp};
 use l1_hv::vmx::{Entry, GuestRegisters};
 use shadow_vmcs::Vmcs;
@@ -23,11 +23,11 @@ use x86::vmx::vmcs::{control, guest, ro};
 /// More exits than this in one scenario means ghv is not making progress.
 const MAX_EXITS: usize = 4;
 /// Basic exit reasons ghv handles (SDM Appendix C).
-const EXCEPTION: u16 = ExitReason::EXCEPTION_OR_NMI;
-const TRIPLE_FAULT: u16 = ExitReason::TRIPLE_FAULT;
+const EXCEPTION: u16 = exit_reason::EXCEPTION_OR_NMI;
+const TRIPLE_FAULT: u16 = exit_reason::TRIPLE_FAULT;
 const CPUID: u16 = 10;
 const HLT: u16 = 12;
-const VMCALL: u16 = ExitReason::VMCALL;
+const VMCALL: u16 = exit_reason::VMCALL;
 const IO: u16 = 30;
 /// What ghv's CPUID returns to L3 for every leaf: a hypervisor leaf 0x4000_0000 answer,
 /// "ghvghvghvghv" (ghv exposes nothing of the CPU it runs on).

@@ -15,7 +15,7 @@ mod segments;
 #[cfg(test)]
 mod tests;
 
-use super::arch::exit_reason;
+use crate::exit_reason;
 use crate::insn::{GuestMemory, VmInstructionError, VmxCapabilities};
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::ro;
