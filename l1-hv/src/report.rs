@@ -93,12 +93,12 @@ impl<'a> Runs<'a> {
                 guest.exits[usize::from(exit_reason::VMWRITE)],
             );
         }
-        let pass = match (&end, config.expect) {
+        let pass = matches!(
+            (&end, config.expect),
             (RunEnd::Done(0), Expect::Done)
-            | (RunEnd::TripleFault, Expect::TripleFault)
-            | (RunEnd::Stopped(Stop::Unhandled { .. }), Expect::Stopped) => true,
-            _ => false,
-        };
+                | (RunEnd::TripleFault, Expect::TripleFault)
+                | (RunEnd::Stopped(Stop::Unhandled { .. }), Expect::Stopped)
+        );
         let ended = match &end {
             RunEnd::Done(code) => alloc::format!("done({code:#x})"),
             RunEnd::TripleFault => "triple fault (contained)".into(),

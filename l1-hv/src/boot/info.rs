@@ -85,7 +85,7 @@ impl BootInfo {
         };
         let map = boot.memory_map_tag().ok_or(BootInfoError::NoMemoryMap)?;
         for area in map.memory_areas() {
-            if MemoryAreaType::from(area.typ()) == MemoryAreaType::Available
+            if area.typ() == MemoryAreaType::Available
                 && info.usable_count < MAX_REGIONS
             {
                 info.usable[info.usable_count] =
