@@ -1,1 +1,145 @@
-fn main() {}
+//! Writes the checked-in seed corpus: `cargo +nightly run --release --bin seeds` from `fuzz/`
+//! (docs/fuzzing.md). Deterministic: the same corpus every run.
+//!
+//! For each target it decodes many pseudo-random byte strings (a fixed-seed xorshift generator)
+//! exactly as libFuzzer's `fuzz_target!` does, sorts them into the target's behaviour classes
+//! (`classify`: which instruction ended how and in which VMX state, which entry check failed,
+//! which walk outcome, which routing outcome) and keeps the shortest input of each class, up to
+//! [`PER_TARGET`]. For `insn`, inputs start with encoded VMXON / VMPTRLD prefixes, because a
+//! random walk rarely enters VMX operation and loads a VMCS, and those are where the deep paths
+//! are.
+
+use arbitrary::{Arbitrary, Unstructured};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+/// Seeds kept per target.
+const PER_TARGET: usize = 48;
+/// Random inputs tried per target.
+const SAMPLES: usize = 400_000;
+
+/// xorshift64*: small, deterministic, good enough to spread bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let len = (self.next() as usize) % max + 1;
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// `arbitrary`'s encoding of variant `index` of an enum with `count` variants: the u32 `x`
+/// with `(x * count) >> 32 == index`.
+fn variant(index: u64, count: u64) -> [u8; 4] {
+    (((index << 32) + count - 1) / count) as u32).to_le_bytes()
+}
+
+/// One canonical-form `insn` step in 64-bit mode at CPL 0: the continuation byte of the step
+/// list, then `Step`'s fields in declaration order.
+fn insn_step(op: u64, arg: u8, value: u64, extra: u64) -> Vec<u8> {
+    let mut bytes = vec![1];
+    bytes.extend(variant(op, 13));
+    bytes.extend(0u16.to_le_bytes()); // mode: 64-bit, CPL 0
+    bytes.push(0); // form: canonical, register operand
+    bytes.extend(0u32.to_le_bytes()); // info
+    bytes.extend(0u64.to_le_bytes()); // qualification
+    bytes.push(arg);
+    bytes.extend(value.to_le_bytes());
+    bytes.extend(extra.to_le_bytes());
+    bytes
+}
+
+/// `Op` indices and `pointer` choices of the `insn` input.
+const VMXON: u64 = 0;
+const VMPTRLD: u64 = 3;
+const POINTER_VMXON: u8 = 0;
+const POINTER_VMCS_A: u8 = 1;
+const POINTER_VMCS_B: u8 = 2;
+
+fn insn_prefixes() -> Vec<Vec<u8>> {
+    let header = vec![7u8, 1]; // 39-bit width, shadowing offered
+    let vmxon = insn_step(VMXON, POINTER_VMXON, 0, 0);
+    let in_root = [header.clone(), vmxon.clone()].concat();
+    let load = |pointer| [in_root.clone(), insn_step(VMPTRLD, pointer, 0, 0)].concat();
+    vec![header, in_root.clone(), load(POINTER_VMCS_A), load(POINTER_VMCS_B)]
+}
+
+/// Decodes like `fuzz_target!`: too short for the input type means libFuzzer skips it.
+fn decode<'a, T: Arbitrary<'a>>(bytes: &'a [u8]) -> Option<T> {
+    if bytes.len() < T::size_hint(0).0 {
+        return None;
+    }
+    T::arbitrary_take_rest(Unstructured::new(bytes)).ok()
+}
+
+fn search<T>(target: &str, prefixes: &[Vec<u8>], classify: fn(&T) -> String, rng: &mut Rng)
+where
+    T: for<'a> Arbitrary<'a>,
+{
+    let mut best: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for sample in 0..SAMPLES {
+        let mut bytes = prefixes[sample % prefixes.len()].clone();
+        bytes.extend(rng.bytes(400));
+        let Some(input) = decode::<T>(&bytes) else {
+            continue;
+        };
+        let class = classify(&input);
+        let shorter = best.get(&class).is_none_or(|b| bytes.len() < b.len());
+        if shorter {
+            best.insert(class, bytes);
+        }
+    }
+    for prefix in prefixes {
+        if let Some(input) = decode::<T>(prefix) {
+            best.entry(format!("prefix-{}", classify(&input)))
+                .or_insert_with(|| prefix.clone());
+        }
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create the corpus directory");
+    // Spread the kept classes over the whole class list rather than its alphabetical start.
+    let step = best.len().div_ceil(PER_TARGET).max(1);
+    let mut kept = 0;
+    for (class, bytes) in best.iter().step_by(step) {
+        let name: String = class
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .take(80)
+            .collect();
+        fs::write(dir.join(name), bytes).expect("write a seed");
+        kept += 1;
+    }
+    println!("{target}: {} classes, {kept} seeds", best.len());
+}
+
+fn main() {
+    let mut rng = Rng(0x6C31_2D68_7620_6675);
+    search(
+        "insn",
+        &insn_prefixes(),
+        nvmx_fuzz::insn::classify,
+        &mut rng,
+    );
+    search(
+        "nested_entry",
+        &[Vec::new()],
+        nvmx_fuzz::nested_entry::classify,
+        &mut rng,
+    );
+    search(
+        "nested_ept",
+        &[Vec::new()],
+        nvmx_fuzz::nested_ept::classify,
+        &mut rng,
+    );
+    search("route", &[Vec::new()], nvmx_fuzz::route::classify, &mut rng);
+}

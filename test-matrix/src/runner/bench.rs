@@ -302,7 +302,7 @@ const NESTED_ROWS: [(&str, &str, &str, Option<&str>); 7] = [
     ("vmwrite-unshadowed", "VMWRITE guest ES base (not shadowed)", "vmwrite-unshadowed", None),
     ("l3-pf-delivered", "L3 #PF, not intercepted by ghv", "l3-pf-delivered", None),
     ("l3-pf-reflected", "L3 #PF reflected to ghv and resumed", "l3-pf-reflected", None),
-    ("l3-pf-round-trip", "  round trip (reflected - delivered), median", "l3-pf-reflected", Some("l3-pf-delivered")),
+    ("l3-pf-round-trip", "  round trip (reflected - delivered)", "l3-pf-reflected", Some("l3-pf-delivered")),
 ];
 
 /// A nested cell: the path's net figures in one ghv-bench run, or with `minus`, the difference
@@ -325,7 +325,8 @@ fn nested_columns(results: &Results) -> [&RunOutput; 3] {
 /// The printed table.
 pub fn table(results: &Results) -> String {
     let mut out = String::from(
-        "bench: instructions per event on Bochs (1 TSC tick = 1 instruction), floor subtracted\n\n",
+        "bench: instructions per event on Bochs (1 TSC tick = 1 instruction), floor subtracted;\n\
+         differences (indented rows) are of medians\n\n",
     );
     out += &format!("{:<38} {:>6} {:>8} {:>8} {:>8}  {}\n", "L2 path (bench-guest)", "n", "median", "min", "max", "l1-hv exits/event");
     match l2_rows(results) {
@@ -347,12 +348,12 @@ pub fn table(results: &Results) -> String {
         None => out += "(bench-guest's lines are missing)\n",
     }
     out += &format!(
-        "\n{:<40} {:<26} {:<26} {:<26}\n",
+        "\n{:<42} {:<26} {:<26} {:<26}\n",
         "nested path (ghv-bench), median [min..max]", "bare (no l1-hv)", "l1-hv, shadowing on", "l1-hv, shadowing off"
     );
     let columns = nested_columns(results);
     for (_, label, path, minus) in NESTED_ROWS {
-        out += &format!("{label:<40}");
+        out += &format!("{label:<42}");
         for (i, run) in columns.iter().enumerate() {
             let cell = match nested_cell(run, path, minus) {
                 Some(f) if minus.is_some() => f.median.to_string(),
@@ -368,7 +369,7 @@ pub fn table(results: &Results) -> String {
         .iter()
         .map(|run| run.exits_per_reflection.clone().unwrap_or_else(|| "n/a (not printed by l1-hv)".into()))
         .collect();
-    out += &format!("{:<40} {:<26} {:<26} {:<26}\n", "  l1-hv exits per reflected #PF", "-", exits[0], exits[1]);
+    out += &format!("{:<42} {:<26} {:<26} {:<26}\n", "  l1-hv exits per reflected #PF", "-", exits[0], exits[1]);
     out
 }
 
