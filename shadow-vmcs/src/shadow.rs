@@ -140,7 +140,8 @@ pub fn sync_to_shadow<S: Vmcs + ?Sized, D: Vmcs + ?Sized>(
     vmcs12: &S,
     shadow: &mut D,
 ) {
-    for field in shadowed_fields().filter(|&f| policy.shadows_read(f)) {
+    // Every field here is shadowed: only the read-only rule of `shadows_read` is left to check.
+    for field in shadowed_fields().filter(|f| !f.is_read_only() || policy.read_only_readable) {
         shadow.write(field.encoding(), vmcs12.read(field.encoding()));
     }
 }
@@ -155,7 +156,7 @@ pub fn sync_from_shadow<S: Vmcs + ?Sized, D: Vmcs + ?Sized>(
     shadow: &S,
     vmcs12: &mut D,
 ) {
-    for field in shadowed_fields().filter(|&f| policy.shadows_write(f)) {
+    for field in shadowed_fields().filter(|f| !f.is_read_only() || policy.read_only_writable) {
         vmcs12.write(field.encoding(), shadow.read(field.encoding()));
     }
 }

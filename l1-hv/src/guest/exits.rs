@@ -28,14 +28,13 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     if let Some(count) = guest.exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
     }
-    let rip = vmcs.read(guest::RIP);
     if reason.is_entry_failure() {
         return Next::End(RunEnd::Stopped(Stop::EntryFailed { error: u64::from(reason.0) }));
     }
     match reason.basic() {
         exit_reason::EXCEPTION_OR_NMI => reinject(guest, vmcs),
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
-        exit_reason::VMCALL => hypercall(guest, vmcs, rip),
+        exit_reason::VMCALL => hypercall(guest, vmcs),
         exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
         exit_reason::RDMSR => emulated(guest, vmcs, |g, v| cpu::rdmsr(&mut g.regs, v, &host.offered)),
         exit_reason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
@@ -56,10 +55,10 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         | exit_reason::INVVPID => vmx_instruction(host, guest, vmcs, reason.basic()),
         exit_reason::EPT_VIOLATION => {
             let gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
-            Next::End(RunEnd::Stopped(Stop::EptViolation { gpa, rip }))
+            Next::End(RunEnd::Stopped(Stop::EptViolation { gpa, rip: vmcs.read(guest::RIP) }))
         }
-        exit_reason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway { rip })),
-        _ => Next::End(RunEnd::Stopped(Stop::Unhandled { reason, rip })),
+        exit_reason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway { rip: vmcs.read(guest::RIP) })),
+        _ => Next::End(RunEnd::Stopped(Stop::Unhandled { reason, rip: vmcs.read(guest::RIP) })),
     }
 }
 
@@ -118,14 +117,16 @@ fn inject(guest: &mut Guest, vmcs: &mut CurrentVmcs, event: Event, during: Optio
 }
 
 /// The VMCALL hypercall ABI of `l2-abi`.
-fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs, rip: u64) -> Next {
+fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     let number = guest.regs.rax;
+    let rip = vmcs.read(guest::RIP);
     // CPL is the DPL of SS (SDM 25.4.1): only the guest kernel may call l1-hv.
     let cpl = (vmcs.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3;
     let call = Hypercall::from_number(number).filter(|_| cpl == 0);
     let status = match call {
         None => return Next::End(RunEnd::Stopped(Stop::BadHypercall { number, rip })),
         Some(Hypercall::Done) => return Next::End(RunEnd::Done(guest.regs.rdi)),
+        Some(Hypercall::Nop) => STATUS_OK,
         Some(Hypercall::Write) => {
             let (gpa, len) = (guest.regs.rdi, guest.regs.rsi);
             let name = guest.config.name;

@@ -85,7 +85,9 @@ pub fn emulate_instruction(
 ) -> InstructionEnd {
     let before = nested.vmx.current_vmcs_pointer();
     if let (Some(shadow), Some(vmcs12)) = (&nested.shadow, nested.vmx.current_vmcs12_mut()) {
-        if !matches!(reason, exit_reason::VMREAD | exit_reason::VMWRITE | exit_reason::VMPTRST) {
+        // VMLAUNCH/VMRESUME: the nested entry copies the shadow back itself, after the
+        // instruction checks (which read no shadowed field).
+        if matches!(reason, exit_reason::VMCLEAR | exit_reason::VMPTRLD | exit_reason::VMXOFF) {
             shadow.store(vmcs12, vmcs01_phys);
         }
     }

@@ -1,6 +1,6 @@
 //! The hardware implementation of the `Vmcs` access trait: VMREAD/VMWRITE on the current VMCS.
 
-use super::instructions::{vmread, vmwrite};
+use super::instructions::{vmread, vmread_unchecked, vmwrite, vmwrite_unchecked};
 use shadow_vmcs::Vmcs;
 
 /// The CPU's current VMCS (the one last made current by VMPTRLD).
@@ -21,16 +21,27 @@ impl CurrentVmcs {
 impl Vmcs for CurrentVmcs {
     #[inline(always)]
     fn read(&self, field: u32) -> u64 {
-        // SAFETY: a VMCS is current (type invariant).
-        let result = unsafe { vmread(field) };
-        debug_assert!(result.is_ok(), "VMREAD {field:#x} failed");
-        result.unwrap_or(0)
+        // SAFETY: a VMCS is current (type invariant); callers name supported fields.
+        unsafe {
+            if cfg!(debug_assertions) {
+                vmread(field).unwrap_or_else(|_| panic!("VMREAD {field:#x} failed"))
+            } else {
+                vmread_unchecked(field)
+            }
+        }
     }
 
     #[inline(always)]
     fn write(&mut self, field: u32, value: u64) {
-        // SAFETY: a VMCS is current (type invariant).
-        let result = unsafe { vmwrite(field, value) };
-        debug_assert!(result.is_ok(), "VMWRITE {field:#x} <- {value:#x} failed");
+        // SAFETY: as for `read`.
+        unsafe {
+            if cfg!(debug_assertions) {
+                if vmwrite(field, value).is_err() {
+                    panic!("VMWRITE {field:#x} <- {value:#x} failed");
+                }
+            } else {
+                vmwrite_unchecked(field, value);
+            }
+        }
     }
 }

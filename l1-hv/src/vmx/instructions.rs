@@ -60,6 +60,28 @@ pub unsafe fn vmread(field: u32) -> Result<u64, VmFail> {
     status(cf, zf).map(|()| value)
 }
 
+/// VMREAD of `field` without reading the outcome: for accessors that cannot fail (a supported
+/// field of the current VMCS), where checking would only lengthen the exit path.
+///
+/// # Safety
+/// CPL 0 in VMX root operation with a current VMCS that has `field`.
+#[inline(always)]
+pub unsafe fn vmread_unchecked(field: u32) -> u64 {
+    let value: u64;
+    asm!("vmread {0}, {1}", out(reg) value, in(reg) u64::from(field), options(nostack, nomem));
+    value
+}
+
+/// VMWRITE without reading the outcome (see [`vmread_unchecked`]).
+///
+/// # Safety
+/// CPL 0 in VMX root operation with a current VMCS that has `field`; `value` must keep the VMCS
+/// consistent for the next entry.
+#[inline(always)]
+pub unsafe fn vmwrite_unchecked(field: u32, value: u64) {
+    asm!("vmwrite {0}, {1}", in(reg) u64::from(field), in(reg) value, options(nostack, nomem));
+}
+
 /// VMWRITE of `value` to `field` of the current VMCS.
 ///
 /// # Safety

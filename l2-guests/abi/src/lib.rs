@@ -38,6 +38,8 @@ pub enum Hypercall {
     Observe = 2,
     /// The guest is finished; RDI = 0 for success, anything else is a failure code.
     Done = 3,
+    /// Does nothing: the cost of a hypercall round trip, for benchmarks.
+    Nop = 4,
 }
 
 impl Hypercall {
@@ -47,6 +49,7 @@ impl Hypercall {
             1 => Some(Self::Write),
             2 => Some(Self::Observe),
             3 => Some(Self::Done),
+            4 => Some(Self::Nop),
             _ => None,
         }
     }
@@ -67,11 +70,11 @@ mod tests {
 
     #[test]
     fn hypercall_numbers_round_trip() {
-        for call in [Hypercall::Write, Hypercall::Observe, Hypercall::Done] {
+        for call in [Hypercall::Write, Hypercall::Observe, Hypercall::Done, Hypercall::Nop] {
             assert_eq!(Hypercall::from_number(call as u64), Some(call));
         }
         assert_eq!(Hypercall::from_number(0), None);
-        assert_eq!(Hypercall::from_number(4), None);
+        assert_eq!(Hypercall::from_number(5), None);
     }
 
     #[test]

@@ -27,8 +27,6 @@ use l2_guests::rt::{self, paging, paging::PageFlags, ExceptionFrame};
 const ITERATIONS: usize = 1000;
 /// A page well above the image, left not present for the whole #PF path.
 const NOT_PRESENT: u64 = 0x60_0000;
-/// A `Write` buffer outside guest RAM: l1-hv rejects it before touching it.
-const OUTSIDE_RAM: u64 = l2_abi::RAM_SIZE;
 /// The #PF vector.
 const PAGE_FAULT: u64 = 14;
 
@@ -47,13 +45,13 @@ core::arch::global_asm!(
     "    rdtsc",
     "    sub eax, r8d",
     "    ret",
-    // A `Write` (1) of RSI bytes at RDI: l1-hv only sets RAX and RIP.
+    // A `Nop` hypercall (4): l1-hv only sets RAX and RIP.
     ".global bench_vmcall",
     "bench_vmcall:",
     "    lfence",
     "    rdtsc",
     "    mov r8d, eax",
-    "    mov eax, 1",
+    "    mov eax, 4",
     "    vmcall",
     "    lfence",
     "    rdtsc",
@@ -94,7 +92,7 @@ core::arch::global_asm!(
 
 extern "C" {
     fn bench_floor() -> u32;
-    fn bench_vmcall(buffer: u64, len: u64) -> u32;
+    fn bench_vmcall() -> u32;
     fn bench_cpuid() -> u32;
     fn bench_pf(address: u64) -> u32;
     fn bench_pf_fault();
@@ -152,7 +150,7 @@ extern "C" fn guest_main() -> ! {
     // SAFETY (all four): the regions only execute the instructions above; the #PF one reads a
     // page of guest RAM that `paging` maps not-present, and the handler resumes after the read.
     measure("floor", || unsafe { bench_floor() });
-    measure("vmcall", || unsafe { bench_vmcall(OUTSIDE_RAM, 1) });
+    measure("vmcall", || unsafe { bench_vmcall() });
     measure("cpuid", || unsafe { bench_cpuid() });
     let present = PageFlags::P | PageFlags::RW | PageFlags::US;
     paging::set_page_flags(NOT_PRESENT, present - PageFlags::P);

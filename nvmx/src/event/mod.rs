@@ -157,6 +157,13 @@ pub const fn vector_has_error_code(vector: u8) -> bool {
     )
 }
 
+/// The interruption information in `field` if its valid bit is set: the companion fields are
+/// read only then (every exit path reads these, and most find them invalid).
+fn valid_info(vmcs: &impl Vmcs, field: u32) -> Option<InterruptionInfo> {
+    let info = InterruptionInfo(vmcs.read(field) as u32);
+    info.valid().then_some(info)
+}
+
 /// The DR6-format bits a #DB payload carries and a #DB VM exit reports in its exit qualification
 /// (B0–B3, BD, BS; SDM Table 27-1).
 pub const DEBUG_PAYLOAD_BITS: u64 = (Dr6::B0.bits()
@@ -287,8 +294,9 @@ impl Event {
     /// with its error code, instruction length and, as payload, the exit qualification (the
     /// faulting address for #PF, the pending-debug bits for #DB; SDM 27.2.1).
     pub fn from_exit(vmcs: &impl Vmcs) -> Option<Self> {
+        let info = valid_info(vmcs, ro::VMEXIT_INTERRUPTION_INFO)?;
         Self::from_info(
-            InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32),
+            info,
             vmcs.read(ro::VMEXIT_INTERRUPTION_ERR_CODE) as u32,
             vmcs.read(ro::VMEXIT_INSTRUCTION_LEN) as u8,
             vmcs.read(ro::EXIT_QUALIFICATION),
@@ -298,8 +306,9 @@ impl Event {
     /// The event whose delivery the VM exit in `vmcs` interrupted (IDT-vectoring information,
     /// SDM 27.2.4), if valid. Its payload is 0: the VMCS does not record one.
     pub fn from_idt_vectoring(vmcs: &impl Vmcs) -> Option<Self> {
+        let info = valid_info(vmcs, ro::IDT_VECTORING_INFO)?;
         Self::from_info(
-            InterruptionInfo(vmcs.read(ro::IDT_VECTORING_INFO) as u32),
+            info,
             vmcs.read(ro::IDT_VECTORING_ERR_CODE) as u32,
             vmcs.read(ro::VMEXIT_INSTRUCTION_LEN) as u8,
             0,
@@ -308,8 +317,9 @@ impl Event {
 
     /// The event VM entry is set up to inject (VM-entry interruption information of `vmcs`).
     pub fn from_entry(vmcs: &impl Vmcs) -> Option<Self> {
+        let info = valid_info(vmcs, control::VMENTRY_INTERRUPTION_INFO_FIELD)?;
         Self::from_info(
-            InterruptionInfo(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32),
+            info,
             vmcs.read(control::VMENTRY_EXCEPTION_ERR_CODE) as u32,
             vmcs.read(control::VMENTRY_INSTRUCTION_LEN) as u8,
             0,

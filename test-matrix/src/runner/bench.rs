@@ -282,7 +282,7 @@ fn l2_rows(results: &Results) -> Option<Vec<L2Row>> {
     };
     Some(vec![
         row("floor", "floor: empty timed region (raw)", floor, None),
-        row("vmcall", "VMCALL round trip (rejected Write)", vmcall, per(vmcall_exits, vmcall)),
+        row("vmcall", "VMCALL round trip (Nop hypercall)", vmcall, per(vmcall_exits, vmcall)),
         row("cpuid", "CPUID, emulated by l1-hv", cpuid, per(native.exits("CPUID"), cpuid)),
         row("pf-hardware", "L2 #PF, not intercepted", pf_native, per(native.exits("exception or NMI"), pf_native)),
         row(
