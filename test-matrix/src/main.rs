@@ -5,6 +5,7 @@ mod explain;
 mod matrix;
 mod report;
 mod runner;
+mod system;
 
 use std::process::ExitCode;
 
@@ -16,11 +17,15 @@ subcommands:
                          --scenarios prints its scenarios as decide input instead
   report [--dir DIR]     write report.md and report.html (model and system runs) to DIR,
                          default target/matrix/, reading DIR/system-<mode>.jsonl
+  system [--modes bare,nested,transparent]
+                         run the system matrix on Bochs, write target/matrix/system-<mode>.jsonl,
+                         compare with the model and the bare run (docs/matrix.md)
   explain <field> <value>
                          decode a VMCS field or error code in words (docs/fields.md)
   build                  build l1-hv, the guests and the bootable ISO (target/run/l1-hv.iso)
   demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...
-                         build, boot headless, stream l1-hv's console, exit with its verdict
+       [--bare IMAGE]    build, boot headless, stream l1-hv's console, exit with its verdict;
+                         --bare boots a guest image (ghv) directly, as the L1
                          (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)
   bench [--json]         boot the benchmark payloads in Bochs and print instructions per event
                          (docs/benchmarks.md); figures also in target/bench/bench.json";
@@ -32,6 +37,7 @@ fn main() -> ExitCode {
         Some("bench-decide") => decide::bench::run(&args[1..]),
         Some("matrix") => matrix::run(&args[1..]),
         Some("report") => report::run(&args[1..]),
+        Some("system") => system::run(&args[1..]),
         Some("explain") => explain::run(&args[1..]),
         Some("build") => runner::cli::build(),
         Some("demo") => runner::cli::demo(&args[1..]),

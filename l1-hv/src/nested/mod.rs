@@ -145,9 +145,15 @@ fn emulate<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16)
     match outcome {
         Outcome::Fault(fault) => InstructionEnd::Fault(fault_event(fault)),
         Outcome::Enter { launch } => InstructionEnd::Enter { launch },
-        // l1-hv's composed EPT is rebuilt on demand and VPIDs are l1-hv's own: flushing all of
-        // the CPU's EPT-derived translations covers every INVEPT/INVVPID type (SDM 29.4.3).
+        // l1-hv's composed EPT is rebuilt on demand and VPIDs are l1-hv's own: dropping EPT02
+        // and flushing all of the CPU's EPT-derived translations covers every INVEPT/INVVPID
+        // type (SDM 29.4.3).
         Outcome::Invalidate(_) => {
+            // EPT02 caches the guest hypervisor's EPT: drop it (refilled on demand), and every
+            // translation the CPU derived from it.
+            if let Some(l3) = nested.l3.as_mut() {
+                l3.ept02.clear();
+            }
             // SAFETY: CPL 0 in VMX root operation; INVEPT support was checked at bring-up.
             let _ = unsafe { l1_hv::vmx::instructions::invept_all_contexts() };
             complete(cx, Outcome::Succeed)
