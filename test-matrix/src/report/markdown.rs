@@ -108,6 +108,15 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    out += "\nKnown Bochs errata (bare results not compared with the model; the SDM decides):";
+    if crate::system::errata::KNOWN_ERRATA.is_empty() {
+        out += " none.\n";
+    } else {
+        out += "\n\n";
+        for e in crate::system::errata::KNOWN_ERRATA {
+            out += &format!("* `{}`: {}\n", e.id, e.sdm);
+        }
+    }
     for r in report.system.iter().filter(|r| r.present) {
         if !r.disagreements.is_empty() {
             out += &format!("\n### Disagreements, {}\n\n", r.mode);

@@ -29,7 +29,7 @@ impl GuestRun {
 }
 
 /// The guest images `l2-guests` builds.
-pub const IMAGES: &[&str] = &["pf-guest", "triple-fault-guest", "io-guest", "oversized-guest", "ghv"];
+pub const IMAGES: &[&str] = &["pf-guest", "triple-fault-guest", "io-guest", "oversized-guest", "ghv", "ghv-hostile", "flood-guest", "matrix-ghv", "matrix-l2"];
 
 /// The demo: the page-fault guest with #PF left to hardware and intercepted by l1-hv (the two
 /// runs must observe the same faults), a triple-fault guest with nothing and with everything
