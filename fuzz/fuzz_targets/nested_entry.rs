@@ -1,4 +1,6 @@
 //! See `nvmx_fuzz::nested_entry` for the input and the properties.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|input: nvmx_fuzz::nested_entry::Input| nvmx_fuzz::nested_entry::check(&input));
+libfuzzer_sys::fuzz_target!(
+    |input: nvmx_fuzz::nested_entry::Input| nvmx_fuzz::nested_entry::check(&input)
+);

@@ -178,7 +178,8 @@ pub fn good_vmcs12() -> SoftVmcs {
 /// where no exception pushes an error code.
 pub fn real_mode_vmcs12() -> SoftVmcs {
     let mut v = good_vmcs12();
-    let entry = v.read(control::VMENTRY_CONTROLS) & !u64::from(EntryControls::IA32E_MODE_GUEST.bits());
+    let entry =
+        v.read(control::VMENTRY_CONTROLS) & !u64::from(EntryControls::IA32E_MODE_GUEST.bits());
     v.write(control::VMENTRY_CONTROLS, entry);
     v.write(
         control::SECONDARY_PROCBASED_EXEC_CONTROLS,

@@ -25,8 +25,8 @@ use crate::memory::Ram;
 use arbitrary::Arbitrary;
 use nvmx::insn::{
     decode_field_access, decode_invalidation, decode_pointer_operand, eptp_valid, AddressSize,
-    Fault, FieldAccessOperands, GuestMemory, GuestMode, GuestOperands, Gpr, InvalidationOperands,
-    Invalidation, MemOperand, NestedVmx, NotRam, Operand, Outcome, Segment,
+    Fault, FieldAccessOperands, Gpr, GuestMemory, GuestMode, GuestOperands, Invalidation,
+    InvalidationOperands, MemOperand, NestedVmx, NotRam, Operand, Outcome, Segment,
 };
 use shadow_vmcs::{
     supported_fields, Field, LaunchState, SoftVmcs, Vmcs, VMCS12_REVISION_ID, VMCS_REGION_SIZE,
@@ -172,7 +172,11 @@ pub fn field_encoding(arg: u8, extra: u64) -> u64 {
     }
     let fields: Vec<Field> = supported_fields().collect();
     let field = fields[usize::from(arg & 0x7F) % fields.len()];
-    let field = if arg & 0x80 != 0 { field.high().unwrap_or(field) } else { field };
+    let field = if arg & 0x80 != 0 {
+        field.high().unwrap_or(field)
+    } else {
+        field
+    };
     u64::from(field.encoding())
 }
 
@@ -324,7 +328,11 @@ fn outcome_name(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Fault(fault) => format!("{fault:?}").chars().take(2).collect(),
         Outcome::FailValid(error) => format!("fail{}", *error as u32),
-        other => format!("{other:?}").split([' ', '(', '{']).next().unwrap_or("").to_string(),
+        other => format!("{other:?}")
+            .split([' ', '(', '{'])
+            .next()
+            .unwrap_or("")
+            .to_string(),
     }
 }
 
@@ -349,7 +357,9 @@ fn operands(guest: &mut Guest, step: &Step, bits: u8) -> Option<Operands> {
             Operands::Pointer(decode_pointer_operand(step.info, step.qualification).ok()?)
         }
         Op::Vmxon | Op::Vmclear | Op::Vmptrld | Op::Vmptrst => {
-            guest.ram.put(SCRATCH, &pointer(step.arg, step.value, bits).to_le_bytes());
+            guest
+                .ram
+                .put(SCRATCH, &pointer(step.arg, step.value, bits).to_le_bytes());
             Operands::Pointer(AT_RBX)
         }
         Op::Vmread | Op::Vmwrite if decoded => {
@@ -364,7 +374,10 @@ fn operands(guest: &mut Guest, step: &Step, bits: u8) -> Option<Operands> {
             } else {
                 Operand::Memory(AT_RBX)
             };
-            Operands::Field(FieldAccessOperands { rm, field: Gpr::Rax })
+            Operands::Field(FieldAccessOperands {
+                rm,
+                field: Gpr::Rax,
+            })
         }
         Op::Invept | Op::Invvpid if decoded => {
             Operands::Invalidation(decode_invalidation(step.info, step.qualification).ok()?)
@@ -390,7 +403,11 @@ fn operands(guest: &mut Guest, step: &Step, bits: u8) -> Option<Operands> {
 /// Executes the instruction of `step` with `operands`.
 fn run(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, operands: &Operands) -> Outcome {
     let mode = step.guest_mode();
-    let feature_control = if step.arg < 0xF0 { 0b101 } else { step.extra & 7 };
+    let feature_control = if step.arg < 0xF0 {
+        0b101
+    } else {
+        step.extra & 7
+    };
     let blocked_by_mov_ss = step.value & 1 != 0;
     match (step.op, operands) {
         (Op::Vmxon, Operands::Pointer(m)) => vmx.vmxon(&mode, feature_control, guest, m),
@@ -479,16 +496,33 @@ fn run_step(vmx: &mut NestedVmx, guest: &mut Guest, step: &Step, bits: u8) {
                     "VMfailInvalid with a current VMCS: {step:?}"
                 );
             }
-            assert_eq!(after, expected, "{outcome:?} changed the VMX state: {step:?}");
-            assert_eq!(guest.regs, regs_before, "{outcome:?} changed registers: {step:?}");
+            assert_eq!(
+                after, expected,
+                "{outcome:?} changed the VMX state: {step:?}"
+            );
+            assert_eq!(
+                guest.regs, regs_before,
+                "{outcome:?} changed registers: {step:?}"
+            );
             assert!(!guest.ram.changed(), "{outcome:?} changed memory: {step:?}");
         }
         Outcome::Succeed => check_success(&before, &after, step, guest, regs_before, bits),
         Outcome::Enter { launch } => {
-            let vmcs12 = before.vmcs12.as_ref().expect("entry without a current VMCS");
+            let vmcs12 = before
+                .vmcs12
+                .as_ref()
+                .expect("entry without a current VMCS");
             assert!(!vmcs12.is_shadow(), "entry into a shadow VMCS: {step:?}");
-            let expected = if launch { LaunchState::Clear } else { LaunchState::Launched };
-            assert_eq!(vmcs12.launch_state(), expected, "entry in the wrong launch state");
+            let expected = if launch {
+                LaunchState::Clear
+            } else {
+                LaunchState::Launched
+            };
+            assert_eq!(
+                vmcs12.launch_state(),
+                expected,
+                "entry in the wrong launch state"
+            );
             assert_eq!(after, before, "VMLAUNCH/VMRESUME changed the VMX state");
             assert!(!guest.ram.changed(), "VMLAUNCH/VMRESUME changed memory");
         }
@@ -509,9 +543,18 @@ fn check_faults(before: &State, mode: &GuestMode, op: Op, outcome: &Outcome) {
         || mode.rflags & 1 << 17 != 0
         || (mode.long_mode_active && !mode.cs_long);
     if undefined_mode || (!before.in_vmx && op != Op::Vmxon) {
-        assert_eq!(*outcome, Outcome::Fault(Fault::Ud), "{op:?} must #UD in {mode:?}");
+        assert_eq!(
+            *outcome,
+            Outcome::Fault(Fault::Ud),
+            "{op:?} must #UD in {mode:?}"
+        );
     } else if before.in_vmx && mode.cpl > 0 {
-        assert_eq!(*outcome, Outcome::Fault(Fault::Gp(0)), "{op:?} at CPL {}", mode.cpl);
+        assert_eq!(
+            *outcome,
+            Outcome::Fault(Fault::Gp(0)),
+            "{op:?} at CPL {}",
+            mode.cpl
+        );
     }
 }
 
@@ -542,43 +585,75 @@ fn check_success(
     let canonical = step.canonical();
     let operand_pointer = guest.ram.u64_at(SCRATCH);
     let operand_bytes = step.guest_mode().operand_bytes();
-    let truncate = |v: u64| if operand_bytes == 8 { v } else { v & 0xFFFF_FFFF };
+    let truncate = |v: u64| {
+        if operand_bytes == 8 {
+            v
+        } else {
+            v & 0xFFFF_FFFF
+        }
+    };
     match step.op {
         Op::Vmxon => {
             let vmxon = after.vmxon.expect("VMXON succeeded outside VMX operation");
             assert!(aligned_in_width(vmxon), "VMXON accepted {vmxon:#x}");
-            assert_eq!(guest.ram.u32_at(vmxon), VMCS12_REVISION_ID, "VMXON region revision");
+            assert_eq!(
+                guest.ram.u32_at(vmxon),
+                VMCS12_REVISION_ID,
+                "VMXON region revision"
+            );
             assert_eq!(after.current, None, "VMXON left a current VMCS");
             if canonical {
                 assert_eq!(Some(operand_pointer), after.vmxon, "VMXON pointer");
             }
         }
         Op::Vmxoff => {
-            assert!(!after.in_vmx && after.current.is_none(), "VMXOFF stayed in VMX operation");
+            assert!(
+                !after.in_vmx && after.current.is_none(),
+                "VMXOFF stayed in VMX operation"
+            );
         }
         Op::Vmptrld => {
-            let current = after.current.expect("VMPTRLD succeeded without a current VMCS");
+            let current = after
+                .current
+                .expect("VMPTRLD succeeded without a current VMCS");
             assert!(aligned_in_width(current) && Some(current) != after.vmxon);
-            assert_eq!(after.vmxon, before.vmxon, "VMPTRLD changed the VMXON pointer");
+            assert_eq!(
+                after.vmxon, before.vmxon,
+                "VMPTRLD changed the VMXON pointer"
+            );
             if canonical {
-                assert_eq!(current, operand_pointer, "VMPTRLD made another VMCS current");
+                assert_eq!(
+                    current, operand_pointer,
+                    "VMPTRLD made another VMCS current"
+                );
             }
         }
         Op::Vmptrst => {
             assert_eq!(after, before, "VMPTRST changed the VMX state");
             if canonical {
-                assert_eq!(operand_pointer, before.current.unwrap_or(u64::MAX), "VMPTRST");
+                assert_eq!(
+                    operand_pointer,
+                    before.current.unwrap_or(u64::MAX),
+                    "VMPTRST"
+                );
             }
         }
         Op::Vmclear if canonical => {
             assert!(aligned_in_width(operand_pointer) && Some(operand_pointer) != before.vmxon);
             if before.current == Some(operand_pointer) {
-                assert_eq!(after.current, None, "VMCLEAR kept the VMCS it cleared current");
+                assert_eq!(
+                    after.current, None,
+                    "VMCLEAR kept the VMCS it cleared current"
+                );
             } else {
                 assert_eq!(after, before, "VMCLEAR of another VMCS changed the state");
             }
             if guest.ram.is_ram(operand_pointer, 12) {
-                assert_eq!(guest.ram.u32_at(operand_pointer + 8), 0, "launch state not clear");
+                assert_eq!(
+                    guest.ram.u32_at(operand_pointer + 8),
+                    0,
+                    "launch state not clear"
+                );
             }
         }
         Op::Vmread if canonical => {
@@ -598,11 +673,17 @@ fn check_success(
             let field = Field::new(truncate(regs_before[Gpr::Rax as usize]))
                 .expect("VMWRITE of an invalid encoding succeeded");
             let mut expected = before.clone();
-            let vmcs12 = expected.vmcs12.as_mut().expect("VMWRITE without a current VMCS");
+            let vmcs12 = expected
+                .vmcs12
+                .as_mut()
+                .expect("VMWRITE without a current VMCS");
             vmcs12
                 .set(field, truncate(step.value))
                 .expect("VMWRITE of a field vmcs12 lacks succeeded");
-            assert_eq!(*after, expected, "VMWRITE changed more or less than its field");
+            assert_eq!(
+                *after, expected,
+                "VMWRITE changed more or less than its field"
+            );
         }
         Op::Vmclear | Op::Vmwrite => {}
         op => panic!("{op:?} ended in plain VMsucceed"),
@@ -631,8 +712,18 @@ fn always(vmx: &NestedVmx, bits: u8) {
         assert!(aligned_in_width(vmxon), "VMXON pointer {vmxon:#x}");
     }
     if let Some(current) = vmx.current_vmcs_pointer() {
-        assert!(vmx.in_vmx_operation(), "a current VMCS outside VMX operation");
-        assert!(aligned_in_width(current), "current-VMCS pointer {current:#x}");
-        assert_ne!(vmx.vmxon_pointer(), Some(current), "the VMXON region is current");
+        assert!(
+            vmx.in_vmx_operation(),
+            "a current VMCS outside VMX operation"
+        );
+        assert!(
+            aligned_in_width(current),
+            "current-VMCS pointer {current:#x}"
+        );
+        assert_ne!(
+            vmx.vmxon_pointer(),
+            Some(current),
+            "the VMXON region is current"
+        );
     }
 }

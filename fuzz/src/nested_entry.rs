@@ -25,7 +25,7 @@ use arbitrary::Arbitrary;
 use nvmx::insn::VmInstructionError;
 use nvmx::nested::{
     check_vmcs12, load_l2_host_state, prepare_vmcs02, EntryContext, EntryFailure, L2Inherited,
-    VmxAbort, Vmcs12Pages,
+    Vmcs12Pages, VmxAbort,
 };
 use shadow_vmcs::{supported_fields, Field, SoftVmcs, Vmcs};
 use std::sync::OnceLock;
@@ -169,7 +169,12 @@ fn vmcs01() -> &'static AnyVmcs {
     static VMCS01: OnceLock<AnyVmcs> = OnceLock::new();
     VMCS01.get_or_init(|| {
         let mut v = AnyVmcs::default();
-        prepare_vmcs02(&good_vmcs12(), &mut v, &l1_needs(L2Inherited::default()), ram());
+        prepare_vmcs02(
+            &good_vmcs12(),
+            &mut v,
+            &l1_needs(L2Inherited::default()),
+            ram(),
+        );
         write_l1_host_state(&mut v);
         let caps = host_caps();
         assert_eq!(check_vmcs12(&v, ram(), &host_context(&caps)), Ok(()));
@@ -234,12 +239,18 @@ fn check_failure_record(before: &SoftVmcs, after: &SoftVmcs, failure: EntryFailu
             qualification,
         } => {
             assert_eq!(reason, 33 | 1 << 31, "entry-failure exit reason");
-            assert!(matches!(qualification, 0 | 2 | 4), "qualification {qualification}");
+            assert!(
+                matches!(qualification, 0 | 2 | 4),
+                "qualification {qualification}"
+            );
             expected.write(ro::EXIT_REASON, reason.into());
             expected.write(ro::EXIT_QUALIFICATION, qualification);
         }
     }
-    assert_eq!(*after, expected, "recording {failure:?} changed other vmcs12 fields");
+    assert_eq!(
+        *after, expected,
+        "recording {failure:?} changed other vmcs12 fields"
+    );
 }
 
 /// Exiting controls: if vmcs12 sets one, the guest hypervisor expects that exit (SDM 25.6).
@@ -270,23 +281,36 @@ fn check_vmcs02(input: &Input, v12: &SoftVmcs, host_caps: &nvmx::insn::VmxCapabi
     prepare_vmcs02(v12, &mut v02, &needs, ram());
     write_l1_host_state(&mut v02);
     let real = check_vmcs12(&v02, ram(), &host_context(host_caps));
-    assert_eq!(real, Ok(()), "an accepted vmcs12 gave a vmcs02 the CPU rejects");
+    assert_eq!(
+        real,
+        Ok(()),
+        "an accepted vmcs12 gave a vmcs02 the CPU rejects"
+    );
 
     let word = |v: &dyn Fn(u32) -> u64, field| v(field) as u32;
     let r12 = |f| v12.read(f);
     let r02 = |f| v02.read(f);
     let pin12 = PinbasedControls::from_bits_truncate(word(&r12, control::PINBASED_EXEC_CONTROLS));
     let pin02 = PinbasedControls::from_bits_truncate(word(&r02, control::PINBASED_EXEC_CONTROLS));
-    assert!(pin02.contains(pin12 & PIN_EXITING), "vmcs02 lost pin-based exiting");
+    assert!(
+        pin02.contains(pin12 & PIN_EXITING),
+        "vmcs02 lost pin-based exiting"
+    );
     let primary = control::PRIMARY_PROCBASED_EXEC_CONTROLS;
     let p12 = PrimaryControls::from_bits_truncate(word(&r12, primary));
     let p02 = PrimaryControls::from_bits_truncate(word(&r02, primary));
-    assert!(p02.contains(p12 & PRIMARY_EXITING), "vmcs02 lost primary exiting");
+    assert!(
+        p02.contains(p12 & PRIMARY_EXITING),
+        "vmcs02 lost primary exiting"
+    );
     if p12.contains(PrimaryControls::SECONDARY_CONTROLS) {
         let secondary = control::SECONDARY_PROCBASED_EXEC_CONTROLS;
         let s12 = SecondaryControls::from_bits_truncate(word(&r12, secondary));
         let s02 = SecondaryControls::from_bits_truncate(word(&r02, secondary));
-        assert!(s02.contains(s12 & SECONDARY_EXITING), "vmcs02 lost secondary exiting");
+        assert!(
+            s02.contains(s12 & SECONDARY_EXITING),
+            "vmcs02 lost secondary exiting"
+        );
     }
     for field in [
         control::EXCEPTION_BITMAP,
@@ -294,7 +318,11 @@ fn check_vmcs02(input: &Input, v12: &SoftVmcs, host_caps: &nvmx::insn::VmxCapabi
         control::CR4_GUEST_HOST_MASK,
     ] {
         let (a, b) = (v12.read(field), v02.read(field));
-        assert_eq!(a & !b, 0, "vmcs02 field {field:#x} = {b:#x} lacks vmcs12's {a:#x}");
+        assert_eq!(
+            a & !b,
+            0,
+            "vmcs02 field {field:#x} = {b:#x} lacks vmcs12's {a:#x}"
+        );
     }
 }
 
@@ -304,13 +332,20 @@ fn check_host_load(v12: &SoftVmcs, host_caps: &nvmx::insn::VmxCapabilities) {
     match load_l2_host_state(v12, &mut v01, ram(), GUEST_PHYS_ADDR_BITS) {
         Ok(()) => {
             let result = check_vmcs12(&v01, ram(), &host_context(host_caps));
-            assert_eq!(result, Ok(()), "vmcs01 after loading vmcs12's host state fails");
+            assert_eq!(
+                result,
+                Ok(()),
+                "vmcs01 after loading vmcs12's host state fails"
+            );
         }
         Err(VmxAbort::HostPdpteCorrupted) => {
             let exit = ExitControls::from_bits_truncate(v12.read(control::VMEXIT_CONTROLS) as u32);
             let host64 = exit.contains(ExitControls::HOST_ADDRESS_SPACE_SIZE);
             let pae = v12.read(host::CR4) & 1 << 5 != 0;
-            assert!(!host64 && pae, "VMX abort for PDPTEs of a host without PAE paging");
+            assert!(
+                !host64 && pae,
+                "VMX abort for PDPTEs of a host without PAE paging"
+            );
         }
     }
 }

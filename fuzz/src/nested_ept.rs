@@ -184,6 +184,11 @@ impl HostInput {
     }
 }
 
+/// Where entry `index % 512` of table page `page % 8` lives.
+fn entry_address(page: u8, index: u16) -> u64 {
+    (u64::from(page % TABLE_PAGES as u8) << 12) | (u64::from(index % 512) * 8)
+}
+
 fn ept12(input: &Input) -> Ept12 {
     let cap = |bit: u8, value: u64| if input.caps & 1 << bit != 0 { value } else { 0 };
     Ept12 {
@@ -208,10 +213,13 @@ pub fn check(input: &Input) {
     for op in &input.ops {
         match *op {
             EptOp::Entry { page, index, value } => {
-                let at = u64::from(page % TABLE_PAGES as u8) << 12 | u64::from(index % 512) * 8;
-                ram.put(at, &value.bits().to_le_bytes());
+                ram.put(entry_address(page, index), &value.bits().to_le_bytes());
             }
-            EptOp::Walk { l3, access: bits, host } => {
+            EptOp::Walk {
+                l3,
+                access: bits,
+                host,
+            } => {
                 let gpa = l3.bits();
                 let result = walk(&ram, &ept, gpa, access(bits));
                 check_walk(&ram, &ept, gpa, u64::from(bits & 7), &result);
@@ -238,14 +246,17 @@ pub fn classify(input: &Input) -> String {
     for op in &input.ops {
         match *op {
             EptOp::Entry { page, index, value } => {
-                let at = u64::from(page % TABLE_PAGES as u8) << 12 | u64::from(index % 512) * 8;
-                ram.put(at, &value.bits().to_le_bytes());
+                ram.put(entry_address(page, index), &value.bits().to_le_bytes());
             }
-            EptOp::Walk { l3, access: bits, .. } => {
+            EptOp::Walk {
+                l3, access: bits, ..
+            } => {
                 class = match walk(&ram, &ept, l3.bits(), access(bits)) {
                     Ok(t) => format!("ok-{:?}-{}", t.page_size, t.permissions.bits()),
                     Err(EptFault::Misconfiguration) => "misconfig".into(),
-                    Err(EptFault::Violation { qualification }) => format!("violation-{qualification:#x}"),
+                    Err(EptFault::Violation { qualification }) => {
+                        format!("violation-{qualification:#x}")
+                    }
                 };
             }
         }
@@ -301,7 +312,13 @@ fn misconfigured(step: &Step, ept: &Ept12) -> bool {
         || (step.leaf && matches!(memory_type, 2 | 3 | 7))
 }
 
-fn check_walk(ram: &Ram, ept: &Ept12, gpa: u64, access: u64, result: &Result<Translation, EptFault>) {
+fn check_walk(
+    ram: &Ram,
+    ept: &Ept12,
+    gpa: u64,
+    access: u64,
+    result: &Result<Translation, EptFault>,
+) {
     let beyond_width = gpa >> ept.phys_addr_bits != 0;
     let steps = path(ram, ept, gpa);
     let present: Vec<&Step> = steps.iter().take_while(|s| s.entry & 7 != 0).collect();
@@ -310,14 +327,28 @@ fn check_walk(ram: &Ram, ept: &Ept12, gpa: u64, access: u64, result: &Result<Tra
     match *result {
         Ok(t) => {
             assert!(!beyond_width, "translated {gpa:#x} beyond the width");
-            assert!(!any_misconfigured, "translated through a misconfigured entry");
+            assert!(
+                !any_misconfigured,
+                "translated through a misconfigured entry"
+            );
             let leaf = steps.last().expect("a walk reads an entry");
-            assert!(leaf.leaf && present.len() == steps.len(), "translated without a leaf");
+            assert!(
+                leaf.leaf && present.len() == steps.len(),
+                "translated without a leaf"
+            );
             for s in &steps {
                 let rights = Permissions::from_bits_truncate(s.entry as u8);
-                assert!(rights.contains(t.permissions), "more than level {} allows", s.level);
+                assert!(
+                    rights.contains(t.permissions),
+                    "more than level {} allows",
+                    s.level
+                );
             }
-            assert_eq!(u64::from(t.permissions.bits()) & access, access, "access not allowed");
+            assert_eq!(
+                u64::from(t.permissions.bits()) & access,
+                access,
+                "access not allowed"
+            );
             let (size, offset_mask, offered) = match leaf.level {
                 1 => (PageSize::Size4K, 0xFFF, true),
                 2 => (PageSize::Size2M, 0x1F_FFFF, ept.ept_cap & CAP_2M != 0),
@@ -327,16 +358,30 @@ fn check_walk(ram: &Ram, ept: &Ept12, gpa: u64, access: u64, result: &Result<Tra
             assert!(offered, "a {size:?} page the capabilities do not offer");
             let frame = leaf.entry & ADDRESS_BITS & !offset_mask;
             assert_eq!(t.l2_gpa, frame | gpa & offset_mask, "translated address");
-            assert_eq!(u64::from(t.memory_type), (leaf.entry >> 3) & 7, "memory type");
+            assert_eq!(
+                u64::from(t.memory_type),
+                (leaf.entry >> 3) & 7,
+                "memory type"
+            );
         }
         Err(EptFault::Misconfiguration) => {
-            assert!(any_misconfigured, "misconfiguration without a misconfigured entry");
+            assert!(
+                any_misconfigured,
+                "misconfiguration without a misconfigured entry"
+            );
         }
         Err(EptFault::Violation { qualification }) => {
-            assert!(!any_misconfigured, "violation where an entry is misconfigured");
+            assert!(
+                !any_misconfigured,
+                "violation where an entry is misconfigured"
+            );
             let complete = present.len() == steps.len();
             let expected_rights = if beyond_width || !complete { 0 } else { and };
-            assert_eq!(qualification, access | expected_rights << 3, "qualification");
+            assert_eq!(
+                qualification,
+                access | expected_rights << 3,
+                "qualification"
+            );
             assert!(
                 beyond_width || !complete || access & !and != 0,
                 "violation although the path allows the access"
@@ -352,19 +397,46 @@ fn check_compose(t: &Translation, host: &HostInput) {
         asked = Some(page);
         mapping
     });
-    assert_eq!(asked, Some(t.l2_gpa & !0xFFF), "EPT01 asked about another page");
+    assert_eq!(
+        asked,
+        Some(t.l2_gpa & !0xFFF),
+        "EPT01 asked about another page"
+    );
     let (Some(entry), Some(mapping)) = (entry, mapping) else {
-        assert!(entry.is_none() && mapping.is_none(), "a leaf for a page EPT01 does not map");
+        assert!(
+            entry.is_none() && mapping.is_none(),
+            "a leaf for a page EPT01 does not map"
+        );
         return;
     };
     let rights = Permissions::from_bits_truncate(entry as u8);
-    assert!(t.permissions.contains(rights), "EPT02 allows what EPT12 does not");
-    assert!(mapping.permissions.contains(rights), "EPT02 allows what EPT01 does not");
-    assert_eq!(entry & ADDRESS_BITS, mapping.host_phys & ADDRESS_BITS, "EPT02 frame");
-    assert_eq!(entry & !(ADDRESS_BITS | 0x7F), 0, "EPT02 leaf {entry:#x} sets other bits");
+    assert!(
+        t.permissions.contains(rights),
+        "EPT02 allows what EPT12 does not"
+    );
+    assert!(
+        mapping.permissions.contains(rights),
+        "EPT02 allows what EPT01 does not"
+    );
+    assert_eq!(
+        entry & ADDRESS_BITS,
+        mapping.host_phys & ADDRESS_BITS,
+        "EPT02 frame"
+    );
+    assert_eq!(
+        entry & !(ADDRESS_BITS | 0x7F),
+        0,
+        "EPT02 leaf {entry:#x} sets other bits"
+    );
     let memory_type = ((entry >> 3) & 7) as u8;
     if mapping.memory_type != 6 {
-        assert_eq!(memory_type, mapping.memory_type, "EPT02 overrides EPT01's memory type");
+        assert_eq!(
+            memory_type, mapping.memory_type,
+            "EPT02 overrides EPT01's memory type"
+        );
     }
-    assert!(MEMORY_TYPES.contains(&memory_type), "reserved memory type {memory_type}");
+    assert!(
+        MEMORY_TYPES.contains(&memory_type),
+        "reserved memory type {memory_type}"
+    );
 }

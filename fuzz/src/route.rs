@@ -25,13 +25,17 @@
 //! #PF; a reflection clears the VM-entry field and never sets CR2; a triple fault only for L2,
 //! a reflection only for L3; the debugger pause only for #BP/INT3.
 
-use crate::config::{entry_ram, good_vmcs12, host_caps_with_cet, real_mode_vmcs12, GUEST_PHYS_ADDR_BITS};
+use crate::config::{
+    entry_ram, good_vmcs12, host_caps_with_cet, real_mode_vmcs12, GUEST_PHYS_ADDR_BITS,
+};
 use crate::memory::Ram;
 use arbitrary::Arbitrary;
 use nvmx::event::{vector_has_error_code, Event, InterruptionInfo, InterruptionType};
 use nvmx::inject::{inject_event, InjectHost, InjectOutcome, Running, TraceRecord, TraceSink};
 use nvmx::nested::{check_vmcs12, EntryContext};
-use nvmx::route::{combine, route, Combination, ExitInfo, ExitReason, InterceptControls, Outcome, Scenario};
+use nvmx::route::{
+    combine, route, Combination, ExitInfo, ExitReason, InterceptControls, Outcome, Scenario,
+};
 use shadow_vmcs::{SoftVmcs, Vmcs};
 use std::sync::OnceLock;
 use x86::vmx::vmcs::{control, guest};
@@ -94,7 +98,9 @@ impl EventInput {
     /// The event.
     pub fn event(self) -> Event {
         match self {
-            EventInput::Hardware { vector, error_code } => Event::hardware_exception(vector % 32, error_code),
+            EventInput::Hardware { vector, error_code } => {
+                Event::hardware_exception(vector % 32, error_code)
+            }
             EventInput::PageFault { error_code, cr2 } => Event::page_fault(error_code, cr2),
             EventInput::Debug(dr6) => Event::debug(dr6),
             EventInput::Nmi => Event::nmi(),
@@ -104,7 +110,9 @@ impl EventInput {
                 match kind % 3 {
                     0 => Event::software(InterruptionType::SoftwareInterrupt, vector, len),
                     1 => Event::software(InterruptionType::PrivilegedSoftwareException, 1, len),
-                    _ => Event::software(InterruptionType::SoftwareException, 3 + (vector & 1), len),
+                    _ => {
+                        Event::software(InterruptionType::SoftwareException, 3 + (vector & 1), len)
+                    }
                 }
             }
         }
@@ -129,7 +137,12 @@ impl Input {
             },
             protected_mode: self.flag(3),
             injected: self.flag(4),
-            delivering: self.delivering.map(EventInput::event),
+            // A #DF arises only from Table 6-5 (SDM 6.15), never on its own while another
+            // event is being delivered: a new #DF comes without a delivering event.
+            delivering: self
+                .delivering
+                .map(EventInput::event)
+                .filter(|_| !self.event.event().is_hardware(8)),
             event: self.event.event(),
         }
     }
@@ -146,7 +159,9 @@ pub fn check(input: &Input) {
 /// The routing outcome class, for the `seeds` classes.
 pub fn classify(input: &Input) -> String {
     let s = input.scenario();
-    let delivering = s.delivering.map_or("none".to_string(), |d| format!("{:?}", d.class()));
+    let delivering = s
+        .delivering
+        .map_or("none".to_string(), |d| format!("{:?}", d.class()));
     let outcome = match route(&s) {
         Outcome::Deliver { event, .. } => format!("deliver-{:?}-{}", event.kind, event.vector),
         Outcome::VmExit(x) => format!("exit-{:?}-{:#x}", x.reason, x.interruption_info.0),
@@ -162,7 +177,11 @@ fn wants_exit(c: &InterceptControls, event: &Event) -> bool {
         InterruptionType::Nmi => c.nmi_exiting,
         InterruptionType::HardwareException if event.vector == 14 => {
             let matched = u32::from(event.error_code) & c.pfec_mask == c.pfec_match;
-            if bit(14) { matched } else { !matched }
+            if bit(14) {
+                matched
+            } else {
+                !matched
+            }
         }
         InterruptionType::HardwareException
         | InterruptionType::PrivilegedSoftwareException
@@ -188,8 +207,15 @@ fn check_route(s: &Scenario, outcome: &Outcome) {
             let expected = s.protected_mode
                 && event.kind == InterruptionType::HardwareException
                 && vector_has_error_code(event.vector);
-            assert_eq!(error_code.is_some(), expected, "error code of delivered {event:?}");
-            assert!(error_code.is_none_or(|ec| ec == event.error_code), "delivered error code");
+            assert_eq!(
+                error_code.is_some(),
+                expected,
+                "error code of delivered {event:?}"
+            );
+            assert!(
+                error_code.is_none_or(|ec| ec == event.error_code),
+                "delivered error code"
+            );
             well_formed(event.info(s.protected_mode));
         }
         Outcome::VmExit(x) => check_exit(s, x),
@@ -202,20 +228,35 @@ fn check_route(s: &Scenario, outcome: &Outcome) {
                 "injected event not delivered as is: {outcome:?}"
             );
         } else {
-            assert_eq!(route(&Scenario { injected: false, ..*s }), *outcome, "injected changed it");
+            assert_eq!(
+                route(&Scenario {
+                    injected: false,
+                    ..*s
+                }),
+                *outcome,
+                "injected changed it"
+            );
         }
     }
     let mut flipped = *s;
     flipped.controls.exception_bitmap ^= 1 << 14;
     if s.delivering.is_none() && !s.injected && new.is_hardware(14) {
         let exits = |o: &Outcome| matches!(o, Outcome::VmExit(_));
-        assert_ne!(exits(outcome), exits(&route(&flipped)), "bit 14 did not flip the #PF exit");
+        assert_ne!(
+            exits(outcome),
+            exits(&route(&flipped)),
+            "bit 14 did not flip the #PF exit"
+        );
     }
     if !new.is_hardware(14) {
         let mut zero = *s;
         zero.controls.pfec_mask = 0;
         zero.controls.pfec_match = 0;
-        assert_eq!(route(&zero), *outcome, "PFEC mask/match changed a non-#PF outcome");
+        assert_eq!(
+            route(&zero),
+            *outcome,
+            "PFEC mask/match changed a non-#PF outcome"
+        );
     }
 }
 
@@ -226,15 +267,27 @@ fn accounts_for_both_events(s: &Scenario, outcome: &Outcome) {
         match outcome {
             Outcome::Deliver { event, .. } => {
                 assert_eq!(*event, new, "delivered another event");
-                assert!(s.injected || !wants_exit(c, &new), "an intercepted event was delivered");
+                assert!(
+                    s.injected || !wants_exit(c, &new),
+                    "an intercepted event was delivered"
+                );
             }
             Outcome::VmExit(x) => {
-                assert!(!s.injected && wants_exit(c, &new), "exit for an event nothing intercepts");
-                assert!(!x.idt_vectoring_info.valid(), "IDT-vectoring without a delivering event");
+                assert!(
+                    !s.injected && wants_exit(c, &new),
+                    "exit for an event nothing intercepts"
+                );
+                assert!(
+                    !x.idt_vectoring_info.valid(),
+                    "IDT-vectoring without a delivering event"
+                );
                 let unacknowledged = new.kind == InterruptionType::ExternalInterrupt
                     && !c.ack_interrupt_on_exit
                     && !x.interruption_info.valid();
-                assert!(unacknowledged || x.interruption_info == new.info(pm), "exit info");
+                assert!(
+                    unacknowledged || x.interruption_info == new.info(pm),
+                    "exit info"
+                );
             }
         }
         return;
@@ -242,27 +295,59 @@ fn accounts_for_both_events(s: &Scenario, outcome: &Outcome) {
     let combination = combine(first.class(), new.class());
     match outcome {
         Outcome::Deliver { event, .. } if *event == new => {
-            assert_eq!(combination, Combination::Serial, "serial delivery against Table 6-5");
-            assert!(!wants_exit(c, &new), "an intercepted exception was delivered");
+            assert_eq!(
+                combination,
+                Combination::Serial,
+                "serial delivery against Table 6-5"
+            );
+            assert!(
+                !wants_exit(c, &new),
+                "an intercepted exception was delivered"
+            );
         }
         Outcome::Deliver { event, .. } => {
-            assert!(event.is_hardware(8) && combination == Combination::DoubleFault, "{event:?}");
-            assert!(!wants_exit(c, &new) && !wants_exit(c, &df), "an intercepted #DF delivered");
+            assert!(
+                event.is_hardware(8) && combination == Combination::DoubleFault,
+                "{event:?}"
+            );
+            assert!(
+                !wants_exit(c, &new) && !wants_exit(c, &df),
+                "an intercepted #DF delivered"
+            );
         }
         Outcome::VmExit(x) => match x.reason {
             ExitReason::TripleFault => {
                 assert_eq!(combination, Combination::TripleFault, "triple fault");
-                assert!(!wants_exit(c, &new), "triple fault although the exception exits");
+                assert!(
+                    !wants_exit(c, &new),
+                    "triple fault although the exception exits"
+                );
             }
             _ if x.interruption_info == new.info(pm)
-                || (new.kind == InterruptionType::ExternalInterrupt && !x.interruption_info.valid()) =>
+                || (new.kind == InterruptionType::ExternalInterrupt
+                    && !x.interruption_info.valid()) =>
             {
-                assert!(wants_exit(c, &new), "exit for an exception nothing intercepts");
-                assert_eq!(x.idt_vectoring_info, first.info(pm), "exit lost the delivering event");
+                assert!(
+                    wants_exit(c, &new),
+                    "exit for an exception nothing intercepts"
+                );
+                assert_eq!(
+                    x.idt_vectoring_info,
+                    first.info(pm),
+                    "exit lost the delivering event"
+                );
             }
             _ => {
-                assert_eq!(x.interruption_info, df.info(pm), "exit for neither event nor #DF");
-                assert_eq!(combination, Combination::DoubleFault, "#DF exit against Table 6-5");
+                assert_eq!(
+                    x.interruption_info,
+                    df.info(pm),
+                    "exit for neither event nor #DF"
+                );
+                assert_eq!(
+                    combination,
+                    Combination::DoubleFault,
+                    "#DF exit against Table 6-5"
+                );
                 assert!(!wants_exit(c, &new) && wants_exit(c, &df), "#DF exit");
             }
         },
@@ -271,33 +356,45 @@ fn accounts_for_both_events(s: &Scenario, outcome: &Outcome) {
 
 fn check_exit(s: &Scenario, x: &ExitInfo) {
     let new = s.event;
-    let expected_qualification = if is_hardware(x.interruption_info, 14) {
-        new.payload
-    } else if is_hardware(x.interruption_info, 1) {
-        new.payload
-    } else {
-        0
-    };
-    assert_eq!(x.qualification, expected_qualification, "exit qualification");
+    // The exit is for the new event or a #DF: only a #PF or #DB exit reports its payload.
+    let reports_payload =
+        is_hardware(x.interruption_info, 14) || is_hardware(x.interruption_info, 1);
+    let expected_qualification = if reports_payload { new.payload } else { 0 };
+    assert_eq!(
+        x.qualification, expected_qualification,
+        "exit qualification"
+    );
     let df_or_triple = x.reason == ExitReason::TripleFault || is_hardware(x.interruption_info, 8);
     if df_or_triple {
-        assert!(!x.idt_vectoring_info.valid() && x.idt_vectoring_error_code.is_none(), "#DF/TF IDT-vectoring");
+        assert!(
+            !x.idt_vectoring_info.valid() && x.idt_vectoring_error_code.is_none(),
+            "#DF/TF IDT-vectoring"
+        );
     }
     for (info, code) in [
         (x.interruption_info, x.interruption_error_code),
         (x.idt_vectoring_info, x.idt_vectoring_error_code),
     ] {
-        assert_eq!(code.is_some(), info.deliver_error_code(), "bit 11 and error code disagree");
+        assert_eq!(
+            code.is_some(),
+            info.deliver_error_code(),
+            "bit 11 and error code disagree"
+        );
         let pushes = info.valid()
             && s.protected_mode
             && info.interruption_type() == Some(InterruptionType::HardwareException)
             && vector_has_error_code(info.vector());
-        assert_eq!(info.deliver_error_code(), pushes, "error code where none is pushed, or none");
+        assert_eq!(
+            info.deliver_error_code(),
+            pushes,
+            "error code where none is pushed, or none"
+        );
         if info.valid() {
             well_formed(info);
         }
     }
-    let software = |i: InterruptionInfo| i.valid() && i.interruption_type().is_some_and(|t| t.is_software());
+    let software =
+        |i: InterruptionInfo| i.valid() && i.interruption_type().is_some_and(|t| t.is_software());
     let length = if software(x.interruption_info) {
         Some(new.insn_len)
     } else if software(x.idt_vectoring_info) {
@@ -306,19 +403,27 @@ fn check_exit(s: &Scenario, x: &ExitInfo) {
         None
     };
     assert_eq!(x.instruction_length, length, "instruction length");
-    assert!(length.is_none_or(|l| (1..=15).contains(&l)), "instruction length outside 1-15");
+    assert!(
+        length.is_none_or(|l| (1..=15).contains(&l)),
+        "instruction length outside 1-15"
+    );
     match x.reason {
         ExitReason::TripleFault => assert!(!x.interruption_info.valid(), "triple-fault exit info"),
         ExitReason::ExternalInterrupt => assert!(
             !x.interruption_info.valid()
-                || x.interruption_info.interruption_type() == Some(InterruptionType::ExternalInterrupt),
+                || x.interruption_info.interruption_type()
+                    == Some(InterruptionType::ExternalInterrupt),
             "external-interrupt exit reports another type"
         ),
         ExitReason::ExceptionOrNmi => assert!(
             x.interruption_info.valid()
                 && !matches!(
                     x.interruption_info.interruption_type(),
-                    Some(InterruptionType::ExternalInterrupt | InterruptionType::SoftwareInterrupt | InterruptionType::OtherEvent)
+                    Some(
+                        InterruptionType::ExternalInterrupt
+                            | InterruptionType::SoftwareInterrupt
+                            | InterruptionType::OtherEvent
+                    )
                 ),
             "exception-or-NMI exit reports {:#x}",
             x.interruption_info.0
@@ -328,13 +433,19 @@ fn check_exit(s: &Scenario, x: &ExitInfo) {
 
 /// SDM 25.9.2 / 27.2.1.3: type not reserved, NMI vector 2, exceptions below 32, bits 30:12 clear.
 fn well_formed(info: InterruptionInfo) {
-    let kind = info.interruption_type().unwrap_or_else(|| panic!("reserved type: {:#x}", info.0));
+    let kind = info
+        .interruption_type()
+        .unwrap_or_else(|| panic!("reserved type: {:#x}", info.0));
     let vector_ok = match kind {
         InterruptionType::Nmi => info.vector() == 2,
         InterruptionType::HardwareException => info.vector() < 32,
         _ => true,
     };
-    assert!(vector_ok && info.0 & 0x7FFF_F000 == 0, "malformed interruption information {:#x}", info.0);
+    assert!(
+        vector_ok && info.0 & 0x7FFF_F000 == 0,
+        "malformed interruption information {:#x}",
+        info.0
+    );
 }
 
 /// l1-hv's side of an injection: CR2, DR6, the debugger.
@@ -343,6 +454,7 @@ struct Host {
     cr2: Option<u64>,
     debugger: bool,
     paused: bool,
+    cet: bool,
 }
 
 impl TraceSink for Host {
@@ -360,6 +472,9 @@ impl InjectHost for Host {
     fn pause_for_debugger(&mut self) {
         self.paused = true;
     }
+    fn cet_supported(&self) -> bool {
+        self.cet
+    }
 }
 
 fn ram() -> &'static Ram {
@@ -369,7 +484,11 @@ fn ram() -> &'static Ram {
 
 fn check_inject(input: &Input) {
     let s = input.scenario();
-    let mut vmcs: SoftVmcs = if input.flag(8) { real_mode_vmcs12() } else { good_vmcs12() };
+    let mut vmcs: SoftVmcs = if input.flag(8) {
+        real_mode_vmcs12()
+    } else {
+        good_vmcs12()
+    };
     // IF = 1: l1-hv injects an external interrupt only into an interruptible guest (an
     // interrupt window otherwise), and VM entry checks exactly that (SDM 27.3.1.4).
     vmcs.write(guest::RFLAGS, 0x202 | u64::from(input.flag(9)) << 8);
@@ -386,41 +505,78 @@ fn check_inject(input: &Input) {
         if let Some(pending) = during.take() {
             let info = pending.info(protected);
             vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, info.0.into());
-            vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, pending.error_code.into());
+            vmcs.write(
+                control::VMENTRY_EXCEPTION_ERR_CODE,
+                pending.error_code.into(),
+            );
             vmcs.write(control::VMENTRY_INSTRUCTION_LEN, pending.insn_len.into());
         }
     }
     // Only a vmcs12 that VM entry accepts before the injection says anything about it.
     let valid_before = check_vmcs12(&vmcs, ram(), &ctx).is_ok();
     let before = vmcs.clone();
-    let mut host = Host { debugger: input.flag(10), ..Host::default() };
+    let mut host = Host {
+        debugger: input.flag(10),
+        cet: input.flag(5),
+        ..Host::default()
+    };
     let l3 = input.flag(6);
-    let running = if l3 { Running::L3(&s.controls) } else { Running::L2 };
-    let entry_info = |v: &SoftVmcs| InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
+    let running = if l3 {
+        Running::L3(&s.controls)
+    } else {
+        Running::L2
+    };
+    let entry_info =
+        |v: &SoftVmcs| InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
     match inject_event(&mut vmcs, &mut host, running, s.event, during) {
         InjectOutcome::Injected { requeue } => {
             let info = entry_info(&vmcs);
             assert!(info.valid(), "injected without a valid VM-entry field");
             if valid_before {
-                assert_eq!(check_vmcs12(&vmcs, ram(), &ctx), Ok(()), "VM entry rejects the injection {:#x}", info.0);
+                assert_eq!(
+                    check_vmcs12(&vmcs, ram(), &ctx),
+                    Ok(()),
+                    "VM entry rejects the injection {:#x}",
+                    info.0
+                );
             }
             let pf = is_hardware(info, 14);
             assert_eq!(host.cr2.is_some(), pf, "CR2 set iff a #PF is delivered");
             if let Some(pending) = requeue {
-                assert!(matches!(pending.kind, InterruptionType::Nmi | InterruptionType::ExternalInterrupt | InterruptionType::OtherEvent), "requeued {pending:?}");
+                assert!(
+                    matches!(
+                        pending.kind,
+                        InterruptionType::Nmi
+                            | InterruptionType::ExternalInterrupt
+                            | InterruptionType::OtherEvent
+                    ),
+                    "requeued {pending:?}"
+                );
             }
         }
         InjectOutcome::Reflected(x) => {
             assert!(l3, "a reflection for L2, which nothing governs but l1-hv");
-            assert!(!entry_info(&vmcs).valid(), "VM-entry field left valid after a reflection");
+            assert!(
+                !entry_info(&vmcs).valid(),
+                "VM-entry field left valid after a reflection"
+            );
             assert_eq!(host.cr2, None, "a reflected #PF set CR2");
             if x.reason != ExitReason::TripleFault {
-                assert!(x.interruption_info.valid() || x.reason == ExitReason::ExternalInterrupt, "{x:?}");
+                assert!(
+                    x.interruption_info.valid() || x.reason == ExitReason::ExternalInterrupt,
+                    "{x:?}"
+                );
             }
         }
-        InjectOutcome::TripleFault => assert!(!l3, "triple fault returned for L3 instead of an exit"),
+        InjectOutcome::TripleFault => {
+            assert!(!l3, "triple fault returned for L3 instead of an exit")
+        }
         InjectOutcome::PausedForDebugger => {
-            assert!(host.debugger && host.paused && s.event.vector == 3, "paused for {:?}", s.event);
+            assert!(
+                host.debugger && host.paused && s.event.vector == 3,
+                "paused for {:?}",
+                s.event
+            );
             assert_eq!(vmcs, before, "pausing changed the VMCS");
         }
     }

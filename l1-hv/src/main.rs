@@ -37,6 +37,9 @@ pub struct Host {
     pub phys_addr_bits: u8,
     /// Which vmcs12 fields a shadow VMCS serves (depends on IA32_VMX_MISC[29], real and offered).
     pub shadow_policy: ShadowPolicy,
+    /// Whether the CPU supports CET (CPUID.(EAX=7,ECX=0):ECX[7] shadow stacks or EDX[20]
+    /// indirect-branch tracking): only then does #CP push an error code.
+    pub cet: bool,
     /// An all-ones MSR bitmap: every guest RDMSR/WRMSR exits and stops the guest.
     pub msr_bitmap: PhysPages,
 }
@@ -94,7 +97,9 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
         .map_or(36, |info| info.physical_address_bits());
     // SAFETY: as above.
     let shadow_policy = ShadowPolicy::new(unsafe { caps.misc() }, offered.misc);
-    let host = Host { caps, offered, phys_addr_bits, shadow_policy, msr_bitmap };
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+    let cet = leaf7.ecx & (1 << 7) != 0 || leaf7.edx & (1 << 20) != 0;
+    let host = Host { caps, offered, phys_addr_bits, shadow_policy, cet, msr_bitmap };
 
     let mut runs = report::Runs::new();
     for (index, module) in info.modules().enumerate() {

@@ -39,7 +39,7 @@ impl Rng {
 /// `arbitrary`'s encoding of variant `index` of an enum with `count` variants: the u32 `x`
 /// with `(x * count) >> 32 == index`.
 fn variant(index: u64, count: u64) -> [u8; 4] {
-    (((index << 32) + count - 1) / count) as u32).to_le_bytes()
+    ((index << 32).div_ceil(count) as u32).to_le_bytes()
 }
 
 /// One canonical-form `insn` step in 64-bit mode at CPL 0: the continuation byte of the step
@@ -69,7 +69,68 @@ fn insn_prefixes() -> Vec<Vec<u8>> {
     let vmxon = insn_step(VMXON, POINTER_VMXON, 0, 0);
     let in_root = [header.clone(), vmxon.clone()].concat();
     let load = |pointer| [in_root.clone(), insn_step(VMPTRLD, pointer, 0, 0)].concat();
-    vec![header, in_root.clone(), load(POINTER_VMCS_A), load(POINTER_VMCS_B)]
+    vec![
+        header,
+        in_root.clone(),
+        load(POINTER_VMCS_A),
+        load(POINTER_VMCS_B),
+    ]
+}
+
+/// `nested_ept` ops: a table entry (`EptOp::Entry` with an `EntryValue::Table` or `Leaf`).
+fn ept_entry(page: u8, index: u16, leaf: Option<(u64, bool)>, target: u8) -> Vec<u8> {
+    let mut bytes = vec![1];
+    bytes.extend(variant(0, 2));
+    bytes.push(page);
+    bytes.extend(index.to_le_bytes());
+    match leaf {
+        None => {
+            bytes.extend(variant(0, 3));
+            bytes.extend([target, 7]);
+        }
+        Some((address, large)) => {
+            bytes.extend(variant(1, 3));
+            bytes.extend(address.to_le_bytes());
+            bytes.extend([7, 6, 0, u8::from(large)]);
+        }
+    }
+    bytes
+}
+
+/// A `nested_ept` walk (`EptOp::Walk`) of `L3Address::Indices` for a read, mapped by EPT01.
+fn ept_walk(indices: [u16; 5]) -> Vec<u8> {
+    let mut bytes = vec![1];
+    bytes.extend(variant(1, 2));
+    bytes.extend(variant(0, 2));
+    for index in indices {
+        bytes.extend(index.to_le_bytes());
+    }
+    bytes.push(1); // read
+    bytes.extend(0x0ABC_D000u64.to_le_bytes());
+    bytes.extend([4, 4, 0, 1]); // RWX, WB, no "ignore PAT", mapped
+    bytes.extend(0u64.to_le_bytes());
+    bytes
+}
+
+/// Tables whose walks succeed with 4 KiB, 2 MiB and 1 GiB pages: PML4 in page 0, PDPT in 1,
+/// PD in 2, PT in 3; 39-bit width, execute-only and both large sizes offered.
+fn ept_prefixes() -> Vec<Vec<u8>> {
+    let header = vec![7u8, 7, 0];
+    let tables = [
+        header,
+        ept_entry(0, 0, None, 1),
+        ept_entry(1, 0, None, 2),
+        ept_entry(2, 0, None, 3),
+        ept_entry(3, 0, Some((0x12_3000, false)), 0),
+        ept_entry(2, 1, Some((0x4000_0000, true)), 0),
+        ept_entry(1, 1, Some((0x8000_0000, true)), 0),
+    ]
+    .concat();
+    vec![
+        [tables.clone(), ept_walk([0, 0, 0, 0, 0x10])].concat(),
+        [tables.clone(), ept_walk([0, 0, 1, 5, 0x20])].concat(),
+        [tables, ept_walk([0, 1, 7, 9, 0x30])].concat(),
+    ]
 }
 
 /// Decodes like `fuzz_target!`: too short for the input type means libFuzzer skips it.
@@ -103,7 +164,9 @@ where
                 .or_insert_with(|| prefix.clone());
         }
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("create the corpus directory");
     // Spread the kept classes over the whole class list rather than its alphabetical start.
@@ -112,7 +175,13 @@ where
     for (class, bytes) in best.iter().step_by(step) {
         let name: String = class
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(80)
             .collect();
         fs::write(dir.join(name), bytes).expect("write a seed");
@@ -137,7 +206,7 @@ fn main() {
     );
     search(
         "nested_ept",
-        &[Vec::new()],
+        &ept_prefixes(),
         nvmx_fuzz::nested_ept::classify,
         &mut rng,
     );

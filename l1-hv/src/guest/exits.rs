@@ -105,7 +105,7 @@ fn vmx_instruction(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs, reaso
 
 /// Delivers `event` to L2 through `nvmx::inject`, combined with `during` (Table 6-5).
 fn inject(guest: &mut Guest, vmcs: &mut CurrentVmcs, event: Event, during: Option<Event>) -> Next {
-    let mut host = VcpuInjectHost { regs: &mut guest.regs, trace: &mut guest.trace };
+    let mut host = VcpuInjectHost { regs: &mut guest.regs, trace: &mut guest.trace, cet: guest.cet };
     match inject::inject_event(vmcs, &mut host, Running::L2, event, during) {
         InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => Next::Resume,
         InjectOutcome::Injected { requeue: Some(displaced) } => {

@@ -12,6 +12,8 @@ pub struct VcpuInjectHost<'a> {
     pub regs: &'a mut GuestRegisters,
     /// Where injection trace records go.
     pub trace: &'a mut TraceRing,
+    /// Whether the CPU supports CET (#CP then pushes an error code).
+    pub cet: bool,
 }
 
 impl TraceSink for VcpuInjectHost<'_> {
@@ -37,4 +39,8 @@ impl InjectHost for VcpuInjectHost<'_> {
     }
 
     fn pause_for_debugger(&mut self) {}
+
+    fn cet_supported(&self) -> bool {
+        self.cet
+    }
 }

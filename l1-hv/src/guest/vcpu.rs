@@ -125,6 +125,8 @@ pub struct Guest<'a> {
     pub(crate) nested: Nested,
     /// The VPID l1-hv runs this guest's L2 with (L3 gets `vpid + VPID_L3_OFFSET`).
     pub(crate) vpid: u16,
+    /// Whether the CPU supports CET (an injected #CP then pushes an error code).
+    pub(crate) cet: bool,
 }
 
 impl<'a> Guest<'a> {
@@ -170,6 +172,7 @@ impl<'a> Guest<'a> {
             exits: [0; 80],
             nested: Nested::new(host.offered, host.phys_addr_bits, shadow),
             vpid,
+            cet: host.cet,
         })
     }
 

@@ -75,7 +75,7 @@ fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     let (Some(event), during) = (Event::from_exit(vmcs), Event::from_idt_vectoring(vmcs)) else {
         return Handled::End(RunEnd::Stopped(Stop::Internal("exception exit without valid interruption information")));
     };
-    let mut inject_host = VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace };
+    let mut inject_host = VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace, cet: g.cet };
     match inject_event(vmcs, &mut inject_host, Running::L3(&controls), event, during) {
         InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => Handled::Resume,
         InjectOutcome::Injected { requeue: Some(displaced) } => {

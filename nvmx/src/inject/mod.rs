@@ -10,7 +10,7 @@
 #[cfg(test)]
 mod tests;
 
-use crate::event::{Event, InterruptionInfo, InterruptionType};
+use crate::event::{Event, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR};
 use crate::route::{route, ExitInfo, ExitReason, InterceptControls, Outcome, Scenario};
 use shadow_vmcs::Vmcs;
 use x86::bits64::rflags::RFlags;
@@ -91,6 +91,9 @@ pub trait InjectHost: TraceSink {
     fn debugger_attached(&self) -> bool;
     /// Pauses the guest for the debugger (called instead of injecting a #BP).
     fn pause_for_debugger(&mut self);
+    /// Whether the processor the guest runs on supports CET: only then does #CP push an error
+    /// code, and only then may VM entry deliver one with it (SDM 6.15 "Interrupt 21", 27.2.1.3).
+    fn cet_supported(&self) -> bool;
 }
 
 /// Which guest the vCPU runs, and so which hypervisor governs the event.
@@ -247,6 +250,8 @@ fn write_entry(
     event: &Event,
     error_code: Option<u16>,
 ) {
+    let error_code =
+        error_code.filter(|_| !event.is_hardware(CONTROL_PROTECTION_VECTOR) || host.cet_supported());
     let info = InterruptionInfo::new(event.kind, event.vector, error_code.is_some());
     vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, info.bits().into());
     if let Some(ec) = error_code {

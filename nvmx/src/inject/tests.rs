@@ -1,4 +1,5 @@
 use super::*;
+use crate::event::CONTROL_PROTECTION_VECTOR;
 use crate::event::fake_vmcs::FakeVmcs;
 use x86::vmx::vmcs::ro;
 
@@ -9,6 +10,7 @@ struct Host {
     dr6: u64,
     debugger: bool,
     paused: bool,
+    cet: bool,
     trace: [Option<TraceRecord>; 8],
     traced: usize,
 }
@@ -32,6 +34,9 @@ impl InjectHost for Host {
     }
     fn pause_for_debugger(&mut self) {
         self.paused = true;
+    }
+    fn cet_supported(&self) -> bool {
+        self.cet
     }
 }
 
@@ -460,4 +465,19 @@ fn redelivery_rearms_the_interrupted_event_without_touching_its_payload() {
     redeliver(&mut vmcs, &event);
     assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), 0x8000_0603);
     assert_eq!(vmcs.read(control::VMENTRY_INSTRUCTION_LEN), 1);
+}
+
+/// Regression (found by the `route` fuzzer): #CP pushes an error code only on a CET processor;
+/// elsewhere VM entry rejects an injection with bit 11 set for vector 21 (SDM 27.2.1.3).
+#[test]
+fn cp_delivers_an_error_code_only_where_cet_exists() {
+    for cet in [false, true] {
+        let mut vmcs = FakeVmcs::new();
+        vmcs.write(guest::CR0, 1);
+        let mut host = Host { cet, ..Host::default() };
+        let event = Event::hardware_exception(CONTROL_PROTECTION_VECTOR, 3);
+        inject_event(&mut vmcs, &mut host, Running::L2, event, None);
+        let expected = if cet { 0x8000_0b15 } else { 0x8000_0315 };
+        assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), expected, "CET {cet}");
+    }
 }
