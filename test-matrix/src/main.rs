@@ -23,7 +23,7 @@ subcommands:
   explain <field> <value>
                          decode a VMCS field or error code in words (docs/fields.md)
   build                  build l1-hv, the guests and the bootable ISO (target/run/l1-hv.iso)
-  demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...
+  demo [--emulator bochs|qemu-kvm|qemu-tcg|qemu-kvm-uefi|qemu-tcg-uefi] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...
        [--bare IMAGE]    build, boot headless, stream l1-hv's console, exit with its verdict;
                          --bare boots a guest image (ghv) directly, as the L1
                          (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)

@@ -119,3 +119,14 @@ fn qemu_tcg_without_vmx_reports_it_in_one_line_and_powers_off() {
     assert!(!c.contains("l1-hv: guest"), "no guest may start without VMX");
     assert_eq!(run.status, Some(3));
 }
+
+#[test]
+fn qemu_tcg_uefi_boot_reaches_l1hv_through_grub_efi() {
+    // The same ISO through OVMF and GRUB's x86_64-efi platform: GRUB enters l1-hv's multiboot2
+    // entry in 32-bit protected mode as the BIOS path does.
+    let run = demo(&["--emulator", "qemu-tcg-uefi", "--timeout", "90"]);
+    let c = &run.console;
+    assert!(c.contains("l1-hv: booting"));
+    assert!(c.contains("l1-hv: verdict NO-VMX\n"));
+    assert_eq!(run.status, Some(3));
+}

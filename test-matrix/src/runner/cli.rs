@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const DEMO_USAGE: &str =
-    "demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]... | [--bare IMAGE]";
+    "demo [--emulator bochs|qemu-kvm|qemu-tcg|qemu-kvm-uefi|qemu-tcg-uefi] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]... | [--bare IMAGE]";
 
 /// Exit status when the chosen platform has no VT-x (l1-hv said NO-VMX, or the host lacks VMX).
 const EXIT_NO_VMX: u8 = 3;
@@ -24,7 +24,7 @@ pub fn build() -> ExitCode {
     }
 }
 
-/// `test-matrix demo [--emulator bochs|qemu-kvm|qemu-tcg] [--cpu MODEL] [--timeout SECONDS]
+/// `test-matrix demo [--emulator bochs|qemu-kvm|qemu-tcg|qemu-kvm-uefi|qemu-tcg-uefi] [--cpu MODEL] [--timeout SECONDS]
 /// [--guest "IMAGE OPTIONS"]... | [--bare IMAGE]`: `--guest` replaces the demo's guest list;
 /// `--bare` boots that guest image alone, without l1-hv (see `bare`).
 pub fn demo(args: &[String]) -> ExitCode {
@@ -37,8 +37,10 @@ pub fn demo(args: &[String]) -> ExitCode {
         let value = args.next();
         match (arg.as_str(), value.map(String::as_str)) {
             ("--emulator", Some("bochs")) => emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() },
-            ("--emulator", Some("qemu-kvm")) => emulator = Emulator::QemuKvm,
-            ("--emulator", Some("qemu-tcg")) => emulator = Emulator::QemuTcg,
+            ("--emulator", Some("qemu-kvm")) => emulator = Emulator::QemuKvm { uefi: false },
+            ("--emulator", Some("qemu-kvm-uefi")) => emulator = Emulator::QemuKvm { uefi: true },
+            ("--emulator", Some("qemu-tcg")) => emulator = Emulator::QemuTcg { uefi: false },
+            ("--emulator", Some("qemu-tcg-uefi")) => emulator = Emulator::QemuTcg { uefi: true },
             ("--cpu", Some(model)) => emulator = Emulator::Bochs { cpu: model.into() },
             ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => limit = Duration::from_secs(s.parse().unwrap_or(120)),
             ("--bare", Some(name)) => bare_image = Some(name.to_string()),
@@ -51,7 +53,7 @@ pub fn demo(args: &[String]) -> ExitCode {
     }
     let platform_tools = match emulator {
         Emulator::Bochs { .. } => tools::BOCHS_TOOLS,
-        Emulator::QemuKvm | Emulator::QemuTcg => tools::QEMU_TOOLS,
+        Emulator::QemuKvm { .. } | Emulator::QemuTcg { .. } => tools::QEMU_TOOLS,
     };
     if bare_image.is_some() && !runs.is_empty() {
         return fail(&format!("--bare boots one image without l1-hv: no --guest with it; usage: {DEMO_USAGE}"));

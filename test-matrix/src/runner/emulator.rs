@@ -16,9 +16,15 @@ pub enum Emulator {
         cpu: String,
     },
     /// QEMU with KVM and `-cpu host`: nested VMX on an Intel host with `kvm_intel nested=1`.
-    QemuKvm,
+    QemuKvm {
+        /// Boot through UEFI firmware (OVMF) instead of the BIOS.
+        uefi: bool,
+    },
     /// QEMU's TCG: no VMX at all; shows l1-hv's "no VMX" path.
-    QemuTcg,
+    QemuTcg {
+        /// Boot through UEFI firmware (OVMF) instead of the BIOS.
+        uefi: bool,
+    },
 }
 
 /// The Bochs CPU model the runner uses unless told otherwise.
@@ -52,8 +58,10 @@ pub struct Boot {
 pub fn boot(emulator: &Emulator, iso: &Path, limit: Duration, echo: bool) -> Result<Boot, String> {
     let dir = run_dir().join(match emulator {
         Emulator::Bochs { .. } => "bochs",
-        Emulator::QemuKvm => "qemu-kvm",
-        Emulator::QemuTcg => "qemu-tcg",
+        Emulator::QemuKvm { uefi: false } => "qemu-kvm",
+        Emulator::QemuKvm { uefi: true } => "qemu-kvm-uefi",
+        Emulator::QemuTcg { uefi: false } => "qemu-tcg",
+        Emulator::QemuTcg { uefi: true } => "qemu-tcg-uefi",
     });
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let serial = dir.join("serial.txt");
@@ -61,11 +69,11 @@ pub fn boot(emulator: &Emulator, iso: &Path, limit: Duration, echo: bool) -> Res
     std::fs::write(&serial, b"").map_err(|e| format!("{}: {e}", serial.display()))?;
     let child = match emulator {
         Emulator::Bochs { cpu } => spawn_bochs(&dir, iso, &serial, cpu)?,
-        Emulator::QemuKvm => {
+        Emulator::QemuKvm { uefi } => {
             check_kvm_vmx()?;
-            spawn_qemu(iso, &serial, &["-accel", "kvm", "-cpu", "host"])?
+            spawn_qemu(iso, &serial, &["-accel", "kvm", "-cpu", "host"], *uefi)?
         }
-        Emulator::QemuTcg => spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"])?,
+        Emulator::QemuTcg { uefi } => spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi)?,
     };
     Ok(watch(child, &serial, limit, echo))
 }
@@ -110,9 +118,14 @@ fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str) -> Result<Child
         .map_err(|e| format!("cannot start bochs: {e}"))
 }
 
-fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str]) -> Result<Child, String> {
+/// QEMU's UEFI firmware (Debian package `ovmf`).
+const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool) -> Result<Child, String> {
+    let firmware: &[&str] = if uefi { &["-bios", OVMF] } else { &[] };
     Command::new("qemu-system-x86_64")
         .args(accel)
+        .args(firmware)
         .args(["-m", "256", "-display", "none", "-no-reboot", "-monitor", "none"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-cdrom")

@@ -26,14 +26,17 @@ pub const BOCHS_TOOLS: &[Tool] = &[Tool { program: "bochs", package: "bochs" }];
 pub const QEMU_TOOLS: &[Tool] = &[Tool { program: "qemu-system-x86_64", package: "qemu-system-x86" }];
 
 /// Extra packages without a program to probe: Bochs' BIOS images and term display, GRUB's BIOS
-/// platform.
-const DATA_PACKAGES: &[&str] = &["bochsbios", "vgabios", "bochs-term", "grub-pc-bin"];
+/// and UEFI platforms (the ISO boots both ways), QEMU's UEFI firmware.
+const DATA_PACKAGES: &[&str] =
+    &["bochsbios", "vgabios", "bochs-term", "grub-pc-bin", "grub-efi-amd64-bin", "ovmf"];
 /// A file of each data package: if any is missing, all of them are installed.
 const DATA_FILES: &[&str] = &[
     "/usr/share/bochs/BIOS-bochs-latest",
     "/usr/share/bochs/VGABIOS-lgpl-latest",
     "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so.0.0.0",
     "/usr/lib/grub/i386-pc/multiboot2.mod",
+    "/usr/lib/grub/x86_64-efi/multiboot2.mod",
+    "/usr/share/ovmf/OVMF.fd",
 ];
 
 fn on_path(program: &str) -> bool {
