@@ -23,7 +23,7 @@ use boot::{BootInfo, MULTIBOOT2_MAGIC};
 use guest::config::GuestConfig;
 use memory::PhysPages;
 use power::ExitStatus;
-use l1_hv::vmx::{self, capabilities::Capabilities};
+use l1_vmx::{self as vmx, capabilities::Capabilities};
 use nvmx::insn::VmxCapabilities;
 use shadow_vmcs::ShadowPolicy;
 

@@ -2,28 +2,9 @@
 //! VT-x) and assert on l1-hv's console. These tests fail, never skip, when an emulator is
 //! missing and cannot be installed.
 
-use std::process::Command;
-use std::sync::Mutex;
+mod common;
 
-/// The runs share target/run/ (ISO, serial log): one boot at a time.
-static ONE_BOOT_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Run {
-    status: Option<i32>,
-    console: String,
-}
-
-fn demo(args: &[&str]) -> Run {
-    let _guard = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_test-matrix"))
-        .arg("demo")
-        .args(args)
-        .output()
-        .expect("runner starts");
-    let console = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!("{console}\n{}", String::from_utf8_lossy(&out.stderr));
-    Run { status: out.status.code(), console }
-}
+use common::demo;
 
 fn lines_of<'a>(console: &'a str, prefix: &str) -> Vec<&'a str> {
     console.lines().filter(|l| l.starts_with(prefix)).collect()
@@ -56,9 +37,9 @@ fn bochs_demo_forwards_page_faults_transparently_and_contains_bad_guests() {
     assert_eq!(
         lines_of(c, "l1-hv: guest 2 pf-guest: trace"),
         [
-            "l1-hv: guest 2 pf-guest: trace PF_INJECT error_code=0x0 cr2=0x600000",
-            "l1-hv: guest 2 pf-guest: trace PF_INJECT error_code=0x3 cr2=0x601000",
-            "l1-hv: guest 2 pf-guest: trace PF_INJECT error_code=0x5 cr2=0x602000",
+            "l1-hv: guest 2 pf-guest: trace PF_INJECT error_code=0x0 cr2=0x600000: not-present page · read · supervisor mode",
+            "l1-hv: guest 2 pf-guest: trace PF_INJECT error_code=0x3 cr2=0x601000: protection violation (P) · write (W/R) · supervisor mode",
+            "l1-hv: guest 2 pf-guest: trace PF_INJECT error_code=0x5 cr2=0x602000: protection violation (P) · read · user mode (U/S)",
         ]
     );
     assert!(c.contains("l1-hv: guest 2 pf-guest: exits [exception or NMI]=3 [VMCALL]=6\n"));
@@ -73,12 +54,12 @@ fn bochs_demo_forwards_page_faults_transparently_and_contains_bad_guests() {
     assert_eq!(
         lines_of(c, "l1-hv: guest 4 triple-fault-guest: trace"),
         [
-            "l1-hv: guest 4 triple-fault-guest: trace INJ_EXC vector=6 error_code=0x0",
+            "l1-hv: guest 4 triple-fault-guest: trace INJ_EXC vector=6 error_code=0x0: #UD (vector 6)",
             // #GP for IDT entry 6: selector index 6, IDT bit, EXT bit (SDM 6.13).
-            "l1-hv: guest 4 triple-fault-guest: trace INJ_EXC vector=13 error_code=0x33",
-            "l1-hv: guest 4 triple-fault-guest: trace DOUBLE_FAULT first=13 second=13",
-            "l1-hv: guest 4 triple-fault-guest: trace INJ_EXC vector=8 error_code=0x0",
-            "l1-hv: guest 4 triple-fault-guest: trace TRIPLE_FAULT first=8 second=13",
+            "l1-hv: guest 4 triple-fault-guest: trace INJ_EXC vector=13 error_code=0x33: #GP (vector 13), error code: IDT vector 6 (0x06) = #UD (vector 6) · external event (EXT)",
+            "l1-hv: guest 4 triple-fault-guest: trace DOUBLE_FAULT first=13 second=13: #GP (vector 13) during #GP (vector 13) becomes #DF",
+            "l1-hv: guest 4 triple-fault-guest: trace INJ_EXC vector=8 error_code=0x0: #DF (vector 8)",
+            "l1-hv: guest 4 triple-fault-guest: trace TRIPLE_FAULT first=8 second=13: #GP (vector 13) during #DF (vector 8) shuts down",
         ]
     );
     assert!(c.contains("l1-hv: guest 4 triple-fault-guest: triple fault (contained): PASS"));
@@ -88,7 +69,9 @@ fn bochs_demo_forwards_page_faults_transparently_and_contains_bad_guests() {
     assert!(c.contains(
         "l1-hv: guest 6 oversized-guest: not run: image refused: segment [0x101000, 0x90a000) outside guest RAM"
     ));
-    assert!(c.contains("l1-hv: verdict PASS (6 runs)\n"));
+    // So is a module that is not an ELF file at all.
+    assert!(c.contains("l1-hv: guest 7 not-an-elf: not run: image refused: malformed ELF: "));
+    assert!(c.contains("l1-hv: verdict PASS (7 runs)\n"));
     assert_eq!(run.status, Some(0));
 }
 

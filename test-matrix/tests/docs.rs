@@ -19,14 +19,12 @@
 //!   (relative to the document), and every inline-code path that starts with a crate or docs
 //!   directory (`l1-hv/src/nested/entry.rs`, `nvmx/src/route/mod.rs::route`) must exist.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
-
-/// The boots share target/run/ with the other integration tests' boots: one at a time.
-static ONE_BOOT_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Top-level directories whose paths inline code may name.
 const PATH_ROOTS: [&str; 9] = [
@@ -535,14 +533,10 @@ fn demo_excerpts_appear_in_the_console() {
     );
     let mut failures = Vec::new();
     for (args, shown_in) in &demos {
-        let console = {
-            let _guard = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-            let out = Command::new(env!("CARGO_BIN_EXE_test-matrix"))
-                .args(args)
-                .output()
-                .expect("runner starts");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
+        // `args` starts with `demo` (filtered above); the shared runner adds it back.
+        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        let run = common::demo(&words);
+        let console = run.console;
         for ex in shown_in {
             for line in ex
                 .output
@@ -561,8 +555,9 @@ fn demo_excerpts_appear_in_the_console() {
         }
         if !failures.is_empty() {
             failures.push(format!(
-                "console of `test-matrix {}`:\n{console}",
-                args.join(" ")
+                "console of `test-matrix {}` (exit status {:?}):\n{console}",
+                args.join(" "),
+                run.status
             ));
         }
     }

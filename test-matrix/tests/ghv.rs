@@ -2,28 +2,9 @@
 //! what the (emulated) hardware does, and under l1-hv, whose nested VT-x must reproduce that log
 //! line for line. See docs/ghv.md for the scenarios and the log format.
 
-use std::process::Command;
-use std::sync::Mutex;
+mod common;
 
-/// The boots share target/run/ (ISOs, serial log): one boot at a time.
-static ONE_BOOT_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Run {
-    status: Option<i32>,
-    console: String,
-}
-
-fn demo(args: &[&str]) -> Run {
-    let _guard = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_test-matrix"))
-        .arg("demo")
-        .args(args)
-        .output()
-        .expect("runner starts");
-    let console = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!("{console}\n{}", String::from_utf8_lossy(&out.stderr));
-    Run { status: out.status.code(), console }
-}
+use common::{demo, Run};
 
 /// ghv's own lines, `ghv: ...`. Under l1-hv each line ghv writes arrives behind l1-hv's prefix
 /// for the guest (`... ghv: ghv: ...`): the text from the second `ghv: ` on is ghv's line.

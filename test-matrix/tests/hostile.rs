@@ -4,28 +4,9 @@
 //! the SDM wording that permits them; then l1-hv's containment: hostile and flooding guests
 //! next to honest ones in one boot, each affected only by itself, with exact exit counters.
 
-use std::process::Command;
-use std::sync::Mutex;
+mod common;
 
-/// The boots share target/run/ (ISOs, serial log): one boot at a time.
-static ONE_BOOT_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Run {
-    status: Option<i32>,
-    console: String,
-}
-
-fn demo(args: &[&str]) -> Run {
-    let _guard = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_test-matrix"))
-        .arg("demo")
-        .args(args)
-        .output()
-        .expect("runner starts");
-    let console = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!("{console}\n{}", String::from_utf8_lossy(&out.stderr));
-    Run { status: out.status.code(), console }
-}
+use common::demo;
 
 /// ghv-hostile's own lines (`ghv: ...`): bare they are the console's `ghv: ` lines; under
 /// l1-hv they arrive as `guest ghv-hostile: ghv: ...` (other guests' lines are left out).

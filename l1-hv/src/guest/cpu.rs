@@ -3,8 +3,8 @@
 //! CPU offering VMX to its software would answer.
 
 use crate::nested::{L2Context, GUEST_FEATURE_CONTROL};
-use l1_hv::vmx::capabilities::Capabilities;
-use l1_hv::vmx::GuestRegisters;
+use l1_vmx::capabilities::Capabilities;
+use l1_vmx::GuestRegisters;
 use nvmx::event::Event;
 use nvmx::insn::{Gpr, GuestOperands, VmxCapabilities};
 use shadow_vmcs::Vmcs;
@@ -79,6 +79,6 @@ pub fn mov_to_cr4<V: Vmcs>(cx: &mut L2Context<'_, V>, caps: &Capabilities, in_vm
     cx.vmcs.write(control::CR4_READ_SHADOW, value);
     // Paging-related CR4 bits may have changed: drop cached translations of every context.
     // SAFETY: CPL 0 in VMX root operation, INVEPT supported (checked at bring-up).
-    let _ = unsafe { l1_hv::vmx::instructions::invept_all_contexts() };
+    let _ = unsafe { l1_vmx::instructions::invept_all_contexts() };
     Ok(())
 }

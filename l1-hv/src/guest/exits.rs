@@ -5,7 +5,7 @@ use super::cpu;
 use super::vcpu::{Guest, Observation, RunEnd, Stop};
 use crate::nested::{self, entry, InstructionEnd, L2Context, L2Memory};
 use crate::Host;
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::current_vmcs::CurrentVmcs;
 use nvmx::exit_reason::{self, ExitReason};
 use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
 use nvmx::event::Event;

@@ -3,7 +3,7 @@
 //! where VM entry and exit switch neither CR2 nor DR6.
 
 use super::trace::TraceRing;
-use l1_hv::vmx::GuestRegisters;
+use l1_vmx::GuestRegisters;
 use nvmx::inject::{InjectHost, TraceRecord, TraceSink};
 
 /// The injection routine's view of a vCPU.

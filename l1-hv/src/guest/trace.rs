@@ -2,6 +2,7 @@
 //! with no allocation or formatting, printed once the guest has ended.
 
 use core::fmt;
+use nvmx::explain;
 use nvmx::inject::{TraceRecord, TraceSink};
 
 const CAPACITY: usize = 64;
@@ -37,25 +38,49 @@ impl TraceSink for TraceRing {
     }
 }
 
-/// A record in the trace format the docs and tests read, named after Xen's trace events.
+/// A record in the trace format the docs and tests read, named after Xen's trace events and
+/// followed by the record in words.
 pub struct Display<'a>(pub &'a TraceRecord);
 
 impl fmt::Display for Display<'_> {
+    /// The record's fields, then the same record in words, worded by `nvmx::explain` as
+    /// `test-matrix explain` words it (the first line of its decoding).
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let name = |vector: u8| explain::exception_name(vector);
         match *self.0 {
             TraceRecord::PfInject { error_code, cr2 } => {
-                write!(f, "PF_INJECT error_code={error_code:#x} cr2={cr2:#x}")
+                let words = explain::pfec(error_code.into());
+                let first = words.lines().next().unwrap_or_default();
+                write!(f, "PF_INJECT error_code={error_code:#x} cr2={cr2:#x}: {first}")
             }
             TraceRecord::InjExc { vector, error_code } => {
-                write!(f, "INJ_EXC vector={vector} error_code={error_code:#x}")
+                write!(f, "INJ_EXC vector={vector} error_code={error_code:#x}: {}", name(vector))?;
+                // #TS, #NP, #SS and #GP push a selector error code (SDM 6.13).
+                if matches!(vector, 10..=13) {
+                    let words = explain::selector_error_code(error_code.into());
+                    write!(f, ", error code: {}", words.lines().next().unwrap_or_default())?;
+                }
+                Ok(())
             }
-            TraceRecord::DoubleFault { first, second } => write!(f, "DOUBLE_FAULT first={first} second={second}"),
-            TraceRecord::TripleFault { first, second } => write!(f, "TRIPLE_FAULT first={first} second={second}"),
-            TraceRecord::Reflect { exit_reason, vector } => {
-                write!(f, "REFLECT exit_reason={exit_reason} vector={vector}")
-            }
-            TraceRecord::DebuggerPause { vector } => write!(f, "DEBUGGER_PAUSE vector={vector}"),
-            TraceRecord::Requeue { vector } => write!(f, "REQUEUE vector={vector}"),
+            TraceRecord::DoubleFault { first, second } => write!(
+                f,
+                "DOUBLE_FAULT first={first} second={second}: {} during {} becomes #DF",
+                name(second),
+                name(first)
+            ),
+            TraceRecord::TripleFault { first, second } => write!(
+                f,
+                "TRIPLE_FAULT first={first} second={second}: {} during {} shuts down",
+                name(second),
+                name(first)
+            ),
+            TraceRecord::Reflect { exit_reason, vector } => write!(
+                f,
+                "REFLECT exit_reason={exit_reason} vector={vector}: {}",
+                nvmx::exit_reason::name(exit_reason).unwrap_or("undefined")
+            ),
+            TraceRecord::DebuggerPause { vector } => write!(f, "DEBUGGER_PAUSE vector={vector}: {}", name(vector)),
+            TraceRecord::Requeue { vector } => write!(f, "REQUEUE vector={vector}: {}", name(vector)),
         }
     }
 }

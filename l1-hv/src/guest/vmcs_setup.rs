@@ -3,10 +3,10 @@
 //! capability MSRs; only the bits l1-hv needs are requested.
 
 use crate::arch::{gdt, idt};
-use l1_hv::vmx::capabilities::{Capabilities, Unsupported};
+use l1_vmx::capabilities::{Capabilities, Unsupported};
 use l2_abi::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, BOOT_GDT, BOOT_PML4, RAM_SIZE};
 use shadow_vmcs::Vmcs;
-use l1_hv::vmx::flat64::{self, FlatGuest, FlatHost};
+use l1_vmx::flat64::{self, FlatGuest, FlatHost};
 use x86::controlregs::{Cr0, Cr4};
 use x86::msr::{rdmsr, IA32_EFER};
 use x86::vmx::vmcs::control::{
@@ -108,7 +108,7 @@ pub fn write_host_state(vmcs: &mut impl Vmcs) {
             tr_base: gdt::tss_base(),
             gdt_base: gdt::gdt_base(),
             idt_base: idt::idt_base(),
-            rip: l1_hv::vmx::vmx_exit as *const () as u64,
+            rip: l1_vmx::vmx_exit as *const () as u64,
         },
     );
     // SAFETY: reading EFER has no side effects.

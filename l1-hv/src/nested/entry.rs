@@ -8,9 +8,9 @@ use crate::guest::vmcs_setup::write_host_state;
 use crate::guest::{Guest, RunEnd, Stop};
 use crate::memory::PhysPages;
 use crate::Host;
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::instructions::{invept_all_contexts, vmclear, vmptrld};
-use l1_hv::vmx::HostRsp;
+use l1_vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::instructions::{invept_all_contexts, vmclear, vmptrld};
+use l1_vmx::HostRsp;
 use nvmx::insn::Outcome;
 use nvmx::nested::{
     check_vmcs12, load_l2_host_state, prepare_vmcs02, EntryContext, EntryFailure, L1Needs, L2Inherited,

@@ -3,7 +3,7 @@
 //! linear addresses translated through its own 4-level page tables (SDM 4.5).
 
 use crate::memory::PhysPages;
-use l1_hv::vmx::GuestRegisters;
+use l1_vmx::GuestRegisters;
 use l2_abi::RAM_SIZE;
 use nvmx::insn::{Fault, Gpr, GuestMemory, GuestMode, GuestOperands, MemOperand, NotRam, Segment};
 use shadow_vmcs::Vmcs;

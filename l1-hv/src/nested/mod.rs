@@ -16,9 +16,9 @@ pub use stats::NestedStats;
 
 use crate::memory::PhysPages;
 use ept02::Ept02;
-use l1_hv::vmx::HostRsp;
+use l1_vmx::HostRsp;
 
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::current_vmcs::CurrentVmcs;
 use nvmx::exit_reason;
 use nvmx::event::Event;
 use nvmx::insn::{
@@ -155,7 +155,7 @@ fn emulate<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16)
                 l3.ept02.clear();
             }
             // SAFETY: CPL 0 in VMX root operation; INVEPT support was checked at bring-up.
-            let _ = unsafe { l1_hv::vmx::instructions::invept_all_contexts() };
+            let _ = unsafe { l1_vmx::instructions::invept_all_contexts() };
             complete(cx, Outcome::Succeed)
         }
         done => complete(cx, done),

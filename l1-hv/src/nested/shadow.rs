@@ -5,8 +5,8 @@
 //! back before reading vmcs12 as a whole (VMLAUNCH/VMRESUME, VMCLEAR, VMPTRLD, VMXOFF).
 
 use crate::memory::PhysPages;
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::instructions::{vmclear, vmptrld};
+use l1_vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::instructions::{vmclear, vmptrld};
 use shadow_vmcs::{sync_from_shadow, sync_to_shadow, ShadowPolicy, Vmcs};
 use x86::vmx::vmcs::control::{self, SecondaryControls};
 use x86::vmx::vmcs::guest;

@@ -7,8 +7,6 @@
 //! that arises in L2 (governed by l1-hv) or in L3 (governed by an L2 guest hypervisor).
 
 #[cfg(test)]
-pub(crate) mod fake_vmcs;
-#[cfg(test)]
 mod tests;
 
 use bitflags::bitflags;

@@ -1,4 +1,4 @@
-use super::fake_vmcs::FakeVmcs;
+use crate::nested::test_support::AnyVmcs;
 use super::*;
 use shadow_vmcs::Vmcs;
 
@@ -134,7 +134,7 @@ fn from_info_keeps_payload_only_where_it_applies() {
 
 #[test]
 fn events_are_read_from_exit_idt_vectoring_and_entry_fields() {
-    let mut vmcs = FakeVmcs::new();
+    let mut vmcs = AnyVmcs::new();
     vmcs.write(ro::VMEXIT_INTERRUPTION_INFO, 0x8000_0b0e);
     vmcs.write(ro::VMEXIT_INTERRUPTION_ERR_CODE, 6);
     vmcs.write(ro::EXIT_QUALIFICATION, 0x7000);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::event::CONTROL_PROTECTION_VECTOR;
-use crate::event::fake_vmcs::FakeVmcs;
+use crate::nested::test_support::AnyVmcs;
 use x86::vmx::vmcs::ro;
 
 /// Records what the routine asked of l1-hv.
@@ -47,13 +47,13 @@ impl Host {
 }
 
 /// A protected-mode guest VMCS.
-fn vmcs() -> FakeVmcs {
-    let mut vmcs = FakeVmcs::new();
+fn vmcs() -> AnyVmcs {
+    let mut vmcs = AnyVmcs::new();
     vmcs.write(guest::CR0, 0x8000_0031);
     vmcs
 }
 
-fn entry(vmcs: &FakeVmcs) -> (u64, u64, u64) {
+fn entry(vmcs: &AnyVmcs) -> (u64, u64, u64) {
     (
         vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
         vmcs.read(control::VMENTRY_EXCEPTION_ERR_CODE),
@@ -116,7 +116,7 @@ fn kernel_reinjects_from_exit_fields() {
 
 #[test]
 fn real_mode_injection_pushes_no_error_code() {
-    let (mut vmcs, mut host) = (FakeVmcs::new(), Host::default());
+    let (mut vmcs, mut host) = (AnyVmcs::new(), Host::default());
     inject_event(
         &mut vmcs,
         &mut host,
@@ -447,7 +447,7 @@ fn l3_external_interrupt_with_exiting_is_reflected() {
 fn redelivery_rearms_the_interrupted_event_without_touching_its_payload() {
     // An EPT violation while a #PF (error code 2) was being delivered: l1-hv fixes its EPT and
     // must deliver the same #PF again; CR2 already holds the address.
-    let mut vmcs = FakeVmcs::new();
+    let mut vmcs = AnyVmcs::new();
     vmcs.write(guest::CR0, 1);
     vmcs.write(ro::IDT_VECTORING_INFO, 0x8000_0b0e);
     vmcs.write(ro::IDT_VECTORING_ERR_CODE, 2);
@@ -457,7 +457,7 @@ fn redelivery_rearms_the_interrupted_event_without_touching_its_payload() {
     assert_eq!(vmcs.read(control::VMENTRY_EXCEPTION_ERR_CODE), 2);
 
     // A software exception (INT3) keeps its instruction length.
-    let mut vmcs = FakeVmcs::new();
+    let mut vmcs = AnyVmcs::new();
     vmcs.write(guest::CR0, 1);
     vmcs.write(ro::IDT_VECTORING_INFO, 0x8000_0603);
     vmcs.write(ro::VMEXIT_INSTRUCTION_LEN, 1);
@@ -472,7 +472,7 @@ fn redelivery_rearms_the_interrupted_event_without_touching_its_payload() {
 #[test]
 fn cp_delivers_an_error_code_only_where_cet_exists() {
     for cet in [false, true] {
-        let mut vmcs = FakeVmcs::new();
+        let mut vmcs = AnyVmcs::new();
         vmcs.write(guest::CR0, 1);
         let mut host = Host { cet, ..Host::default() };
         let event = Event::hardware_exception(CONTROL_PROTECTION_VECTOR, 3);

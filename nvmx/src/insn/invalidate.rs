@@ -152,8 +152,8 @@ mod tests {
 
     fn put_descriptor(guest: &mut FakeGuest, low: u64, high: u64) {
         let at = SCRATCH as usize;
-        guest.ram[at..at + 8].copy_from_slice(&low.to_le_bytes());
-        guest.ram[at + 8..at + 16].copy_from_slice(&high.to_le_bytes());
+        guest.ram.bytes[at..at + 8].copy_from_slice(&low.to_le_bytes());
+        guest.ram.bytes[at + 8..at + 16].copy_from_slice(&high.to_le_bytes());
     }
 
     fn run(kind: u64, low: u64, high: u64, ept: bool) -> (Outcome, u64) {

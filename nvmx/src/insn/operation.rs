@@ -220,7 +220,7 @@ mod tests {
         vmx.current_vmcs12_mut().unwrap().write(gf::RIP, 0x4242);
         assert_eq!(vmx.vmxoff(&LONG_MODE, &mut guest), Outcome::Succeed);
         assert!(!vmx.in_vmx_operation());
-        let region: &[u8; 4096] = guest.ram[VMCS_A as usize..VMCS_A as usize + 4096]
+        let region: &[u8; 4096] = guest.ram.bytes[VMCS_A as usize..VMCS_A as usize + 4096]
             .try_into()
             .unwrap();
         assert_eq!(SoftVmcs::from_region(region).read(gf::RIP), 0x4242);

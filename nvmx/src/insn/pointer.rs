@@ -279,7 +279,7 @@ mod tests {
         );
         assert_eq!(vmx.current_vmcs_pointer(), None);
         assert_eq!(guest.u32_at(VMCS_A + LAUNCH_STATE_OFFSET), 0);
-        let region: &[u8; 4096] = guest.ram[VMCS_A as usize..VMCS_A as usize + 4096]
+        let region: &[u8; 4096] = guest.ram.bytes[VMCS_A as usize..VMCS_A as usize + 4096]
             .try_into()
             .unwrap();
         assert_eq!(SoftVmcs::from_region(region).read(gf::RIP), 0x1234);

@@ -3,11 +3,11 @@
 
 use super::decode::{AddressSize, Gpr, MemOperand, Segment};
 use super::guest::{GuestMemory, GuestMode, GuestOperands, NotRam};
+use crate::nested::test_support::Ram;
 use super::outcome::Fault;
 use super::{NestedVmx, VmxCapabilities};
 use shadow_vmcs::VMCS12_REVISION_ID;
 
-pub const RAM_SIZE: usize = 0x10000;
 pub const VMXON_REGION: u64 = 0x1000;
 pub const VMCS_A: u64 = 0x2000;
 pub const VMCS_B: u64 = 0x3000;
@@ -30,7 +30,8 @@ pub const FEATURE_CONTROL: u64 = 0b101;
 
 pub struct FakeGuest {
     pub regs: [u64; 16],
-    pub ram: [u8; RAM_SIZE],
+    /// The 64 KiB of RAM, shared with the nested tests' double.
+    pub ram: Ram,
 }
 
 impl FakeGuest {
@@ -38,7 +39,7 @@ impl FakeGuest {
     pub fn new() -> Self {
         let mut guest = FakeGuest {
             regs: [0; 16],
-            ram: [0; RAM_SIZE],
+            ram: Ram::new(),
         };
         for region in [VMXON_REGION, VMCS_A, VMCS_B] {
             guest.put_u32(region, VMCS12_REVISION_ID);
@@ -48,21 +49,21 @@ impl FakeGuest {
     }
 
     pub fn put_u32(&mut self, gpa: u64, value: u32) {
-        self.ram[gpa as usize..gpa as usize + 4].copy_from_slice(&value.to_le_bytes());
+        self.ram.put_u32(gpa, value);
     }
 
     pub fn u32_at(&self, gpa: u64) -> u32 {
-        u32::from_le_bytes(self.ram[gpa as usize..gpa as usize + 4].try_into().unwrap())
+        u32::from_le_bytes(self.ram.bytes[gpa as usize..gpa as usize + 4].try_into().unwrap())
     }
 
     /// Puts `value` at the scratch location `[rbx]` points at.
     pub fn put_operand(&mut self, value: u64) {
-        self.ram[SCRATCH as usize..SCRATCH as usize + 8].copy_from_slice(&value.to_le_bytes());
+        self.ram.put_u64(SCRATCH, value);
     }
 
     pub fn operand(&self) -> u64 {
         u64::from_le_bytes(
-            self.ram[SCRATCH as usize..SCRATCH as usize + 8]
+            self.ram.bytes[SCRATCH as usize..SCRATCH as usize + 8]
                 .try_into()
                 .unwrap(),
         )
@@ -78,26 +79,18 @@ pub const AT_RBX: MemOperand = MemOperand {
     address_size: AddressSize::Bits64,
 };
 
+/// The guest's memory is its [`Ram`]: guest-physical = linear (identity paging).
 impl GuestMemory for FakeGuest {
     fn is_ram(&self, gpa: u64, len: u64) -> bool {
-        gpa.checked_add(len)
-            .is_some_and(|end| end <= RAM_SIZE as u64)
+        self.ram.is_ram(gpa, len)
     }
 
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), NotRam> {
-        if !self.is_ram(gpa, buf.len() as u64) {
-            return Err(NotRam);
-        }
-        buf.copy_from_slice(&self.ram[gpa as usize..gpa as usize + buf.len()]);
-        Ok(())
+        self.ram.read(gpa, buf)
     }
 
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), NotRam> {
-        if !self.is_ram(gpa, data.len() as u64) {
-            return Err(NotRam);
-        }
-        self.ram[gpa as usize..gpa as usize + data.len()].copy_from_slice(data);
-        Ok(())
+        self.ram.write(gpa, data)
     }
 }
 

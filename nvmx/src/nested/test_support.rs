@@ -1,5 +1,6 @@
-//! Host-test doubles: a VMCS holding any field (vmcs01/vmcs02 have fields vmcs12 lacks) and
-//! 64 KiB of guest-hypervisor memory at guest-physical 0.
+//! Host-test doubles, the crate's one of each: a VMCS holding any field (vmcs01/vmcs02 have
+//! fields vmcs12 lacks; the event, inject and route tests use it too) and 64 KiB of
+//! guest-hypervisor memory at guest-physical 0 (also the RAM of insn's `FakeGuest`).
 
 use crate::insn::{GuestMemory, NotRam};
 use shadow_vmcs::Vmcs;

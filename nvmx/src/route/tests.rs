@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::fake_vmcs::FakeVmcs;
+use crate::nested::test_support::AnyVmcs;
 use crate::event::ExceptionClass::{Benign, Contributory, DoubleFault, PageFault};
 use Combination::{DoubleFault as Df, Serial, TripleFault as Tf};
 
@@ -478,7 +478,7 @@ fn real_mode_reports_no_error_codes() {
 
 #[test]
 fn controls_are_read_from_a_vmcs_and_exit_info_written_back() {
-    let mut vmcs = FakeVmcs::new();
+    let mut vmcs = AnyVmcs::new();
     vmcs.write(EXCEPTION_BITMAP, 1 << PF);
     vmcs.write(PAGE_FAULT_ERR_CODE_MASK, 4);
     vmcs.write(PAGE_FAULT_ERR_CODE_MATCH, 4);
@@ -507,7 +507,7 @@ fn controls_are_read_from_a_vmcs_and_exit_info_written_back() {
         Some(sw(InterruptionType::SoftwareInterrupt, 0x21, 2)),
         Event::page_fault(4, 0x9000),
     ));
-    let mut vmcs12 = FakeVmcs::new();
+    let mut vmcs12 = AnyVmcs::new();
     info.write_to(&mut vmcs12);
     assert_eq!(vmcs12.read(ro::EXIT_REASON), 0);
     assert_eq!(vmcs12.read(ro::VMEXIT_INTERRUPTION_INFO), 0x8000_0b0e);

@@ -1,42 +1,22 @@
 //! `explain <field> <value>`: VMCS fields and error codes decoded in words, one summary line and
-//! optional `error:` / `note:` detail lines. The decoders are plain functions returning `String`
-//! so that other printers (the report, a trace printer) can reuse the wording.
+//! optional `error:` / `note:` detail lines. The decoders are `nvmx::explain`'s, shared with
+//! l1-hv's trace printer and the report; this module parses the command line.
 //!
 //! Fields: `entry-intr-info`, `exit-intr-info`, `idt-vectoring-info`, `exit-reason`, `pfec`,
 //! `error-code`, `qualification --reason N [--vector V]`. See docs/fields.md.
 
-mod error_code;
-mod exit_reason;
-mod interruption;
-mod qualification;
 #[cfg(test)]
 mod tests;
 
-pub use error_code::{pfec, selector_error_code, PFEC_BITS};
-pub use exit_reason::{basic_reason_name, exit_reason};
-pub use interruption::{exception_name, interruption_info, type_name, InfoFormat};
-pub use qualification::qualification;
+use nvmx::explain::{exit_reason, interruption_info, pfec, qualification, selector_error_code, InfoFormat};
 
 use std::process::ExitCode;
-
-/// Separator between the facts of a summary line.
-pub const SEP: &str = " · ";
 
 /// The explain subcommand's usage.
 pub const USAGE: &str = "usage: test-matrix explain <field> <value>
 fields: entry-intr-info, exit-intr-info, idt-vectoring-info, exit-reason, pfec, error-code,
         qualification --reason N [--vector V]
 values: decimal or 0x-hexadecimal";
-
-/// A detail line for something VM entry rejects or a processor never produces.
-fn error(what: &str) -> String {
-    format!("\n  error: {what}")
-}
-
-/// A detail line for something legal but worth knowing.
-fn note(what: &str) -> String {
-    format!("\n  note: {what}")
-}
 
 /// Parses a decimal or `0x`-hexadecimal number that fits in `bits` bits.
 pub fn parse_number(text: &str, bits: u32) -> Result<u64, String> {

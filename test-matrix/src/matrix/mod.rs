@@ -10,7 +10,7 @@ pub mod scenario_json;
 #[cfg(test)]
 mod tests;
 
-use crate::explain::basic_reason_name;
+use nvmx::explain::basic_reason_name;
 use invariants::INVARIANTS;
 use model::{Case, Delivering};
 use nvmx::route::{route, Outcome};

@@ -1,7 +1,7 @@
 //! The report's grids: for one control setting, rows of (event being delivered, new-event type)
 //! against columns of new vector 0–31, each cell the outcome of that matrix case.
 
-use crate::explain::{interruption_info, InfoFormat};
+use nvmx::explain::{interruption_info, InfoFormat};
 use crate::matrix::model::{new_events, representative_error_code, Case, Delivering, Pfec};
 use crate::matrix::OutcomeClass;
 use nvmx::event::InterruptionType;

@@ -16,10 +16,10 @@ use crate::log::Log;
 use crate::run::{self, End, ExitInfo};
 use crate::scenarios::Scenario;
 use crate::vmcs;
-use l1_hv::vmx::capabilities::Capabilities;
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::capabilities::Capabilities;
+use l1_vmx::current_vmcs::CurrentVmcs;
 use nvmx::exit_reason;
-use l1_hv::vmx::{enter, Entry, GuestRegisters, HostRsp};
+use l1_vmx::{enter, Entry, GuestRegisters, HostRsp};
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::guest;
 

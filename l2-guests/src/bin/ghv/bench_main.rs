@@ -19,6 +19,7 @@ mod event;
 mod l3;
 #[allow(dead_code)]
 mod log;
+mod machine;
 #[allow(dead_code)]
 mod paging;
 #[allow(dead_code)]
@@ -27,89 +28,33 @@ mod platform;
 mod run;
 #[allow(dead_code)]
 mod scenarios;
+mod setup;
 #[allow(dead_code)]
 mod vmcs;
 
 mod bench;
 
-use core::sync::atomic::{AtomicBool, Ordering};
-use descriptors::DescriptorTables;
-use l1_hv::vmx::bringup::enter_vmx_root;
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::instructions::{vmclear, vmptrld};
 use l3::L3Memory;
 use log::Log;
-use paging::Hierarchy;
-use platform::Platform;
 use scenarios::SCENARIOS;
 
 core::arch::global_asm!(include_str!("boot.s"));
 
-/// EPT permission bits and leaf memory type, as ghv's (SDM 29.3.2).
-const EPT_READ: u64 = 1 << 0;
-const EPT_WRITE: u64 = 1 << 1;
-const EPT_EXECUTE: u64 = 1 << 2;
-const EPT_MEMORY_TYPE_WB: u64 = 6 << 3;
-
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
-
 /// ghv-bench's memory, as ghv's: in .bss, identity-mapped, each borrowed once by `ghv_main`.
-static mut VMXON_REGION: Page = Page([0; 4096]);
-static mut VMCS_REGION: Page = Page([0; 4096]);
-static mut HOST_DESCRIPTORS: DescriptorTables = DescriptorTables::new();
-static mut EPT: Hierarchy = Hierarchy::new();
 static mut L3_MEMORY: L3Memory = L3Memory::new();
 /// The VMREAD/VMWRITE results, printed before L3 runs.
 static mut VMCS_LOG: Log = Log::new();
 /// L3's results, printed with the verdict.
 static mut L3_LOG: Log = Log::new();
 
-/// Set at entry: the platform the panic handler reports on.
-static BARE: AtomicBool = AtomicBool::new(false);
-
 #[no_mangle]
 extern "C" fn ghv_main(bare: u64) -> ! {
-    let platform = if bare != 0 { Platform::Bare } else { Platform::UnderL1hv };
-    BARE.store(bare != 0, Ordering::Relaxed);
-    platform.init();
+    let platform = machine::start(bare);
     // SAFETY: single-threaded; each static is borrowed once, here, for the rest of the run.
-    let (vmxon, vmcs_region, host, ept, l3, vmcs_log, log) = unsafe {
-        (
-            &mut *(&raw mut VMXON_REGION),
-            &mut *(&raw mut VMCS_REGION),
-            &mut *(&raw mut HOST_DESCRIPTORS),
-            &mut *(&raw mut EPT),
-            &mut *(&raw mut L3_MEMORY),
-            &mut *(&raw mut VMCS_LOG),
-            &mut *(&raw mut L3_LOG),
-        )
-    };
-    host.build(0);
-    let host: &'static DescriptorTables = host;
-    // SAFETY: CPL 0 in 64-bit mode; a static, filled above.
-    unsafe { host.load() };
-
-    let vmxon_phys = vmxon.0.as_ptr() as u64;
-    // SAFETY: CPL 0; identity-mapped, so the address is physical; the region is never reused.
-    let caps = match unsafe { enter_vmx_root(&mut vmxon.0, vmxon_phys) } {
-        Ok(caps) => caps,
-        Err(e) => platform.finish(log, false, format_args!("(VMX: {e})")),
-    };
-    vmcs_region.0[..4].copy_from_slice(&caps.revision_id().to_le_bytes());
-    let vmcs_phys = vmcs_region.0.as_ptr() as u64;
-    // SAFETY: VMX root operation; the region is 4 KiB-aligned and carries the revision id.
-    if unsafe { vmclear(vmcs_phys).and_then(|()| vmptrld(vmcs_phys)) }.is_err() {
-        platform.finish(log, false, format_args!("(VMCLEAR/VMPTRLD of L3's VMCS failed)"));
-    }
-    // SAFETY: the VMCS was just made current and stays current until power-off.
-    let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
-    ept.reset(EPT_READ | EPT_WRITE | EPT_EXECUTE);
-    ept.map(l3::code(), EPT_READ | EPT_EXECUTE | EPT_MEMORY_TYPE_WB);
-    ept.map(l3.range(), EPT_READ | EPT_WRITE | EPT_MEMORY_TYPE_WB);
-    if let Err(e) = vmcs::write_controls_and_host(&mut vmcs, &caps, ept.root(), host) {
-        platform.finish(log, false, format_args!("({} controls lack {:#x})", e.control, e.missing));
-    }
+    let (l3, vmcs_log, log) =
+        unsafe { (&mut *(&raw mut L3_MEMORY), &mut *(&raw mut VMCS_LOG), &mut *(&raw mut L3_LOG)) };
+    // SAFETY: CPL 0 in 64-bit mode, identity-mapped; ghv_main runs once.
+    let (caps, mut vmcs) = unsafe { setup::bring_up(platform, log, l3::code(), l3.range()) };
     // A complete VMCS (L3's first scenario's state) for the VMREAD/VMWRITE timings.
     l3.reset();
     vmcs::write_scenario(&mut vmcs, &caps, l3, &SCENARIOS[0]);
@@ -123,12 +68,4 @@ extern "C" fn ghv_main(bare: u64) -> ! {
         platform.finish(log, false, format_args!("(log overflowed)"));
     }
     platform.finish(log, true, format_args!("(bench)"))
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    let platform = if BARE.load(Ordering::Relaxed) { Platform::Bare } else { Platform::UnderL1hv };
-    let mut log = Log::new();
-    log.line(format_args!("PANIC: {info}"));
-    platform.finish(&log, false, format_args!("(panic)"))
 }

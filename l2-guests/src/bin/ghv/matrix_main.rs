@@ -22,6 +22,7 @@ mod event;
 mod l3;
 #[allow(dead_code)]
 mod log;
+mod machine;
 #[allow(dead_code)]
 mod paging;
 #[allow(dead_code)]
@@ -30,6 +31,7 @@ mod platform;
 mod run;
 #[allow(dead_code)]
 mod scenarios;
+mod setup;
 #[allow(dead_code)]
 mod vmcs;
 
@@ -46,17 +48,10 @@ mod report;
 #[path = "../matrix/world.rs"]
 mod world;
 
-use core::sync::atomic::{AtomicBool, Ordering};
-use descriptors::DescriptorTables;
-use l1_hv::vmx::bringup::enter_vmx_root;
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::flat64::{self, FlatGuest};
-use l1_hv::vmx::instructions::{vmclear, vmptrld};
-use l1_hv::vmx::{enter, Entry, GuestRegisters, HostRsp};
+use l1_vmx::flat64::{self, FlatGuest};
+use l1_vmx::{enter, Entry, GuestRegisters, HostRsp};
 use log::Log;
 use matrix_scenarios::{scenarios, selectors};
-use paging::Hierarchy;
-use platform::Platform;
 use report::Observed;
 use shadow_vmcs::Vmcs;
 use world::World;
@@ -70,71 +65,21 @@ const VMCALL: u16 = 18;
 /// Log lines between two prints (a line is under 100 bytes; ghv's log holds 16 KiB).
 const BATCH: usize = 100;
 
-/// EPT permission bits and leaf memory type, as ghv's (SDM 29.3.2).
-const EPT_READ: u64 = 1 << 0;
-const EPT_WRITE: u64 = 1 << 1;
-const EPT_EXECUTE: u64 = 1 << 2;
-const EPT_MEMORY_TYPE_WB: u64 = 6 << 3;
-
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
-
 /// matrix-ghv's memory, as ghv's: in .bss, identity-mapped, each borrowed once by `ghv_main`.
-static mut VMXON_REGION: Page = Page([0; 4096]);
-static mut VMCS_REGION: Page = Page([0; 4096]);
-static mut HOST_DESCRIPTORS: DescriptorTables = DescriptorTables::new();
-static mut EPT: Hierarchy = Hierarchy::new();
 static mut WORLD: World = World::new();
 static mut LOG: Log = Log::new();
 
-/// Set at entry: the platform the panic handler reports on.
-static BARE: AtomicBool = AtomicBool::new(false);
-
 #[no_mangle]
 extern "C" fn ghv_main(bare: u64) -> ! {
-    let platform = if bare != 0 { Platform::Bare } else { Platform::UnderL1hv };
-    BARE.store(bare != 0, Ordering::Relaxed);
-    platform.init();
+    let platform = machine::start(bare);
     // SAFETY: single-threaded; each static is borrowed once, here, for the rest of the run.
-    let (vmxon, vmcs_region, host, ept, world, log) = unsafe {
-        (
-            &mut *(&raw mut VMXON_REGION),
-            &mut *(&raw mut VMCS_REGION),
-            &mut *(&raw mut HOST_DESCRIPTORS),
-            &mut *(&raw mut EPT),
-            &mut *(&raw mut WORLD),
-            &mut *(&raw mut LOG),
-        )
-    };
-    host.build(0);
-    let host: &'static DescriptorTables = host;
-    // SAFETY: CPL 0 in 64-bit mode; a static, filled above.
-    unsafe { host.load() };
+    let (world, log) = unsafe { (&mut *(&raw mut WORLD), &mut *(&raw mut LOG)) };
     // L3 inherits EFER.NXE: without the "load IA32_EFER" entry control, VM entry changes only
     // EFER.LMA/LME (SDM 27.3.2.1). ghv itself has no execute-disable pages.
     // SAFETY: setting NXE changes nothing for ghv's own tables, which set no XD bit.
     unsafe { x86::msr::wrmsr(x86::msr::IA32_EFER, x86::msr::rdmsr(x86::msr::IA32_EFER) | world::EFER_NXE) };
-
-    let vmxon_phys = vmxon.0.as_ptr() as u64;
-    // SAFETY: CPL 0; identity-mapped, so the address is physical; the region is never reused.
-    let caps = match unsafe { enter_vmx_root(&mut vmxon.0, vmxon_phys) } {
-        Ok(caps) => caps,
-        Err(e) => platform.finish(log, false, format_args!("(VMX: {e})")),
-    };
-    vmcs_region.0[..4].copy_from_slice(&caps.revision_id().to_le_bytes());
-    let vmcs_phys = vmcs_region.0.as_ptr() as u64;
-    // SAFETY: VMX root operation; the region is 4 KiB-aligned and carries the revision id.
-    if unsafe { vmclear(vmcs_phys).and_then(|()| vmptrld(vmcs_phys)) }.is_err() {
-        platform.finish(log, false, format_args!("(VMCLEAR/VMPTRLD of L3's VMCS failed)"));
-    }
-    // SAFETY: the VMCS was just made current and stays current until power-off.
-    let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
-    ept.reset(EPT_READ | EPT_WRITE | EPT_EXECUTE);
-    ept.map(world::code(), EPT_READ | EPT_EXECUTE | EPT_MEMORY_TYPE_WB);
-    ept.map(world.range(), EPT_READ | EPT_WRITE | EPT_MEMORY_TYPE_WB);
-    if let Err(e) = vmcs::write_controls_and_host(&mut vmcs, &caps, ept.root(), host) {
-        platform.finish(log, false, format_args!("({} controls lack {:#x})", e.control, e.missing));
-    }
+    // SAFETY: CPL 0 in 64-bit mode, identity-mapped; ghv_main runs once.
+    let (caps, mut vmcs) = unsafe { setup::bring_up(platform, log, world::code(), world.range()) };
 
     let total = scenarios().count();
     log.line(format_args!("mx {total}"));
@@ -194,12 +139,4 @@ extern "C" fn ghv_main(bare: u64) -> ! {
         platform.finish(log, false, format_args!("(log overflowed)"));
     }
     platform.finish(log, true, format_args!("({total} scenarios)"))
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    let platform = if BARE.load(Ordering::Relaxed) { Platform::Bare } else { Platform::UnderL1hv };
-    let mut log = Log::new();
-    log.line(format_args!("PANIC: {info}"));
-    platform.finish(&log, false, format_args!("(panic)"))
 }

@@ -13,10 +13,10 @@ use crate::event::{self, Combined, Event, Kind, ERROR_CODE_VALID};
 use crate::l3;
 use crate::log::Log;
 use core::fmt;
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::current_vmcs::CurrentVmcs;
 use nvmx::exit_reason::{self, ExitReason};
-use l1_hv::vmx::{enter, HostRsp};
-use l1_hv::vmx::{Entry, GuestRegisters};
+use l1_vmx::{enter, HostRsp};
+use l1_vmx::{Entry, GuestRegisters};
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::{control, guest, ro};
 

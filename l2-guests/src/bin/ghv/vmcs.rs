@@ -5,9 +5,9 @@
 use crate::descriptors::{self, DescriptorTables};
 use crate::l3::L3Memory;
 use crate::scenarios::Scenario;
-use l1_hv::vmx::capabilities::{Capabilities, Unsupported};
-use l1_hv::vmx::vmx_exit;
-use l1_hv::vmx::flat64::{self, FlatGuest, FlatHost};
+use l1_vmx::capabilities::{Capabilities, Unsupported};
+use l1_vmx::vmx_exit;
+use l1_vmx::flat64::{self, FlatGuest, FlatHost};
 use shadow_vmcs::Vmcs;
 use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::control::{self, EntryControls, ExitControls, PrimaryControls, SecondaryControls};

@@ -13,6 +13,8 @@
 
 #[path = "../ghv/log.rs"]
 mod log;
+#[path = "../ghv/machine.rs"]
+mod machine;
 #[path = "../ghv/platform.rs"]
 mod platform;
 
@@ -21,19 +23,14 @@ mod l3;
 mod ops;
 mod vmcs;
 
-use core::sync::atomic::{AtomicBool, Ordering};
 use host::{HostTables, Probed};
-use l1_hv::vmx::bringup::enter_vmx_root;
-use l1_hv::vmx::instructions::{vmclear, vmptrld, vmread, VmFail};
+use l1_vmx::instructions::{vmclear, vmptrld, vmread, VmFail};
 use log::Log;
+use machine::Page;
 use ops::{Answer, Misc, OPERATIONS};
-use platform::Platform;
 use vmcs::World;
 
 core::arch::global_asm!(include_str!("../ghv/boot.s"));
-
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
 
 /// ghv-hostile's memory, in its image's .bss (identity-mapped: addresses are physical).
 static mut VMXON_REGION: Page = Page([0; 4096]);
@@ -46,9 +43,6 @@ static mut TABLES: l3::Tables = l3::Tables::new();
 static mut EPT: l3::Ept = l3::Ept::new();
 static mut LOG: Log = Log::new();
 
-/// Set at entry: the platform the panic handler reports on.
-static BARE: AtomicBool = AtomicBool::new(false);
-
 /// IA32_VMX_MISC bits 29 and 30 (SDM A.6).
 const MISC_VMWRITE_ANY_FIELD: u64 = 1 << 29;
 const MISC_INJECT_LENGTH_0: u64 = 1 << 30;
@@ -59,9 +53,7 @@ const VM_INSTRUCTION_ERROR: u32 = 0x4400;
 
 #[no_mangle]
 extern "C" fn ghv_main(bare: u64) -> ! {
-    let platform = if bare != 0 { Platform::Bare } else { Platform::UnderL1hv };
-    BARE.store(bare != 0, Ordering::Relaxed);
-    platform.init();
+    let platform = machine::start(bare);
     // SAFETY: single-threaded; each static is borrowed once, here, for the rest of the run.
     let (vmxon, vmcs_region, wrong, shadow, scratch, host, tables, ept, log) = unsafe {
         (
@@ -84,12 +76,8 @@ extern "C" fn ghv_main(bare: u64) -> ! {
     unsafe { x86::controlregs::cr3_write(cr3) };
     ept.build();
 
-    let vmxon_phys = vmxon.0.as_ptr() as u64;
     // SAFETY: CPL 0; identity-mapped; the region is never reused.
-    let caps = match unsafe { enter_vmx_root(&mut vmxon.0, vmxon_phys) } {
-        Ok(caps) => caps,
-        Err(e) => platform.finish(log, false, format_args!("(VMX: {e})")),
-    };
+    let (caps, vmxon_phys) = unsafe { machine::enter_vmx(platform, log, vmxon) };
     let revision = caps.revision_id();
     vmcs_region.0[..4].copy_from_slice(&revision.to_le_bytes());
     wrong.0[..4].copy_from_slice(&(revision ^ 1).to_le_bytes());
@@ -174,12 +162,4 @@ pub fn probed_answer(probed: Probed) -> Answer {
 /// VMX root operation; `phys` is a VMCS region with the revision identifier.
 pub unsafe fn fresh_vmcs(phys: u64) -> Result<(), &'static str> {
     vmclear(phys).and_then(|()| vmptrld(phys)).map_err(|_| "VMCLEAR/VMPTRLD of the VMCS failed")
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    let platform = if BARE.load(Ordering::Relaxed) { Platform::Bare } else { Platform::UnderL1hv };
-    let mut log = Log::new();
-    log.line(format_args!("PANIC: {info}"));
-    platform.finish(&log, false, format_args!("(panic)"))
 }

@@ -7,11 +7,11 @@ use crate::l3::{self, Ept, Payload, EPT_RWX};
 use crate::ops::{Answer, Kind, Operand, Setup, Window};
 use crate::{fresh_vmcs, probed_answer, vmx_answer};
 use core::fmt;
-use l1_hv::vmx::capabilities::Capabilities;
-use l1_hv::vmx::current_vmcs::CurrentVmcs;
-use l1_hv::vmx::flat64::{self, FlatGuest, FlatHost};
-use l1_hv::vmx::instructions::{invept_all_contexts, vmclear, vmread, vmwrite};
-use l1_hv::vmx::{enter, vmx_exit, Entry, GuestRegisters, HostRsp};
+use l1_vmx::capabilities::Capabilities;
+use l1_vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::flat64::{self, FlatGuest, FlatHost};
+use l1_vmx::instructions::{invept_all_contexts, vmclear, vmread, vmwrite};
+use l1_vmx::{enter, vmx_exit, Entry, GuestRegisters, HostRsp};
 use shadow_vmcs::Vmcs;
 use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::control::{self, EntryControls, ExitControls, PrimaryControls, SecondaryControls};
@@ -162,7 +162,7 @@ pub fn run(world: &mut World, kind: Kind) -> Result<(Answer, Detail), &'static s
             Kind::LaunchShadowVmcs => {
                 let loaded = fresh_vmcs(world.shadow_vmcs);
                 let answer = match loaded {
-                    Err(_) => vmx_answer(l1_hv::vmx::instructions::vmptrld(world.shadow_vmcs)),
+                    Err(_) => vmx_answer(l1_vmx::instructions::vmptrld(world.shadow_vmcs)),
                     Ok(()) => match enter(&mut GuestRegisters::default(), false, &mut HostRsp::default()) {
                         Entry::Failed(fail) => vmx_answer(Err(fail)),
                         Entry::Exited => return Err("a shadow VMCS was entered"),
@@ -253,7 +253,7 @@ unsafe fn prepare(world: &World, payload: Payload) -> Result<CurrentVmcs, &'stat
     let mut vmcs = CurrentVmcs::assume_loaded();
     let caps = &world.caps;
     let controls = (|| {
-        Ok::<_, l1_hv::vmx::capabilities::Unsupported>((
+        Ok::<_, l1_vmx::capabilities::Unsupported>((
             caps.pin(0, 0)?,
             caps.primary(PrimaryControls::SECONDARY_CONTROLS.bits(), 0)?,
             caps.secondary((SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID).bits(), 0)?,

@@ -1,6 +1,7 @@
 //! The exit-reason field (SDM Vol. 3, 25.9.1, Table 25-17) and the basic exit reasons
 //! (Appendix C).
 
+use alloc::{format, string::String, vec, string::ToString};
 use super::{error, SEP};
 
 
@@ -23,7 +24,7 @@ const FLAGS: [(u32, &str); 4] = [
 
 /// The Appendix C name of basic exit reason `basic`, if it defines one.
 pub fn basic_reason_name(basic: u16) -> Option<&'static str> {
-    nvmx::exit_reason::name(basic)
+    crate::exit_reason::name(basic)
 }
 
 /// Decodes an exit-reason field `value`: basic reason in words, then the flags that are set.

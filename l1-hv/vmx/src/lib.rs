@@ -1,5 +1,9 @@
-//! VT-x on the real CPU: capabilities, VMXON, the hardware VMCS and the entry/exit stub.
-//! Nothing here is specific to l1-hv's guests: the guest hypervisor `ghv` uses it too.
+//! The VT-x hardware layer l1-hv is built on: VMX instructions with correct failure reporting,
+//! capability MSRs and control adjustment, VMXON, the hardware `Vmcs` implementation, flat
+//! 64-bit VMCS state and the guest entry/exit stub. Nothing here is specific to l1-hv's guests:
+//! the guest hypervisor `ghv` (`l2-guests`), written for real VT-x too, uses it as well. It is a
+//! crate of its own so that ghv links only this, not the kernel's other dependencies.
+#![no_std]
 
 pub mod bringup;
 pub mod capabilities;

@@ -2,6 +2,7 @@
 //! Table 28-1), control-register accesses (Table 28-3), I/O instructions (Table 28-5) and EPT
 //! violations (Table 28-7).
 
+use alloc::{format, string::String, vec, vec::Vec, string::ToString};
 use super::exit_reason::basic_reason_name;
 use super::interruption::exception_name;
 use super::{error, note, SEP};
