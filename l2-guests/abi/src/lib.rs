@@ -64,6 +64,11 @@ pub const NO_ERROR_CODE: u64 = u64::MAX;
 /// Longest `Write` l1-hv accepts.
 pub const MAX_WRITE: u64 = 256;
 
+// The layout leaves room for the boot structures below the image (checked at compile time).
+const _: () = assert!(BOOT_GDT + 0x1000 <= BOOT_PML4);
+const _: () = assert!(BOOT_PML4 + 3 * 0x1000 <= IMAGE_BASE);
+const _: () = assert!(IMAGE_BASE < RAM_SIZE);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,10 +82,4 @@ mod tests {
         assert_eq!(Hypercall::from_number(5), None);
     }
 
-    #[test]
-    fn layout_leaves_room_for_boot_structures_below_the_image() {
-        assert!(BOOT_GDT + 0x1000 <= BOOT_PML4);
-        assert!(BOOT_PML4 + 3 * 0x1000 <= IMAGE_BASE);
-        assert!(IMAGE_BASE < RAM_SIZE);
-    }
 }

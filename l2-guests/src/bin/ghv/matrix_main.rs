@@ -73,7 +73,7 @@ static mut LOG: Log = Log::new();
 extern "C" fn ghv_main(bare: u64) -> ! {
     let platform = machine::start(bare);
     // SAFETY: single-threaded; each static is borrowed once, here, for the rest of the run.
-    let (world, log) = unsafe { (&mut *(&raw mut WORLD), &mut *(&raw mut LOG)) };
+    let (world, log) = unsafe { (&mut *core::ptr::addr_of_mut!(WORLD), &mut *core::ptr::addr_of_mut!(LOG)) };
     // L3 inherits EFER.NXE: without the "load IA32_EFER" entry control, VM entry changes only
     // EFER.LMA/LME (SDM 27.3.2.1). ghv itself has no execute-disable pages.
     // SAFETY: setting NXE changes nothing for ghv's own tables, which set no XD bit.

@@ -43,10 +43,10 @@ pub unsafe fn bring_up(
     // SAFETY: called once, so these are the statics' only borrows.
     let (vmxon, vmcs_region, host, ept) = unsafe {
         (
-            &mut *(&raw mut VMXON_REGION),
-            &mut *(&raw mut VMCS_REGION),
-            &mut *(&raw mut HOST_DESCRIPTORS),
-            &mut *(&raw mut EPT),
+            &mut *core::ptr::addr_of_mut!(VMXON_REGION),
+            &mut *core::ptr::addr_of_mut!(VMCS_REGION),
+            &mut *core::ptr::addr_of_mut!(HOST_DESCRIPTORS),
+            &mut *core::ptr::addr_of_mut!(EPT),
         )
     };
     host.build(0);

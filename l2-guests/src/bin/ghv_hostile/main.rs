@@ -57,15 +57,15 @@ extern "C" fn ghv_main(bare: u64) -> ! {
     // SAFETY: single-threaded; each static is borrowed once, here, for the rest of the run.
     let (vmxon, vmcs_region, wrong, shadow, scratch, host, tables, ept, log) = unsafe {
         (
-            &mut *(&raw mut VMXON_REGION),
-            &mut *(&raw mut VMCS_REGION),
-            &mut *(&raw mut WRONG_REVISION),
-            &mut *(&raw mut SHADOW_VMCS),
-            &mut *(&raw mut SCRATCH),
-            &mut *(&raw mut HOST_TABLES),
-            &mut *(&raw mut TABLES),
-            &mut *(&raw mut EPT),
-            &mut *(&raw mut LOG),
+            &mut *core::ptr::addr_of_mut!(VMXON_REGION),
+            &mut *core::ptr::addr_of_mut!(VMCS_REGION),
+            &mut *core::ptr::addr_of_mut!(WRONG_REVISION),
+            &mut *core::ptr::addr_of_mut!(SHADOW_VMCS),
+            &mut *core::ptr::addr_of_mut!(SCRATCH),
+            &mut *core::ptr::addr_of_mut!(HOST_TABLES),
+            &mut *core::ptr::addr_of_mut!(TABLES),
+            &mut *core::ptr::addr_of_mut!(EPT),
+            &mut *core::ptr::addr_of_mut!(LOG),
         )
     };
     // SAFETY: CPL 0 in 64-bit mode; statics that stay in place. The new page tables map what

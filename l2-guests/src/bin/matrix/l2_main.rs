@@ -91,7 +91,7 @@ extern "C" fn guest_main() -> ! {
     // SAFETY: a volatile read of a static test-matrix may have patched in the image file.
     let select = unsafe { core::ptr::read_volatile(&raw const SELECT.index) };
     // SAFETY: single-threaded; the world is only used here.
-    let world = unsafe { &mut *(&raw mut WORLD) };
+    let world = unsafe { &mut *core::ptr::addr_of_mut!(WORLD) };
     // EFER.NXE, as ghv gives L3 (l1-hv emulates the WRMSR).
     // SAFETY: the guest's own tables set no XD bit.
     unsafe { x86::msr::wrmsr(x86::msr::IA32_EFER, x86::msr::rdmsr(x86::msr::IA32_EFER) | world::EFER_NXE) };
