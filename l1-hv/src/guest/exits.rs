@@ -28,10 +28,13 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     if let Some(count) = guest.exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
     }
-    if reason.is_entry_failure() {
-        return Next::End(RunEnd::Stopped(Stop::EntryFailed { error: u64::from(reason.0) }));
-    }
     match reason.basic() {
+        // VM-entry failures report these basic reasons, always with bit 31 (SDM 27.8).
+        exit_reason::ENTRY_FAILURE_GUEST_STATE
+        | exit_reason::ENTRY_FAILURE_MSR_LOADING
+        | exit_reason::ENTRY_FAILURE_MACHINE_CHECK => {
+            Next::End(RunEnd::Stopped(Stop::EntryFailed { error: u64::from(reason.0) }))
+        }
         exit_reason::EXCEPTION_OR_NMI => reinject(guest, vmcs),
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         exit_reason::VMCALL => hypercall(guest, vmcs),
