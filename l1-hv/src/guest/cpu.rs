@@ -7,6 +7,7 @@ use l1_vmx::capabilities::Capabilities;
 use l1_vmx::GuestRegisters;
 use nvmx::event::Event;
 use nvmx::insn::{Gpr, GuestOperands, VmxCapabilities};
+use nvmx::nested::{EFER_LMA, EFER_LME};
 use shadow_vmcs::Vmcs;
 use x86::controlregs::Cr4;
 use x86::msr::{IA32_EFER, IA32_FEATURE_CONTROL};
@@ -50,8 +51,7 @@ pub fn rdmsr(regs: &mut GuestRegisters, vmcs: &impl Vmcs, offered: &VmxCapabilit
 
 /// WRMSR: IA32_EFER may be rewritten with LMA unchanged (SDM 2.2.1); nothing else is writable.
 pub fn wrmsr(regs: &GuestRegisters, vmcs: &mut impl Vmcs) -> Emulated {
-    const EFER_LMA: u64 = 1 << 10;
-    const EFER_WRITABLE: u64 = 1 | 1 << 8 | 1 << 10 | 1 << 11; // SCE, LME, LMA, NXE
+    const EFER_WRITABLE: u64 = 1 | EFER_LME | EFER_LMA | 1 << 11; // SCE, LME, LMA, NXE
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
     let efer = vmcs.read(guest::IA32_EFER_FULL);
     if regs.rcx as u32 != IA32_EFER || value & !EFER_WRITABLE != 0 || (value ^ efer) & EFER_LMA != 0 {

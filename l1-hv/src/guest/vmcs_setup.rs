@@ -5,6 +5,7 @@
 use crate::arch::{gdt, idt};
 use l1_vmx::capabilities::{Capabilities, Unsupported};
 use l2_abi::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, BOOT_GDT, BOOT_PML4, RAM_SIZE};
+use nvmx::nested::{EFER_LMA, EFER_LME};
 use shadow_vmcs::Vmcs;
 use l1_vmx::flat64::{self, FlatGuest, FlatHost};
 use x86::controlregs::{Cr0, Cr4};
@@ -18,8 +19,6 @@ use x86::vmx::vmcs::{control, guest, host};
 pub const BOOT_TSS: u64 = BOOT_GDT + 0x100;
 /// Boot GDT: null, code64 (0x08), data (0x10), 64-bit TSS (0x18, two slots).
 const BOOT_TSS_SELECTOR: u16 = 0x18;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
 /// Instructions a guest may run without an exit before l1-hv calls it runaway (Bochs counts
 /// one TSC tick per instruction; the preemption timer ticks at TSC >> IA32_VMX_MISC[4:0]).
 const RUNAWAY_TSC_TICKS: u64 = 400_000_000;

@@ -16,6 +16,7 @@ use nvmx::nested::{
     check_vmcs12, load_l2_host_state, prepare_vmcs02, EntryContext, EntryFailure, L1Needs, L2Inherited,
     Vmcs12Pages,
 };
+use nvmx::nested::{EFER_LMA};
 use shadow_vmcs::{LaunchState, Vmcs};
 use x86::controlregs::Cr4;
 use x86::vmx::vmcs::control::{
@@ -25,7 +26,6 @@ use x86::vmx::vmcs::guest;
 
 /// L3 runs with the guest's VPID plus this, so L2's and L3's translations never mix.
 pub const VPID_L3_OFFSET: u16 = 0x100;
-const EFER_LMA: u64 = 1 << 10;
 
 /// What the run loop does next.
 pub enum Entered {

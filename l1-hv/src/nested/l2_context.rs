@@ -6,7 +6,11 @@ use crate::memory::PhysPages;
 use l1_vmx::GuestRegisters;
 use l2_abi::RAM_SIZE;
 use nvmx::insn::{Fault, Gpr, GuestMemory, GuestMode, GuestOperands, MemOperand, NotRam, Segment};
+use nvmx::nested::{ar, EFER_LMA};
 use shadow_vmcs::Vmcs;
+use x86::bits64::paging::{PDFlags, PTFlags};
+use x86::controlregs::Cr0;
+use x86::irq::PageFaultError;
 use x86::vmx::vmcs::{control, guest};
 
 /// An L2 vCPU's state while l1-hv emulates one of its instructions.
@@ -23,20 +27,21 @@ pub struct L2Context<'a, V: Vmcs> {
 /// is RAM.
 pub struct L2Memory<'a>(pub &'a mut PhysPages);
 
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
-const USER: u64 = 1 << 2;
-const PAGE_SIZE: u64 = 1 << 7;
+const PRESENT: u64 = PTFlags::P.bits();
+const WRITABLE: u64 = PTFlags::RW.bits();
+const USER: u64 = PTFlags::US.bits();
+const PAGE_SIZE: u64 = PDFlags::PS.bits();
+/// Bits 51:12 of a paging-structure entry: the next table or the page (SDM 4.5; the `x86`
+/// crate keeps its mask private).
 const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
-const CR0_WP: u64 = 1 << 16;
-const CR0_PE: u64 = 1 << 0;
-const CR0_PG: u64 = 1 << 31;
-const EFER_LMA: u64 = 1 << 10;
-const AR_L: u64 = 1 << 13;
+const CR0_WP: u64 = Cr0::CR0_WRITE_PROTECT.bits() as u64;
+const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
+const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;
+const AR_L: u64 = ar::L as u64;
 /// #PF error-code bits (SDM 4.7).
-const PF_PRESENT: u32 = 1 << 0;
-const PF_WRITE: u32 = 1 << 1;
-const PF_USER: u32 = 1 << 2;
+const PF_PRESENT: u32 = PageFaultError::P.bits();
+const PF_WRITE: u32 = PageFaultError::WR.bits();
+const PF_USER: u32 = PageFaultError::US.bits();
 
 impl<V: Vmcs> L2Context<'_, V> {
     /// L2's mode as VMX instructions see it: CR4 through the read shadow for the bits l1-hv owns.

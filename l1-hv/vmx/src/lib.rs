@@ -67,7 +67,7 @@ pub enum Entry {
 /// The current VMCS must be fully initialised with host RIP = [`vmx_exit`], and `host_rsp`
 /// must belong to it.
 pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool, host_rsp: &mut HostRsp) -> Entry {
-    const ZF: u64 = 1 << 6;
+    const ZF: u64 = x86::bits64::rflags::RFlags::FLAGS_ZF.bits();
     match vmx_enter(regs, u64::from(launched), &mut host_rsp.0) {
         0 => Entry::Exited,
         flags if flags & ZF != 0 => Entry::Failed(instructions::VmFail::Valid),

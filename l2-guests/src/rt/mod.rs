@@ -27,9 +27,10 @@ pub struct ExceptionFrame {
 }
 
 impl ExceptionFrame {
-    /// The error code, if this vector pushes one in protected mode (SDM Table 6-1).
+    /// The error code, if this vector pushes one in protected mode (SDM Table 6-1, as nvmx
+    /// encodes it for every other path).
     pub fn pushed_error_code(&self) -> Option<u64> {
-        matches!(self.vector, 8 | 10..=14 | 17 | 21 | 29 | 30).then_some(self.error_code)
+        nvmx::event::vector_has_error_code(self.vector as u8).then_some(self.error_code)
     }
 }
 

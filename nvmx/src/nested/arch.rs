@@ -6,9 +6,9 @@ use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::guest;
 
 /// IA32_EFER.LME (long mode enable).
-pub(crate) const EFER_LME: u64 = 1 << 8;
+pub const EFER_LME: u64 = 1 << 8;
 /// IA32_EFER.LMA (long mode active).
-pub(crate) const EFER_LMA: u64 = 1 << 10;
+pub const EFER_LMA: u64 = 1 << 10;
 /// The EFER bits Intel defines: SCE (0), LME (8), LMA (10), NXE (11); VM entry and exit reject
 /// the others (SDM 27.2.2, 27.3.1.1).
 pub(crate) const EFER_DEFINED: u64 = 1 | EFER_LME | EFER_LMA | 1 << 11;
@@ -25,30 +25,30 @@ pub(crate) const CR4_PAE: u64 = Cr4::CR4_ENABLE_PAE.bits() as u64;
 pub(crate) const CR4_PCIDE: u64 = Cr4::CR4_ENABLE_PCID.bits() as u64;
 
 /// Access-rights field layout (SDM 25.4.1, Table 25-2).
-pub(crate) mod ar {
+pub mod ar {
     /// Bits 3:0, segment type.
-    pub(crate) const TYPE: u32 = 0xF;
+    pub const TYPE: u32 = 0xF;
     /// Bit 4, descriptor type: 1 = code or data.
-    pub(crate) const S: u32 = 1 << 4;
+    pub const S: u32 = 1 << 4;
     /// Bits 6:5, descriptor privilege level.
-    pub(crate) const DPL_SHIFT: u32 = 5;
+    pub const DPL_SHIFT: u32 = 5;
     /// Bit 7, present.
-    pub(crate) const P: u32 = 1 << 7;
+    pub const P: u32 = 1 << 7;
     /// Bits 11:8, reserved.
-    pub(crate) const RESERVED_11_8: u32 = 0xF00;
+    pub const RESERVED_11_8: u32 = 0xF00;
     /// Bit 13, 64-bit code segment.
-    pub(crate) const L: u32 = 1 << 13;
+    pub const L: u32 = 1 << 13;
     /// Bit 14, default operation size.
-    pub(crate) const DB: u32 = 1 << 14;
+    pub const DB: u32 = 1 << 14;
     /// Bit 15, granularity.
-    pub(crate) const G: u32 = 1 << 15;
+    pub const G: u32 = 1 << 15;
     /// Bit 16, segment unusable.
-    pub(crate) const UNUSABLE: u32 = 1 << 16;
+    pub const UNUSABLE: u32 = 1 << 16;
     /// Bits 31:17, reserved.
-    pub(crate) const RESERVED_31_17: u32 = !0x1_FFFF;
+    pub const RESERVED_31_17: u32 = !0x1_FFFF;
 
     /// The DPL of an access-rights value.
-    pub(crate) const fn dpl(ar: u32) -> u32 {
+    pub const fn dpl(ar: u32) -> u32 {
         (ar >> DPL_SHIFT) & 3
     }
 }

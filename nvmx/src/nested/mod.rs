@@ -21,6 +21,7 @@ mod reflect;
 pub(crate) mod test_support;
 mod vmcs02;
 
+pub use arch::{ar, EFER_LMA, EFER_LME};
 pub use checks::{check_vmcs12, EntryContext, EntryFailure};
 pub use exit::{load_l2_host_state, reflect_exit, ExitFields, VmxAbort};
 pub use reflect::{l2_wants_exit, Decision, ExitFacts};
