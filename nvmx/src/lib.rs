@@ -9,6 +9,7 @@ pub mod event;
 pub mod explain;
 pub mod exit_reason;
 pub mod inject;
+pub mod intr;
 pub mod route;
 pub mod insn;
 pub mod nested;

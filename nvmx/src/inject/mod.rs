@@ -138,8 +138,13 @@ pub fn inject_event(
     mut event: Event,
     during: Option<Event>,
 ) -> InjectOutcome {
+    // #BP is a hardware or software exception; `INT 3` (`INT n`) and an external interrupt that
+    // happens to use vector 3 are not breakpoints.
     if event.vector == BREAKPOINT_VECTOR
-        && event.kind != InterruptionType::SoftwareInterrupt
+        && matches!(
+            event.kind,
+            InterruptionType::HardwareException | InterruptionType::SoftwareException
+        )
         && host.debugger_attached()
     {
         host.record(TraceRecord::DebuggerPause {

@@ -248,7 +248,7 @@ fn deliver(event: Event, protected_mode: bool) -> Outcome {
 }
 
 /// Exit information for an exit caused by `event`, which arose while delivering `during`.
-fn exit_for(
+pub(crate) fn exit_for(
     event: &Event,
     during: Option<&Event>,
     controls: &InterceptControls,
