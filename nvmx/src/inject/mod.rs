@@ -8,7 +8,7 @@
 //! Both cases take the one decision of [`crate::route::route`].
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::event::{Event, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR};
 use crate::route::{route, ExitInfo, ExitReason, InterceptControls, Outcome, Scenario};

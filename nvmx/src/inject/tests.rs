@@ -5,7 +5,7 @@ use x86::vmx::vmcs::ro;
 
 /// Records what the routine asked of l1-hv.
 #[derive(Default)]
-struct Host {
+pub(crate) struct Host {
     cr2: Option<u64>,
     dr6: u64,
     debugger: bool,
@@ -420,6 +420,27 @@ fn int_3_instruction_is_not_a_breakpoint_for_the_debugger() {
     );
     assert_eq!(outcome, InjectOutcome::Injected { requeue: None });
     assert!(!host.paused);
+}
+
+#[test]
+fn external_interrupt_on_vector_3_is_not_a_breakpoint_for_the_debugger() {
+    let (mut vmcs, mut host) = (
+        vmcs(),
+        Host {
+            debugger: true,
+            ..Host::default()
+        },
+    );
+    let outcome = inject_event(
+        &mut vmcs,
+        &mut host,
+        Running::L2,
+        Event::external_interrupt(3),
+        None,
+    );
+    assert_eq!(outcome, InjectOutcome::Injected { requeue: None });
+    assert!(!host.paused);
+    assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), 0x8000_0003);
 }
 
 #[test]

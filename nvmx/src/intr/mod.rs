@@ -74,7 +74,14 @@ pub fn assist(
     host: &mut impl InjectHost,
     events: &mut PendingEvents,
 ) -> AssistOutcome {
-    assist_with(vmcs, host, events, Running::L2, true, PrimaryControls::empty())
+    assist_with(
+        vmcs,
+        host,
+        events,
+        Running::L2,
+        true,
+        PrimaryControls::empty(),
+    )
 }
 
 /// What happens to the vCPU's pending events while it runs an L3 guest.
@@ -120,7 +127,11 @@ pub fn assist_l3(
     }
     let windows12 = PrimaryControls::from_bits_truncate(
         vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32,
-    ) & Windows { interrupt: true, nmi: true }.controls();
+    ) & Windows {
+        interrupt: true,
+        nmi: true,
+    }
+    .controls();
     L3Outcome::Assist(assist_with(
         vmcs02,
         host,
@@ -220,8 +231,8 @@ fn windows(events: &PendingEvents, gate: &Gate, nmis: bool, injected: bool) -> W
     let nmi_window = nmi && gate.virtual_nmis && (injecting || !gate.nmi_blocked_only_by_sti());
     // Interrupt window: for pending interrupts, and as the retry point of an NMI that cannot
     // use the NMI window.
-    let interrupt_window = events.interrupt_pending()
-        || nmi && !nmi_window && (injecting || !gate.interrupt_open());
+    let interrupt_window =
+        events.interrupt_pending() || nmi && !nmi_window && (injecting || !gate.interrupt_open());
     Windows {
         interrupt: interrupt_window,
         nmi: nmi_window,
@@ -231,7 +242,14 @@ fn windows(events: &PendingEvents, gate: &Gate, nmis: bool, injected: bool) -> W
 /// Sets exactly the `wanted` window controls in the primary processor-based controls, leaving
 /// the other bits (default1 bits included) as they are; writes only on a change.
 fn write_windows(vmcs: &mut impl Vmcs, wanted: PrimaryControls) {
-    let all = u64::from(Windows { interrupt: true, nmi: true }.controls().bits());
+    let all = u64::from(
+        Windows {
+            interrupt: true,
+            nmi: true,
+        }
+        .controls()
+        .bits(),
+    );
     let old = vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS);
     let new = old & !all | u64::from(wanted.bits());
     if new != old {
@@ -254,8 +272,7 @@ fn nmi_exit_blocked(vmcs02: &impl Vmcs, vmcs12: &impl Vmcs) -> bool {
 /// to inject is reported as interrupted (IDT-vectoring information) and leaves the entry field,
 /// so that the guest hypervisor, which re-injects it, is the only one to deliver it.
 fn event_exit(vmcs02: &mut impl Vmcs, controls: &InterceptControls, event: &Event) -> ExitInfo {
-    let protected_mode =
-        vmcs02.read(guest::CR0) & Cr0::CR0_PROTECTED_MODE.bits() as u64 != 0;
+    let protected_mode = vmcs02.read(guest::CR0) & Cr0::CR0_PROTECTED_MODE.bits() as u64 != 0;
     let pending = Event::from_entry(vmcs02);
     vmcs02.write(
         control::VMENTRY_INTERRUPTION_INFO_FIELD,

@@ -96,9 +96,7 @@ impl PendingEvents {
         match event.kind {
             InterruptionType::Nmi if self.displaced_nmi => self.displaced_nmi = false,
             InterruptionType::Nmi => self.nmi = false,
-            _ if self.displaced_interrupt == Some(event.vector) => {
-                self.displaced_interrupt = None
-            }
+            _ if self.displaced_interrupt == Some(event.vector) => self.displaced_interrupt = None,
             _ => self.irr[usize::from(event.vector / 64)] &= !(1u64 << (event.vector % 64)),
         }
     }

@@ -85,9 +85,8 @@ pub(super) struct Gate {
 
 impl Gate {
     pub(super) fn read(vmcs: &impl Vmcs) -> Self {
-        let pin = PinbasedControls::from_bits_truncate(
-            vmcs.read(control::PINBASED_EXEC_CONTROLS) as u32,
-        );
+        let pin =
+            PinbasedControls::from_bits_truncate(vmcs.read(control::PINBASED_EXEC_CONTROLS) as u32);
         let entry = InterruptionInfo(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
         Self {
             blocking: Interruptibility::read(vmcs),
@@ -113,9 +112,9 @@ impl Gate {
     /// NMI blocking (it runs its NMI handler until IRET, SDM 6.7.1): injecting then would nest
     /// NMIs, which hardware never does.
     pub(super) fn nmi_open(&self) -> bool {
-        !self.blocking.intersects(
-            Interruptibility::STI | Interruptibility::MOV_SS | Interruptibility::NMI,
-        )
+        !self
+            .blocking
+            .intersects(Interruptibility::STI | Interruptibility::MOV_SS | Interruptibility::NMI)
     }
 
     /// The only obstacle to an NMI is STI blocking. NMI-window exiting may ignore STI blocking
@@ -123,8 +122,7 @@ impl Gate {
     /// before injection may; the interrupt window cannot (IF = 1 is implied, SDM 27.3.1.5) and
     /// opens one instruction later.
     pub(super) fn nmi_blocked_only_by_sti(&self) -> bool {
-        self.blocking
-            & (Interruptibility::STI | Interruptibility::MOV_SS | Interruptibility::NMI)
+        self.blocking & (Interruptibility::STI | Interruptibility::MOV_SS | Interruptibility::NMI)
             == Interruptibility::STI
     }
 }
