@@ -236,6 +236,18 @@ impl PortBus {
     }
 
     fn route(&mut self, access: IoAccess) -> Routed {
+        let touches = |range: &RangeInclusive<u16>| {
+            Self::lanes(access).any(|(_, port)| range.contains(&port))
+        };
+        // The serial ports first: nothing that touches them reaches another device or the
+        // hardware (COM1 is l1-hv's own console).
+        let serial = |device| matches!(device, Device::Com1 | Device::Com2);
+        if self
+            .devices()
+            .any(|(range, device)| serial(device) && touches(&range))
+        {
+            return self.byte_lanes(access);
+        }
         if let (Some(reset), Direction::Out(value)) = (self.config.reset_register, access.direction)
         {
             if access.port == reset.port
@@ -246,16 +258,6 @@ impl PortBus {
                     how: ResetMethod::AcpiResetRegister,
                 }));
             }
-        }
-        let touches = |range: &RangeInclusive<u16>| {
-            Self::lanes(access).any(|(_, port)| range.contains(&port))
-        };
-        let serial = |device| matches!(device, Device::Com1 | Device::Com2);
-        if self
-            .devices()
-            .any(|(range, device)| serial(device) && touches(&range))
-        {
-            return self.byte_lanes(access);
         }
         let device = self
             .devices()
