@@ -2,7 +2,7 @@
 
 use core::fmt::{self, Write};
 use spin::Mutex;
-use uart_16550::{Config, Uart16550, backend::PioBackend, BaudRate};
+use uart_16550::{backend::PioBackend, BaudRate, Config, Uart16550};
 
 /// COM1's I/O base.
 const COM1: u16 = 0x3f8;
@@ -13,7 +13,10 @@ static CONSOLE: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
 pub fn init() {
     // SAFETY: COM1 is a standard port and l1-hv is its only user.
     let mut uart = unsafe { Uart16550::new_port(COM1) }.expect("COM1 is a valid port base");
-    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    let config = Config {
+        baud_rate: BaudRate::Baud115200,
+        ..Config::DEFAULT
+    };
     // A machine without COM1 still runs; its output is lost.
     if uart.init(config).is_ok() {
         *CONSOLE.lock() = Some(uart);
@@ -44,7 +47,10 @@ pub fn print(args: fmt::Arguments) {
 /// Waits until the UART has sent every byte (LSR.TEMT), so that powering off loses nothing.
 pub fn flush() {
     if let Some(uart) = CONSOLE.lock().as_mut() {
-        while !uart.lsr().contains(uart_16550::spec::registers::LSR::TRANSMITTER_EMPTY) {
+        while !uart
+            .lsr()
+            .contains(uart_16550::spec::registers::LSR::TRANSMITTER_EMPTY)
+        {
             core::hint::spin_loop();
         }
     }

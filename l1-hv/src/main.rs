@@ -12,19 +12,21 @@ extern crate alloc;
 mod arch;
 mod boot;
 mod console;
+mod harness;
 mod memory;
 mod nested;
 mod power;
-mod report;
 
 mod guest;
 
-use boot::{BootInfo, MULTIBOOT2_MAGIC};
-use guest::config::GuestConfig;
-use memory::PhysPages;
-use power::ExitStatus;
+use alloc::vec::Vec;
+use boot::{Area, BootInfo, MULTIBOOT2_MAGIC};
+use guest::{Extra, MsrBitmaps, Platform};
+use harness::RunSpec;
 use l1_vmx::{self as vmx, capabilities::Capabilities};
+use memory::PhysPages;
 use nvmx::insn::VmxCapabilities;
+use power::ExitStatus;
 use shadow_vmcs::ShadowPolicy;
 
 /// Host-wide VMX resources every guest shares.
@@ -40,8 +42,12 @@ pub struct Host {
     /// Whether the CPU supports CET (CPUID.(EAX=7,ECX=0):ECX[7] shadow stacks or EDX[20]
     /// indirect-branch tracking): only then does #CP push an error code.
     pub cet: bool,
-    /// An all-ones MSR bitmap: every guest RDMSR/WRMSR exits and stops the guest.
-    pub msr_bitmap: PhysPages,
+    /// The MSR bitmaps of the two kinds of guest.
+    pub msr_bitmaps: MsrBitmaps,
+    /// The firmware's memory map (kernel guests see its non-RAM parts).
+    pub areas: Vec<Area>,
+    /// What the machine's firmware says about its power and reset ports.
+    pub platform: Platform,
 }
 
 extern "C" {
@@ -59,7 +65,9 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     arch::mask_legacy_pic();
     println!("l1-hv: booting (tsc={boot_tsc})");
     if magic != MULTIBOOT2_MAGIC {
-        fail(format_args!("not started by a multiboot2 loader (EAX={magic:#x})"));
+        fail(format_args!(
+            "not started by a multiboot2 loader (EAX={magic:#x})"
+        ));
     }
     let kernel = boot::Range {
         start: &raw const __kernel_start as u64,
@@ -70,10 +78,14 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
         Ok(info) => info,
         Err(e) => fail(format_args!("boot information unusable: {e:?}")),
     };
-    let Some(heap) = memory::init(&info) else { fail(format_args!("no free RAM for the heap")) };
+    let Some(heap) = memory::init(&info) else {
+        fail(format_args!("no free RAM for the heap"))
+    };
     println!("l1-hv: heap {} MiB", heap >> 20);
 
-    let Some(mut vmxon_region) = PhysPages::page() else { fail(format_args!("out of memory")) };
+    let Some(mut vmxon_region) = PhysPages::page() else {
+        fail(format_args!("out of memory"))
+    };
     let region_phys = vmxon_region.phys();
     let region: &mut [u8; 4096] = vmxon_region.bytes_mut().try_into().expect("one page");
     // SAFETY: CPL 0; the page is identity-mapped and is never freed (leaked below).
@@ -87,9 +99,10 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     };
     // l1-hv stays in VMX operation until power-off: the VMXON region must outlive everything.
     core::mem::forget(vmxon_region);
-    println!("l1-hv: VMX root operation (VMCS revision {:#x})", caps.revision_id());
-    let Some(mut msr_bitmap) = PhysPages::page() else { fail(format_args!("out of memory")) };
-    msr_bitmap.bytes_mut().fill(0xff);
+    println!(
+        "l1-hv: VMX root operation (VMCS revision {:#x})",
+        caps.revision_id()
+    );
     // SAFETY: VMX is present (VMXON succeeded).
     let offered = unsafe { caps.raw_msrs() }.for_guest(false);
     let phys_addr_bits = x86::cpuid::CpuId::new()
@@ -99,12 +112,44 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     let shadow_policy = ShadowPolicy::new(unsafe { caps.misc() }, offered.misc);
     let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
     let cet = leaf7.ecx & (1 << 7) != 0 || leaf7.edx & (1 << 20) != 0;
-    let host = Host { caps, offered, phys_addr_bits, shadow_policy, cet, msr_bitmap };
+    let Some(msr_bitmaps) = MsrBitmaps::new() else {
+        fail(format_args!("out of memory"))
+    };
+    arch::enable_xsave();
+    let platform = Platform::discover();
+    println!("l1-hv: {platform}");
+    let areas = info.areas().to_vec();
+    let host = Host {
+        caps,
+        offered,
+        phys_addr_bits,
+        shadow_policy,
+        cet,
+        msr_bitmaps,
+        areas,
+        platform,
+    };
 
-    let mut runs = report::Runs::new();
-    for (index, module) in info.modules().enumerate() {
-        match GuestConfig::parse(module.cmdline()) {
-            Ok(config) => runs.run(&host, config, module.bytes(), index as u16 + 1, boot_tsc),
+    let mut runs = harness::Runs::new();
+    let modules: Vec<_> = info.modules().collect();
+    let mut index = 0;
+    for (position, module) in modules.iter().enumerate() {
+        // A module line starting with `+` belongs to the guest before it.
+        if module.cmdline().starts_with('+') {
+            continue;
+        }
+        let extras: Vec<Extra> = modules[position + 1..]
+            .iter()
+            .map_while(|m| {
+                m.cmdline().strip_prefix('+').map(|rest| Extra {
+                    bytes: m.bytes(),
+                    cmdline: rest.trim(),
+                })
+            })
+            .collect();
+        index += 1;
+        match RunSpec::parse(module.cmdline()) {
+            Ok(spec) => runs.run(&host, spec, module.bytes(), &extras, index, boot_tsc),
             Err(word) => runs.reject(module.cmdline(), word),
         }
     }

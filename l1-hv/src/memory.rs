@@ -9,13 +9,11 @@ use linked_list_allocator::LockedHeap;
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
-/// Most memory l1-hv takes for its heap (guests are small; the rest stays unused).
-const HEAP_LIMIT: u64 = 512 << 20;
-
-/// Puts the largest free RAM stretch under the heap; returns its size in bytes.
+/// Puts the largest free RAM stretch under the heap; returns its size in bytes. Guest RAM comes
+/// from it, so it is all of that stretch.
 pub fn init(info: &BootInfo) -> Option<u64> {
     let range = info.largest_free_range()?;
-    let size = (range.end - range.start).min(HEAP_LIMIT);
+    let size = range.end - range.start;
     // SAFETY: the range is usable RAM that overlaps neither the image, the boot information
     // nor any module, and is identity-mapped.
     unsafe { HEAP.lock().init(range.start as *mut u8, size as usize) };
@@ -42,6 +40,11 @@ impl PhysPages {
     /// One zeroed 4 KiB page.
     pub fn page() -> Option<Self> {
         Self::new(4096, 4096)
+    }
+
+    /// Bytes allocated.
+    pub fn len(&self) -> usize {
+        self.layout.size()
     }
 
     /// The physical (= virtual) address of the first byte.

@@ -39,7 +39,10 @@ pub fn init() {
     // SAFETY: runs once on the boot CPU before anything else uses these statics.
     unsafe {
         let tss = &raw mut TSS_SEGMENT;
-        for (slot, ist) in [IST_NMI, IST_DOUBLE_FAULT, IST_MACHINE_CHECK].iter().enumerate() {
+        for (slot, ist) in [IST_NMI, IST_DOUBLE_FAULT, IST_MACHINE_CHECK]
+            .iter()
+            .enumerate()
+        {
             let stack = &raw const IST_STACKS[slot];
             (*tss).set_ist(usize::from(*ist - 1), stack as u64 + IST_STACK_SIZE as u64);
         }
@@ -55,13 +58,14 @@ pub fn init() {
                 .db()
                 .limit_granularity_4kb()
                 .finish();
-        let tss_desc: Descriptor64 = <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(
-            tss as u64,
-            size_of::<TaskStateSegment>() as u64 - 1,
-            true,
-        )
-        .present()
-        .finish();
+        let tss_desc: Descriptor64 =
+            <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(
+                tss as u64,
+                size_of::<TaskStateSegment>() as u64 - 1,
+                true,
+            )
+            .present()
+            .finish();
         let [tss_low, tss_high]: [u64; 2] = core::mem::transmute(tss_desc);
         let gdt = &raw mut GDT;
         *gdt = [0, code.as_u64(), data.as_u64(), tss_low, tss_high];

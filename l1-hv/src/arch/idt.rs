@@ -1,7 +1,9 @@
 //! The host IDT: every exception l1-hv itself takes is reported in one clear block and ends the
-//! run. l1-hv runs with interrupts disabled, so only the 32 architectural vectors are installed.
+//! run, except the NMI, which is a guest's. l1-hv runs with interrupts disabled, so only the 32
+//! architectural vectors are installed.
 
 use super::gdt;
+use core::sync::atomic::{AtomicBool, Ordering};
 use x86::bits64::segmentation::Descriptor64;
 use x86::dtables::{lidt, DescriptorTablePointer};
 use x86::irq::EXCEPTIONS;
@@ -55,9 +57,25 @@ pub fn idt_base() -> u64 {
     &raw const IDT as u64
 }
 
+/// An NMI arrived while l1-hv ran (only kernel guests, which own the machine's devices, cause
+/// them): it is the guest's, and is delivered to it at the next VM entry.
+static NMI_FOR_GUEST: AtomicBool = AtomicBool::new(false);
+
+#[no_mangle]
+extern "C" fn host_nmi() {
+    NMI_FOR_GUEST.store(true, Ordering::Relaxed);
+}
+
+/// Takes the NMI that arrived while l1-hv ran, if one did.
+pub fn take_guest_nmi() -> bool {
+    NMI_FOR_GUEST.swap(false, Ordering::Relaxed)
+}
+
 #[no_mangle]
 extern "C" fn host_exception(frame: &ExceptionFrame) -> ! {
-    let name = EXCEPTIONS.get(frame.vector as usize).map_or("?", |e| e.mnemonic);
+    let name = EXCEPTIONS
+        .get(frame.vector as usize)
+        .map_or("?", |e| e.mnemonic);
     // SAFETY: reading CR2 has no side effects.
     let cr2 = unsafe { x86::controlregs::cr2() };
     crate::println!(

@@ -1,5 +1,7 @@
 // Host exception entry stubs: push a uniform frame (vector, error code or 0) and call
 // `host_exception(frame)`, which reports and powers off: l1-hv never resumes after a host fault.
+// The NMI is the exception: it belongs to the guest (an NMI a guest's device or self-IPI sent
+// while l1-hv handled an exit), so its stub records it for the guest and returns.
 
 .macro ISR_NOERR vector
 isr_\vector:
@@ -17,7 +19,28 @@ isr_\vector:
 .section .text
 ISR_NOERR 0
 ISR_NOERR 1
-ISR_NOERR 2
+isr_2:
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    // The interrupt frame (5 words) and these 9 keep RSP 16-byte aligned for the call.
+    call host_nmi
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    iretq
 ISR_NOERR 3
 ISR_NOERR 4
 ISR_NOERR 5

@@ -13,3 +13,16 @@ pub fn mask_legacy_pic() {
         x86::io::outb(0xa1, 0xff);
     }
 }
+
+/// Lets l1-hv execute XSETBV for its guests (CR4.OSXSAVE, where CPUID.1:ECX.XSAVE[26] says the
+/// processor has it). l1-hv itself never uses extended state: XCR0 is the guest's.
+pub fn enable_xsave() {
+    if core::arch::x86_64::__cpuid(1).ecx & (1 << 26) != 0 {
+        // SAFETY: setting OSXSAVE on a processor that supports XSAVE has no other effect.
+        unsafe {
+            x86::controlregs::cr4_write(
+                x86::controlregs::cr4() | x86::controlregs::Cr4::CR4_ENABLE_OS_XSAVE,
+            )
+        };
+    }
+}

@@ -6,7 +6,8 @@ use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
 /// Most usable RAM regions and guest modules l1-hv keeps track of.
 const MAX_REGIONS: usize = 32;
 const MAX_MODULES: usize = 16;
-const MAX_CMDLINE: usize = 160;
+/// Long enough for a Linux command line after the run options.
+const MAX_CMDLINE: usize = 1024;
 
 /// A half-open physical address range `[start, end)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,10 +51,35 @@ impl GuestModule {
     }
 }
 
+/// What the firmware's memory map says a physical range is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AreaKind {
+    /// RAM the host may use.
+    Ram,
+    /// ACPI tables (reclaimable once read).
+    Acpi,
+    /// ACPI non-volatile storage.
+    Nvs,
+    /// Firmware-reserved (or defective) memory.
+    Reserved,
+}
+
+/// One entry of the firmware's memory map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Area {
+    /// The physical range.
+    pub range: Range,
+    /// What it is.
+    pub kind: AreaKind,
+}
+
 /// Everything l1-hv uses from the boot loader.
 pub struct BootInfo {
+    areas: [Area; MAX_REGIONS],
+    area_count: usize,
     usable: [Range; MAX_REGIONS],
     usable_count: usize,
+
     reserved: [Range; MAX_MODULES + 2],
     reserved_count: usize,
     modules: [Option<GuestModule>; MAX_MODULES],
@@ -77,6 +103,12 @@ impl BootInfo {
         let boot = BootInformation::load(mbi as usize as *const BootInformationHeader)
             .map_err(|_| BootInfoError::Malformed)?;
         let mut info = BootInfo {
+            areas: [Area {
+                range: Range::default(),
+                kind: AreaKind::Reserved,
+            }; MAX_REGIONS],
+            area_count: 0,
+
             usable: [Range::default(); MAX_REGIONS],
             usable_count: 0,
             reserved: [Range::default(); MAX_MODULES + 2],
@@ -85,14 +117,26 @@ impl BootInfo {
         };
         let map = boot.memory_map_tag().ok_or(BootInfoError::NoMemoryMap)?;
         for area in map.memory_areas() {
-            if area.typ() == MemoryAreaType::Available
-                && info.usable_count < MAX_REGIONS
-            {
-                info.usable[info.usable_count] =
-                    Range { start: area.start_address(), end: area.end_address() };
+            let range = Range {
+                start: area.start_address(),
+                end: area.end_address(),
+            };
+            let kind = match area.typ() {
+                MemoryAreaType::Available => AreaKind::Ram,
+                MemoryAreaType::AcpiAvailable => AreaKind::Acpi,
+                MemoryAreaType::ReservedHibernate => AreaKind::Nvs,
+                _ => AreaKind::Reserved,
+            };
+            if info.area_count < MAX_REGIONS {
+                info.areas[info.area_count] = Area { range, kind };
+                info.area_count += 1;
+            }
+            if kind == AreaKind::Ram && info.usable_count < MAX_REGIONS {
+                info.usable[info.usable_count] = range;
                 info.usable_count += 1;
             }
         }
+
         info.reserve(kernel);
         info.reserve(Range {
             start: boot.start_address() as u64,
@@ -107,9 +151,18 @@ impl BootInfo {
             let len = text.len().min(MAX_CMDLINE);
             let mut cmdline = [0; MAX_CMDLINE];
             cmdline[..len].copy_from_slice(&text[..len]);
-            *slot = Some(GuestModule { range, cmdline, cmdline_len: len });
+            *slot = Some(GuestModule {
+                range,
+                cmdline,
+                cmdline_len: len,
+            });
         }
-        for range in info.modules.map(|m| m.map(|m| m.range)).into_iter().flatten() {
+        for range in info
+            .modules
+            .map(|m| m.map(|m| m.range))
+            .into_iter()
+            .flatten()
+        {
             info.reserve(range);
         }
         Ok(info)
@@ -118,6 +171,11 @@ impl BootInfo {
     fn reserve(&mut self, range: Range) {
         self.reserved[self.reserved_count] = range;
         self.reserved_count += 1;
+    }
+
+    /// The firmware's memory map.
+    pub fn areas(&self) -> &[Area] {
+        &self.areas[..self.area_count]
     }
 
     /// The guest modules, in the order of the `module2` lines.
@@ -145,9 +203,11 @@ impl BootInfo {
                     Some(r) => (r.start, r.end),
                     None => (end, end),
                 };
-                let gap = Range { start, end: gap_end };
-                if gap.end > gap.start
-                    && best.is_none_or(|b| gap.end - gap.start > b.end - b.start)
+                let gap = Range {
+                    start,
+                    end: gap_end,
+                };
+                if gap.end > gap.start && best.is_none_or(|b| gap.end - gap.start > b.end - b.start)
                 {
                     best = Some(gap);
                 }

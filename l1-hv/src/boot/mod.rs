@@ -2,7 +2,7 @@
 
 mod info;
 
-pub use info::{BootInfo, Range};
+pub use info::{Area, AreaKind, BootInfo, Range};
 
 core::arch::global_asm!(include_str!("entry.s"));
 

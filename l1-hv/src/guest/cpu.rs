@@ -1,6 +1,6 @@
-//! The instructions every L2 guest may execute that always exit (CPUID) or that l1-hv makes
-//! exit (RDMSR/WRMSR through an all-ones MSR bitmap, MOV to CR4 touching VMXE), emulated as a
-//! CPU offering VMX to its software would answer.
+//! The instructions every L2 guest may execute that always exit (CPUID, XSETBV) or that l1-hv
+//! makes exit (RDMSR/WRMSR of the MSRs it owns, MOV to CR0/CR4 touching a bit it owns),
+//! emulated as a CPU offering VMX to its software would answer.
 
 use crate::nested::{L2Context, GUEST_FEATURE_CONTROL};
 use l1_vmx::capabilities::Capabilities;
@@ -31,8 +31,12 @@ pub fn cpuid(regs: &mut GuestRegisters) -> Emulated {
     if regs.rax as u32 == 1 {
         ecx |= CPUID1_ECX_VMX | CPUID1_ECX_HYPERVISOR;
     }
-    (regs.rax, regs.rbx, regs.rcx, regs.rdx) =
-        (result.eax.into(), result.ebx.into(), ecx.into(), result.edx.into());
+    (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (
+        result.eax.into(),
+        result.ebx.into(),
+        ecx.into(),
+        result.edx.into(),
+    );
     Ok(())
 }
 
@@ -54,22 +58,85 @@ pub fn wrmsr(regs: &GuestRegisters, vmcs: &mut impl Vmcs) -> Emulated {
     const EFER_WRITABLE: u64 = 1 | EFER_LME | EFER_LMA | 1 << 11; // SCE, LME, LMA, NXE
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
     let efer = vmcs.read(guest::IA32_EFER_FULL);
-    if regs.rcx as u32 != IA32_EFER || value & !EFER_WRITABLE != 0 || (value ^ efer) & EFER_LMA != 0 {
+    if regs.rcx as u32 != IA32_EFER || value & !EFER_WRITABLE != 0 || (value ^ efer) & EFER_LMA != 0
+    {
         return Err(gp0());
     }
     vmcs.write(guest::IA32_EFER_FULL, value);
     Ok(())
 }
 
-/// MOV to CR4 that changed a bit l1-hv owns (VMXE, SDM 25.6.6): the guest's view goes to the
-/// read shadow, the real CR4 keeps the bits VMX operation fixes.
-pub fn mov_to_cr4<V: Vmcs>(cx: &mut L2Context<'_, V>, caps: &Capabilities, in_vmx_operation: bool) -> Emulated {
+/// A CR-access exit: MOV to CR0 or CR4 that changed a bit l1-hv owns (SDM 25.6.6).
+pub fn mov_to_cr<V: Vmcs>(
+    cx: &mut L2Context<'_, V>,
+    caps: &Capabilities,
+    in_vmx_operation: bool,
+) -> Emulated {
     let qualification = cx.vmcs.read(ro::EXIT_QUALIFICATION);
-    let (cr, access, register) = (qualification & 0xf, (qualification >> 4) & 3, (qualification >> 8) & 0xf);
-    if cr != 4 || access != 0 {
+    let (cr, access, register) = (
+        qualification & 0xf,
+        (qualification >> 4) & 3,
+        (qualification >> 8) & 0xf,
+    );
+    let value = cx.register(Gpr::from_number(register as u32));
+    match (cr, access) {
+        (0, 0) => mov_to_cr0(cx, caps, value),
+        (4, 0) => mov_to_cr4(cx, caps, in_vmx_operation, value),
+        // Only MOV to CR0/CR4 can exit with l1-hv's controls (no CR3, CR8, CLTS or LMSW exiting
+        // beyond the owned bits, which LMSW/CLTS cannot clear: NE is not among LMSW's bits).
+        _ => Err(gp0()),
+    }
+}
+
+/// MOV to CR0 that changed a bit l1-hv owns (NE, which VMX operation fixes to 1): the guest's
+/// value goes to the read shadow and the real CR0 keeps the fixed bits. An unrestricted guest
+/// may toggle paging here too, so the long-mode transition the processor would make is made
+/// (SDM 10.8.5: with EFER.LME set, setting CR0.PG activates IA-32e mode, clearing it leaves).
+fn mov_to_cr0<V: Vmcs>(cx: &mut L2Context<'_, V>, caps: &Capabilities, value: u64) -> Emulated {
+    const PG: u64 = x86::controlregs::Cr0::CR0_ENABLE_PAGING.bits() as u64;
+    const PE: u64 = x86::controlregs::Cr0::CR0_PROTECTED_MODE.bits() as u64;
+    // Bits 63:32 are reserved; PG without PE is invalid (SDM 2.5, MOV CR0 #GP conditions).
+    if value >> 32 != 0 || (value & PG != 0 && value & PE == 0) {
         return Err(gp0());
     }
-    let value = cx.register(Gpr::from_number(register as u32));
+    let owned = cx.vmcs.read(control::CR0_GUEST_HOST_MASK);
+    let old = cx.vmcs.read(guest::CR0);
+    let real = (value & !owned | caps.cr0_fixed.0 & owned) & caps.cr0_fixed.1;
+    let efer = cx.vmcs.read(guest::IA32_EFER_FULL);
+    if (old ^ real) & PG != 0 && efer & EFER_LME != 0 {
+        let long_mode = real & PG != 0;
+        let entry = cx.vmcs.read(control::VMENTRY_CONTROLS);
+        let ia32e = x86::vmx::vmcs::control::EntryControls::IA32E_MODE_GUEST.bits() as u64;
+        cx.vmcs.write(
+            guest::IA32_EFER_FULL,
+            if long_mode {
+                efer | EFER_LMA
+            } else {
+                efer & !EFER_LMA
+            },
+        );
+        cx.vmcs.write(
+            control::VMENTRY_CONTROLS,
+            if long_mode {
+                entry | ia32e
+            } else {
+                entry & !ia32e
+            },
+        );
+    }
+    cx.vmcs.write(guest::CR0, real);
+    cx.vmcs.write(control::CR0_READ_SHADOW, value);
+    Ok(())
+}
+
+/// MOV to CR4 that changed a bit l1-hv owns (VMXE): the guest's view goes to the read shadow,
+/// the real CR4 keeps the bits VMX operation fixes.
+fn mov_to_cr4<V: Vmcs>(
+    cx: &mut L2Context<'_, V>,
+    caps: &Capabilities,
+    in_vmx_operation: bool,
+    value: u64,
+) -> Emulated {
     let vmxe = Cr4::CR4_ENABLE_VMX.bits() as u64;
     // Bits CR4_FIXED1 forbids raise #GP; so does clearing VMXE in VMX operation (SDM 24.8).
     if value & !caps.cr4_fixed.1 != 0 || (in_vmx_operation && value & vmxe == 0) {
@@ -80,5 +147,31 @@ pub fn mov_to_cr4<V: Vmcs>(cx: &mut L2Context<'_, V>, caps: &Capabilities, in_vm
     // Paging-related CR4 bits may have changed: drop cached translations of every context.
     // SAFETY: CPL 0 in VMX root operation, INVEPT supported (checked at bring-up).
     let _ = unsafe { l1_vmx::instructions::invept_all_contexts() };
+    Ok(())
+}
+
+/// XSETBV (always exits, SDM 26.1.2): XCR0 is not switched by VM entry or exit and l1-hv never
+/// uses extended state, so the guest's value is loaded into the real register after the checks
+/// the instruction makes (SDM Vol. 2D XSETBV, 13.3): ECX = 0, x87 state kept, AVX only with
+/// SSE, no bit the processor does not support.
+pub fn xsetbv(regs: &GuestRegisters, cpl: u8) -> Emulated {
+    const X87: u64 = 1;
+    const SSE: u64 = 1 << 1;
+    const AVX: u64 = 1 << 2;
+    let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+    let leaf = core::arch::x86_64::__cpuid_count(0xd, 0);
+    let supported = u64::from(leaf.eax) | u64::from(leaf.edx) << 32;
+    if cpl != 0
+        || regs.rcx as u32 != 0
+        || value & X87 == 0
+        || value & !supported != 0
+        || (value & AVX != 0 && value & SSE == 0)
+    {
+        return Err(gp0());
+    }
+    // SAFETY: the value passed the architectural checks; l1-hv set CR4.OSXSAVE at boot.
+    unsafe {
+        core::arch::asm!("xsetbv", in("ecx") 0, in("eax") value as u32, in("edx") (value >> 32) as u32)
+    };
     Ok(())
 }

@@ -1,16 +1,20 @@
-//! VM-exit dispatch for L2 guests: re-inject intercepted exceptions, serve hypercalls, and
-//! contain everything else by stopping the guest with a one-line reason.
+//! VM-exit dispatch for L2 guests: re-inject intercepted exceptions, queue the interrupts and
+//! NMIs of a kernel guest's machine, emulate its device ports, serve the test images'
+//! hypercalls, and contain everything else by stopping the guest with a one-line reason.
 
 use super::cpu;
+use super::inject_host::VcpuInjectHost;
+use super::io;
+use super::platform;
 use super::vcpu::{Guest, Observation, RunEnd, Stop};
 use crate::nested::{self, entry, InstructionEnd, L2Context, L2Memory};
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
-use nvmx::exit_reason::{self, ExitReason};
 use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
-use nvmx::event::Event;
-use super::inject_host::VcpuInjectHost;
+use nvmx::event::{Event, InfoFlags, InterruptionInfo, InterruptionType};
+use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{self, InjectOutcome, Running};
+use nvmx::intr::{self, ActivityState, Interruptibility};
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::{guest, ro};
 
@@ -28,22 +32,49 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     if let Some(count) = guest.exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
     }
+    // An NMI or interrupt whose delivery this exit interrupted goes back into the queue, any
+    // other event is delivered again (SDM 28.2.4); an exception exit combines with it instead.
+    if reason.basic() != exit_reason::EXCEPTION_OR_NMI {
+        if let Some(machine) = guest.machine.as_mut() {
+            if let Some(event) = intr::requeue_interrupted(&mut machine.events, vmcs) {
+                inject::redeliver(vmcs, &event);
+            }
+        }
+    }
     match reason.basic() {
         // VM-entry failures report these basic reasons, always with bit 31 (SDM 27.8).
         exit_reason::ENTRY_FAILURE_GUEST_STATE
         | exit_reason::ENTRY_FAILURE_MSR_LOADING
         | exit_reason::ENTRY_FAILURE_MACHINE_CHECK => {
-            Next::End(RunEnd::Stopped(Stop::EntryFailed { error: u64::from(reason.0) }))
+            Next::End(RunEnd::Stopped(Stop::EntryFailed {
+                error: u64::from(reason.0),
+            }))
         }
         exit_reason::EXCEPTION_OR_NMI => reinject(guest, vmcs),
+        exit_reason::EXTERNAL_INTERRUPT => external_interrupt(guest, vmcs),
+        // The assist before the next entry injects what the guest can now take.
+        exit_reason::INTERRUPT_WINDOW | exit_reason::NMI_WINDOW => Next::Resume,
+        exit_reason::HLT if guest.machine.is_some() => halt(guest, vmcs),
+        exit_reason::IO_INSTRUCTION if guest.machine.is_some() => io::handle(guest, vmcs),
+        exit_reason::XSETBV => emulated(guest, vmcs, |g, v| cpu::xsetbv(&g.regs, cpl(v))),
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         exit_reason::VMCALL => hypercall(guest, vmcs),
         exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
-        exit_reason::RDMSR => emulated(guest, vmcs, |g, v| cpu::rdmsr(&mut g.regs, v, &host.offered)),
+        exit_reason::RDMSR => emulated(guest, vmcs, |g, v| {
+            cpu::rdmsr(&mut g.regs, v, &host.offered)
+        }),
         exit_reason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
         exit_reason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
             let in_vmx = g.nested.vmx.in_vmx_operation();
-            cpu::mov_to_cr4(&mut L2Context { regs: &mut g.regs, vmcs: v, memory: L2Memory(&mut g.ram) }, &host.caps, in_vmx)
+            cpu::mov_to_cr(
+                &mut L2Context {
+                    regs: &mut g.regs,
+                    vmcs: v,
+                    memory: L2Memory(&mut g.ram),
+                },
+                &host.caps,
+                in_vmx,
+            )
         }),
         exit_reason::VMXON
         | exit_reason::VMCLEAR
@@ -58,21 +89,81 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         | exit_reason::INVVPID => vmx_instruction(host, guest, vmcs, reason.basic()),
         exit_reason::EPT_VIOLATION => {
             let gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
-            Next::End(RunEnd::Stopped(Stop::EptViolation { gpa, rip: vmcs.read(guest::RIP) }))
+            Next::End(RunEnd::Stopped(Stop::EptViolation {
+                gpa,
+                rip: vmcs.read(guest::RIP),
+            }))
         }
-        exit_reason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway { rip: vmcs.read(guest::RIP) })),
-        _ => Next::End(RunEnd::Stopped(Stop::Unhandled { reason, rip: vmcs.read(guest::RIP) })),
+        exit_reason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway {
+            rip: vmcs.read(guest::RIP),
+        })),
+        _ => Next::End(RunEnd::Stopped(Stop::Unhandled {
+            reason,
+            rip: vmcs.read(guest::RIP),
+        })),
     }
 }
 
 /// An exception l1-hv intercepted for itself: put it back, exactly as hardware would have
 /// delivered it, combined with an event whose delivery it interrupted (SDM 27.2.4, Table 6-5).
+/// An NMI exit (NMI exiting, a kernel guest forwarding everything) queues the NMI instead.
 fn reinject(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     let Some(event) = Event::from_exit(vmcs) else {
-        return Next::End(RunEnd::Stopped(Stop::Internal("exception exit without valid interruption information")));
+        return Next::End(RunEnd::Stopped(Stop::Internal(
+            "exception exit without valid interruption information",
+        )));
     };
+    if event.kind == InterruptionType::Nmi {
+        if let Some(machine) = guest.machine.as_mut() {
+            machine.events.raise_nmi();
+            return Next::Resume;
+        }
+    }
+    // A fault in an IRET that had unblocked NMIs: the handler it returns from is still running
+    // when the fault is re-delivered, so virtual-NMI blocking is restored (SDM 28.2.3, 27.7.1.2).
+    let info = InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32);
+    if guest.machine.is_some()
+        && info.0 & InfoFlags::NMI_UNBLOCKING_DUE_TO_IRET.bits() != 0
+        && !event.is_hardware(x86::irq::DOUBLE_FAULT_VECTOR)
+    {
+        (Interruptibility::read(vmcs) | Interruptibility::NMI).write(vmcs);
+    }
     let during = Event::from_idt_vectoring(vmcs);
     inject(guest, vmcs, event, during)
+}
+
+/// An external interrupt, acknowledged on exit (its vector in the exit interruption
+/// information): a kernel guest's goes into its queue; a test image takes no interrupts, so one
+/// left over by an earlier guest's devices is ended and dropped.
+fn external_interrupt(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
+    let info = InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32);
+    match guest.machine.as_mut() {
+        Some(machine) if info.valid() => {
+            machine.events.raise_interrupt(info.vector());
+        }
+        _ => platform::end_of_interrupt(),
+    }
+    Next::Resume
+}
+
+/// HLT of a kernel guest: it has retired; with an event the guest can take now, that event
+/// ends the halt at this very entry, otherwise the guest waits in the HLT activity state for
+/// the next interrupt or NMI, which exits to l1-hv and is injected (SDM 27.7.1 "HLT").
+fn halt(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
+    let rip = vmcs.read(guest::RIP) + vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
+    vmcs.write(guest::RIP, rip);
+    let Some(machine) = guest.machine.as_ref() else {
+        return Next::Resume;
+    };
+    if !intr::wakes_from_hlt(&machine.events, vmcs) {
+        ActivityState::Hlt.write(vmcs);
+    }
+    Next::Resume
+}
+
+/// CPL is the DPL of SS (SDM 25.4.1).
+fn cpl(vmcs: &CurrentVmcs) -> u8 {
+    ((vmcs.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8
 }
 
 /// An instruction l1-hv emulates for L2: on success RIP moves past it, else its exception is
@@ -95,7 +186,11 @@ fn emulated(
 /// A VMX instruction of an L2 guest hypervisor.
 fn vmx_instruction(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs, reason: u16) -> Next {
     let vmcs01_phys = guest.vmcs_region.phys();
-    let mut cx = L2Context { regs: &mut guest.regs, vmcs, memory: L2Memory(&mut guest.ram) };
+    let mut cx = L2Context {
+        regs: &mut guest.regs,
+        vmcs,
+        memory: L2Memory(&mut guest.ram),
+    };
     match nested::emulate_instruction(&mut guest.nested, &mut cx, reason, vmcs01_phys) {
         InstructionEnd::Resume => Next::Resume,
         InstructionEnd::Fault(event) => inject(guest, vmcs, event, None),
@@ -107,15 +202,40 @@ fn vmx_instruction(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs, reaso
 }
 
 /// Delivers `event` to L2 through `nvmx::inject`, combined with `during` (Table 6-5).
-fn inject(guest: &mut Guest, vmcs: &mut CurrentVmcs, event: Event, during: Option<Event>) -> Next {
-    let mut host = VcpuInjectHost { regs: &mut guest.regs, trace: &mut guest.trace, cet: guest.cet };
-    match inject::inject_event(vmcs, &mut host, Running::L2, event, during) {
-        InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => Next::Resume,
-        InjectOutcome::Injected { requeue: Some(displaced) } => {
-            Next::End(RunEnd::Stopped(Stop::Displaced { vector: displaced.vector }))
+pub(super) fn inject(
+    guest: &mut Guest,
+    vmcs: &mut CurrentVmcs,
+    event: Event,
+    during: Option<Event>,
+) -> Next {
+    let mut host = VcpuInjectHost {
+        regs: &mut guest.regs,
+        trace: &mut guest.trace,
+        cet: guest.cet,
+    };
+    let outcome = inject::inject_event(vmcs, &mut host, Running::L2, event, during);
+    if let (InjectOutcome::Injected { .. }, Some(machine)) = (outcome, guest.machine.as_mut()) {
+        machine
+            .forwarded
+            .count(&Event::from_entry(vmcs).unwrap_or(event));
+    }
+    match outcome {
+        InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => {
+            Next::Resume
         }
+        // A displaced NMI or interrupt is never lost: the machine's queue delivers it later.
+        InjectOutcome::Injected {
+            requeue: Some(displaced),
+        } => match guest.machine.as_mut().map(|m| m.events.requeue(displaced)) {
+            Some(Ok(())) => Next::Resume,
+            _ => Next::End(RunEnd::Stopped(Stop::Displaced {
+                vector: displaced.vector,
+            })),
+        },
         InjectOutcome::TripleFault => Next::End(RunEnd::TripleFault),
-        InjectOutcome::Reflected(_) => Next::End(RunEnd::Stopped(Stop::Internal("L2 event reflected"))),
+        InjectOutcome::Reflected(_) => {
+            Next::End(RunEnd::Stopped(Stop::Internal("L2 event reflected")))
+        }
     }
 }
 
@@ -145,7 +265,11 @@ fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         Some(Hypercall::Observe) => {
             let regs = &guest.regs;
             let error_code = (regs.rsi != NO_ERROR_CODE).then_some(regs.rsi);
-            guest.observations.push(Observation { vector: regs.rdi, error_code, cr2: regs.rdx });
+            guest.observations.push(Observation {
+                vector: regs.rdi,
+                error_code,
+                cr2: regs.rdx,
+            });
             STATUS_OK
         }
     };

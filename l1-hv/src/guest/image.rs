@@ -3,7 +3,7 @@
 use elf::abi::{EM_X86_64, ET_EXEC, PT_LOAD};
 use elf::endian::LittleEndian;
 use elf::ElfBytes;
-use l2_abi::{IMAGE_BASE, RAM_SIZE};
+use l2_abi::IMAGE_BASE;
 
 /// Why an image was refused.
 #[derive(Debug)]
@@ -12,8 +12,8 @@ pub enum ImageError {
     Malformed(elf::ParseError),
     /// Not a 64-bit x86-64 executable.
     WrongKind,
-    /// A loadable segment reaches outside `[IMAGE_BASE, RAM_SIZE)` of guest-physical memory.
-    OutOfRange { start: u64, end: u64 },
+    /// A loadable segment reaches outside `[IMAGE_BASE, limit)` of guest-physical memory.
+    OutOfRange { start: u64, end: u64, limit: u64 },
     /// A segment's file part is larger than its memory part or lies outside the file.
     BadSegment,
     /// The entry point is not inside a loaded segment.
@@ -25,10 +25,9 @@ impl core::fmt::Display for ImageError {
         match self {
             Self::Malformed(e) => write!(f, "malformed ELF: {e}"),
             Self::WrongKind => f.write_str("not an x86-64 ELF executable"),
-            Self::OutOfRange { start, end } => write!(
-                f,
-                "segment [{start:#x}, {end:#x}) outside guest RAM [{IMAGE_BASE:#x}, {RAM_SIZE:#x})"
-            ),
+            Self::OutOfRange { start, end, limit } => {
+                write!(f, "segment [{start:#x}, {end:#x}) outside guest RAM [{IMAGE_BASE:#x}, {limit:#x})")
+            }
             Self::BadSegment => f.write_str("segment file size exceeds memory size or file"),
             Self::BadEntry(entry) => write!(f, "entry point {entry:#x} not in a loaded segment"),
         }
@@ -39,19 +38,31 @@ impl core::fmt::Display for ImageError {
 /// Returns the entry point. `ram` is untouched if the image is refused.
 pub fn load(file: &[u8], ram: &mut [u8]) -> Result<u64, ImageError> {
     let elf = ElfBytes::<LittleEndian>::minimal_parse(file).map_err(ImageError::Malformed)?;
-    if elf.ehdr.e_machine != EM_X86_64 || elf.ehdr.e_type != ET_EXEC || elf.ehdr.class != elf::file::Class::ELF64 {
+    if elf.ehdr.e_machine != EM_X86_64
+        || elf.ehdr.e_type != ET_EXEC
+        || elf.ehdr.class != elf::file::Class::ELF64
+    {
         return Err(ImageError::WrongKind);
     }
     let segments = elf.segments().ok_or(ImageError::WrongKind)?;
-    let limit = (ram.len() as u64).min(RAM_SIZE);
+    let limit = ram.len() as u64;
     let mut entry_found = false;
     for phdr in segments.iter().filter(|p| p.p_type == PT_LOAD) {
         let start = phdr.p_paddr;
-        let end = start.checked_add(phdr.p_memsz).ok_or(ImageError::OutOfRange { start, end: u64::MAX })?;
+        let end = start
+            .checked_add(phdr.p_memsz)
+            .ok_or(ImageError::OutOfRange {
+                start,
+                end: u64::MAX,
+                limit,
+            })?;
         if start < IMAGE_BASE || end > limit {
-            return Err(ImageError::OutOfRange { start, end });
+            return Err(ImageError::OutOfRange { start, end, limit });
         }
-        let file_end = phdr.p_offset.checked_add(phdr.p_filesz).ok_or(ImageError::BadSegment)?;
+        let file_end = phdr
+            .p_offset
+            .checked_add(phdr.p_filesz)
+            .ok_or(ImageError::BadSegment)?;
         if phdr.p_filesz > phdr.p_memsz || file_end > file.len() as u64 {
             return Err(ImageError::BadSegment);
         }

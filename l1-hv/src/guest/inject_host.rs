@@ -30,7 +30,11 @@ impl InjectHost for VcpuInjectHost<'_> {
     fn merge_dr6(&mut self, bits: u64) {
         // l1-hv never uses the debug registers, so the hardware DR6 is the guest's.
         // SAFETY: DR6 is only observed by the guest.
-        unsafe { x86::debugregs::dr6_write(x86::debugregs::Dr6::from_bits_truncate(x86::debugregs::dr6().bits() | bits as usize)) };
+        unsafe {
+            x86::debugregs::dr6_write(x86::debugregs::Dr6::from_bits_truncate(
+                x86::debugregs::dr6().bits() | bits as usize,
+            ))
+        };
     }
 
     fn debugger_attached(&self) -> bool {

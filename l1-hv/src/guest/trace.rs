@@ -16,7 +16,10 @@ pub struct TraceRing {
 impl TraceRing {
     /// An empty ring.
     pub const fn new() -> Self {
-        Self { records: [None; CAPACITY], written: 0 }
+        Self {
+            records: [None; CAPACITY],
+            written: 0,
+        }
     }
 
     /// Records in write order (oldest kept first).
@@ -51,14 +54,25 @@ impl fmt::Display for Display<'_> {
             TraceRecord::PfInject { error_code, cr2 } => {
                 let words = explain::pfec(error_code.into());
                 let first = words.lines().next().unwrap_or_default();
-                write!(f, "PF_INJECT error_code={error_code:#x} cr2={cr2:#x}: {first}")
+                write!(
+                    f,
+                    "PF_INJECT error_code={error_code:#x} cr2={cr2:#x}: {first}"
+                )
             }
             TraceRecord::InjExc { vector, error_code } => {
-                write!(f, "INJ_EXC vector={vector} error_code={error_code:#x}: {}", name(vector))?;
+                write!(
+                    f,
+                    "INJ_EXC vector={vector} error_code={error_code:#x}: {}",
+                    name(vector)
+                )?;
                 // #TS, #NP, #SS and #GP push a selector error code (SDM 6.13).
                 if matches!(vector, 10..=13) {
                     let words = explain::selector_error_code(error_code.into());
-                    write!(f, ", error code: {}", words.lines().next().unwrap_or_default())?;
+                    write!(
+                        f,
+                        ", error code: {}",
+                        words.lines().next().unwrap_or_default()
+                    )?;
                 }
                 Ok(())
             }
@@ -74,13 +88,20 @@ impl fmt::Display for Display<'_> {
                 name(second),
                 name(first)
             ),
-            TraceRecord::Reflect { exit_reason, vector } => write!(
+            TraceRecord::Reflect {
+                exit_reason,
+                vector,
+            } => write!(
                 f,
                 "REFLECT exit_reason={exit_reason} vector={vector}: {}",
                 nvmx::exit_reason::name(exit_reason).unwrap_or("undefined")
             ),
-            TraceRecord::DebuggerPause { vector } => write!(f, "DEBUGGER_PAUSE vector={vector}: {}", name(vector)),
-            TraceRecord::Requeue { vector } => write!(f, "REQUEUE vector={vector}: {}", name(vector)),
+            TraceRecord::DebuggerPause { vector } => {
+                write!(f, "DEBUGGER_PAUSE vector={vector}: {}", name(vector))
+            }
+            TraceRecord::Requeue { vector } => {
+                write!(f, "REQUEUE vector={vector}: {}", name(vector))
+            }
         }
     }
 }

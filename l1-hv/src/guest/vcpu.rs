@@ -1,21 +1,23 @@
 //! One guest: its RAM, EPT, VMCS and registers, and the run loop that enters it until it ends.
 
-use super::config::GuestConfig;
+use super::boot::{self, BootError, Extra};
+use super::config::{Boot, GuestConfig};
+use super::ept::Ept;
 use super::exits::{self, Next};
-use super::image::{self, ImageError};
+use super::machine::Machine;
+use super::memory::AddressSpace;
 use super::trace::TraceRing;
 use super::vmcs_setup::{self, GuestSetup};
 use crate::memory::PhysPages;
-use l1_vmx::capabilities::Unsupported;
-use l1_vmx::current_vmcs::CurrentVmcs;
-use super::ept::Ept;
-use l1_vmx::{self as vmx, instructions, Entry, GuestRegisters, HostRsp};
 use crate::nested::{l3_exit, Nested, ShadowVmcs};
 use crate::Host;
 use alloc::vec::Vec;
-use shadow_vmcs::Vmcs;
 use core::fmt;
-use l2_abi::RAM_SIZE;
+use devices::power::PowerEvent;
+use l1_vmx::capabilities::Unsupported;
+use l1_vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::{self as vmx, instructions, Entry, GuestRegisters, HostRsp};
+use shadow_vmcs::Vmcs;
 
 /// What a guest's exception handler reported with the `Observe` hypercall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub enum RunEnd {
     Done(u64),
     /// The guest triple-faulted (a hardware exit, or a triple fault l1-hv's injection produced).
     TripleFault,
+    /// The guest powered off, reset or exited through a machine device.
+    Power(PowerEvent),
     /// l1-hv stopped the guest; the text says why in one line.
     Stopped(Stop),
 }
@@ -43,7 +47,10 @@ pub enum RunEnd {
 #[derive(Debug)]
 pub enum Stop {
     /// An exit l1-hv does not handle (reason, guest RIP).
-    Unhandled { reason: nvmx::exit_reason::ExitReason, rip: u64 },
+    Unhandled {
+        reason: nvmx::exit_reason::ExitReason,
+        rip: u64,
+    },
     /// The guest touched guest-physical memory it does not have.
     EptViolation { gpa: u64, rip: u64 },
     /// The guest ran without a single exit for the whole runaway budget.
@@ -54,6 +61,8 @@ pub enum Stop {
     EntryFailed { error: u64 },
     /// A pending NMI or interrupt was displaced by injection and cannot be re-queued.
     Displaced { vector: u8 },
+    /// String I/O (INS/OUTS) to a port l1-hv emulates: its devices take single accesses.
+    StringIo { port: u16, rip: u64 },
     /// An l1-hv invariant did not hold for this guest; the guest is stopped, l1-hv goes on.
     Internal(&'static str),
 }
@@ -62,15 +71,33 @@ impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Self::Unhandled { reason, rip } => {
-                write!(f, "unhandled VM exit {} ({}) at rip={rip:#x}", reason.basic(), reason.name())
+                write!(
+                    f,
+                    "unhandled VM exit {} ({}) at rip={rip:#x}",
+                    reason.basic(),
+                    reason.name()
+                )
             }
             Self::EptViolation { gpa, rip } => {
-                write!(f, "access to guest-physical {gpa:#x} outside guest RAM at rip={rip:#x}")
+                write!(
+                    f,
+                    "access to guest-physical {gpa:#x} outside guest RAM at rip={rip:#x}"
+                )
             }
-            Self::Runaway { rip } => write!(f, "no VM exit within the runaway budget, rip={rip:#x}"),
-            Self::BadHypercall { number, rip } => write!(f, "bad hypercall {number:#x} at rip={rip:#x}"),
+            Self::Runaway { rip } => {
+                write!(f, "no VM exit within the runaway budget, rip={rip:#x}")
+            }
+            Self::BadHypercall { number, rip } => {
+                write!(f, "bad hypercall {number:#x} at rip={rip:#x}")
+            }
             Self::EntryFailed { error } => write!(f, "VM entry failed (error {error:#x})"),
             Self::Displaced { vector } => write!(f, "displaced event {vector} cannot be re-queued"),
+            Self::StringIo { port, rip } => {
+                write!(
+                    f,
+                    "string I/O to emulated port {port:#x} at rip={rip:#x} (not supported)"
+                )
+            }
             Self::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -79,7 +106,7 @@ impl fmt::Display for Stop {
 /// Why a guest could not be created.
 pub enum CreateError {
     /// The image was refused.
-    Image(ImageError),
+    Image(BootError),
     /// Out of memory for RAM, EPT or VMCS.
     OutOfMemory,
     /// The CPU lacks a VMX control l1-hv needs.
@@ -111,6 +138,8 @@ pub struct Guest<'a> {
     /// Guest RAM (guest-physical 0 is its first byte).
     pub(crate) ram: PhysPages,
     pub(crate) ept: Ept,
+    /// The devices and pending events of a kernel guest's machine.
+    pub(crate) machine: Option<Machine>,
     pub(crate) vmcs_region: PhysPages,
     pub(crate) regs: GuestRegisters,
     launched: bool,
@@ -130,12 +159,27 @@ pub struct Guest<'a> {
 }
 
 impl<'a> Guest<'a> {
-    /// Loads `image` into fresh guest RAM and prepares a VMCS for it (left current).
-    pub fn create(host: &Host, config: GuestConfig<'a>, image: &[u8], vpid: u16) -> Result<Self, CreateError> {
-        let mut ram = PhysPages::new(RAM_SIZE as usize, 2 << 20).ok_or(CreateError::OutOfMemory)?;
-        let entry = image::load(image, ram.bytes_mut()).map_err(CreateError::Image)?;
-        vmcs_setup::write_boot_structures(ram.bytes_mut());
-        let ept = Ept::identity_offset(ram.phys(), RAM_SIZE).ok_or(CreateError::OutOfMemory)?;
+    /// Loads `image` (with `extras`, the modules or initrd that follow it) into a fresh address
+    /// space and prepares a VMCS for it (left current).
+    pub fn create(
+        host: &Host,
+        config: GuestConfig<'a>,
+        image: &[u8],
+        extras: &[Extra],
+        vpid: u16,
+    ) -> Result<Self, CreateError> {
+        let space = match config.boot {
+            Boot::Abi => AddressSpace::ram_only(config.ram_size),
+            Boot::Kernel => AddressSpace::machine(config.ram_size, &host.areas),
+        };
+        let AddressSpace { mut ram, map, ept } = space.ok_or(CreateError::OutOfMemory)?;
+        let mut regs = GuestRegisters::default();
+        let entry = boot::load(&config, image, extras, &mut ram, &map, &mut regs)
+            .map_err(CreateError::Image)?;
+        let machine = match config.boot {
+            Boot::Abi => None,
+            Boot::Kernel => Some(Machine::new(&host.platform).ok_or(CreateError::OutOfMemory)?),
+        };
         let mut vmcs_region = PhysPages::page().ok_or(CreateError::OutOfMemory)?;
         vmcs_region.bytes_mut()[..4].copy_from_slice(&host.caps.revision_id().to_le_bytes());
         // SAFETY: a fresh, revision-stamped VMCS region (SDM 25.11.3).
@@ -146,23 +190,32 @@ impl<'a> Guest<'a> {
         // SAFETY: the VMCS was just made current.
         let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
         let setup = GuestSetup {
+            boot: config.boot,
+            forward: config.forward,
             entry,
             eptp: ept.pointer(),
             vpid,
-            exception_bitmap: config.exception_bitmap,
-            msr_bitmap: host.msr_bitmap.phys(),
+            exception_bitmap: config.effective_exception_bitmap(),
+            msr_bitmap: match config.boot {
+                Boot::Abi => host.msr_bitmaps.test_image.phys(),
+                Boot::Kernel => host.msr_bitmaps.machine.phys(),
+            },
+            io_bitmaps: machine.as_ref().map(Machine::io_bitmaps),
         };
         vmcs_setup::write_vmcs(&mut vmcs, &host.caps, &setup).map_err(CreateError::Unsupported)?;
-        let regs = GuestRegisters { rdi: RAM_SIZE, ..Default::default() };
         // VMCS shadowing for the guest's VMREAD/VMWRITE, where the CPU has it and the run wants it.
         let shadow = match config.shadowing && host.caps.has_vmcs_shadowing() {
-            true => Some(ShadowVmcs::new(host.caps.revision_id(), host.shadow_policy).ok_or(CreateError::OutOfMemory)?),
+            true => Some(
+                ShadowVmcs::new(host.caps.revision_id(), host.shadow_policy)
+                    .ok_or(CreateError::OutOfMemory)?,
+            ),
             false => None,
         };
         Ok(Self {
             config,
             ram,
             ept,
+            machine,
             vmcs_region,
             regs,
             launched: false,
@@ -188,12 +241,22 @@ impl<'a> Guest<'a> {
                 (true, Some(l3)) => (&mut l3.launched, &mut l3.host_rsp),
                 _ => (&mut self.launched, &mut self.host_rsp),
             };
+            if let Some(machine) = self.machine.as_mut() {
+                let mut inject_host = super::inject_host::VcpuInjectHost {
+                    regs: &mut self.regs,
+                    trace: &mut self.trace,
+                    cet: self.cet,
+                };
+                machine.before_entry(&mut vmcs, &mut inject_host, in_l3);
+            }
             // SAFETY: the current VMCS is fully initialised and its host RIP is `vmx_exit`.
             match unsafe { vmx::enter(&mut self.regs, *launched, host_rsp) } {
                 Entry::Exited => *launched = true,
                 Entry::Failed(fail) => {
                     let error = match fail {
-                        instructions::VmFail::Valid => vmcs.read(x86::vmx::vmcs::ro::VM_INSTRUCTION_ERROR),
+                        instructions::VmFail::Valid => {
+                            vmcs.read(x86::vmx::vmcs::ro::VM_INSTRUCTION_ERROR)
+                        }
                         instructions::VmFail::Invalid => u64::MAX,
                     };
                     return RunEnd::Stopped(Stop::EntryFailed { error });
@@ -218,12 +281,17 @@ impl<'a> Guest<'a> {
     /// Guest RAM bytes `[gpa, gpa + len)`, if they are all inside guest RAM.
     pub(super) fn ram_slice(&mut self, gpa: u64, len: u64) -> Option<&[u8]> {
         let end = gpa.checked_add(len)?;
-        (end <= RAM_SIZE).then(|| &self.ram.bytes_mut()[gpa as usize..end as usize])
+        let bytes = self.ram.bytes_mut();
+        (end <= bytes.len() as u64).then(|| &bytes[gpa as usize..end as usize])
     }
 }
 
 impl Drop for Guest<'_> {
     fn drop(&mut self) {
+        // A kernel programmed the machine's interrupt hardware: the next guest starts quiet.
+        if self.machine.is_some() {
+            super::platform::quiesce();
+        }
         // SAFETY: flushes this guest's VMCS and every EPT-derived translation before the memory
         // behind them returns to the heap (SDM 25.11.1, 29.4.3.1).
         unsafe {

@@ -1,15 +1,18 @@
-//! Initial VMCS contents for a 64-bit guest under EPT (SDM 25 "VMCS organization", checked
-//! against SDM 27.2–27.3 "VM-entry checks"). Every control word is adjusted against the
-//! capability MSRs; only the bits l1-hv needs are requested.
+//! Initial VMCS contents (SDM 25 "VMCS organization", checked against SDM 27.2–27.3 "VM-entry
+//! checks") for the two kinds of guest: l1-hv's test images, entered in 64-bit mode with
+//! everything intercepted, and kernels, entered in 32-bit protected mode (unrestricted guest)
+//! on a machine whose devices they own. Every control word is adjusted against the capability
+//! MSRs; only the bits l1-hv needs are requested.
 
+use super::config::{Boot, Forward};
 use crate::arch::{gdt, idt};
 use l1_vmx::capabilities::{Capabilities, Unsupported};
-use l2_abi::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, BOOT_GDT, BOOT_PML4, RAM_SIZE};
+use l1_vmx::flat64::{self, FlatGuest, FlatHost};
+use l2_abi::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, BOOT_GDT, BOOT_PML4};
 use nvmx::nested::{EFER_LMA, EFER_LME};
 use shadow_vmcs::Vmcs;
-use l1_vmx::flat64::{self, FlatGuest, FlatHost};
 use x86::controlregs::{Cr0, Cr4};
-use x86::msr::{rdmsr, IA32_EFER};
+use x86::msr::{rdmsr, IA32_EFER, IA32_PAT};
 use x86::vmx::vmcs::control::{
     EntryControls, ExitControls, PinbasedControls, PrimaryControls, SecondaryControls,
 };
@@ -19,58 +22,159 @@ use x86::vmx::vmcs::{control, guest, host};
 pub const BOOT_TSS: u64 = BOOT_GDT + 0x100;
 /// Boot GDT: null, code64 (0x08), data (0x10), 64-bit TSS (0x18, two slots).
 const BOOT_TSS_SELECTOR: u16 = 0x18;
-/// Instructions a guest may run without an exit before l1-hv calls it runaway (Bochs counts
-/// one TSC tick per instruction; the preemption timer ticks at TSC >> IA32_VMX_MISC[4:0]).
+/// Instructions a test guest may run without an exit before l1-hv calls it runaway (Bochs
+/// counts one TSC tick per instruction; the preemption timer ticks at TSC >> IA32_VMX_MISC[4:0]).
+/// Kernels get no such guard: an idle or busy OS may rightly run that long without an exit.
 const RUNAWAY_TSC_TICKS: u64 = 400_000_000;
+/// IA32_PAT at power-up (SDM 13.12.4): what a kernel finds before it programs its own.
+const PAT_POWER_UP: u64 = 0x0007_0406_0007_0406;
+/// Access rights (SDM Table 25-2): 32-bit code (execute/read, accessed, D, G), data
+/// (read/write, accessed, D/B, G), a busy 32-bit TSS, and unusable.
+const AR_CODE32: u64 = 0xc09b;
+const AR_DATA32: u64 = 0xc093;
+const AR_TSS32_BUSY: u64 = 0x8b;
+const AR_UNUSABLE: u64 = 1 << 16;
+/// DR7 after reset: only the reserved bit 10 set.
+const DR7_RESET: u64 = 0x400;
+/// CR0 as a kernel finds it at its 32-bit entry: PE, ET (hard-wired to 1), NE (VMX operation
+/// requires it, so the guest is given it rather than told a value it cannot have).
+const KERNEL_CR0: u64 = (Cr0::CR0_PROTECTED_MODE.bits()
+    | Cr0::CR0_EXTENSION_TYPE.bits()
+    | Cr0::CR0_NUMERIC_ERROR.bits()) as u64;
+/// The CR0 bits an unrestricted guest may clear although VMX fixes them to 1 (SDM 27.3.1.1).
+const UNRESTRICTED_CR0: u64 =
+    (Cr0::CR0_PROTECTED_MODE.bits() | Cr0::CR0_ENABLE_PAGING.bits()) as u64;
+
+/// Where and how a guest starts.
+#[derive(Clone, Copy, Debug)]
+pub enum EntryState {
+    /// An l1-hv test image: 64-bit mode at `rip` with RSP = RDI = `ram_size` (`l2-abi`).
+    Long64 {
+        /// Entry point.
+        rip: u64,
+        /// The guest's RAM size.
+        ram_size: u64,
+    },
+    /// A kernel's boot protocol: flat 32-bit protected mode, paging off, interrupts off.
+    Protected32(Protected32),
+}
+
+/// A 32-bit protected-mode entry (multiboot, Linux's 32-bit boot protocol).
+#[derive(Clone, Copy, Debug)]
+pub struct Protected32 {
+    /// Entry point.
+    pub eip: u32,
+    /// GDT base and limit (the loader wrote the table into guest RAM).
+    pub gdtr: (u32, u16),
+    /// CS (flat 32-bit code in that GDT).
+    pub code_selector: u16,
+    /// DS, ES, FS, GS, SS (flat data in that GDT).
+    pub data_selector: u16,
+}
 
 /// Per-guest values the VMCS needs.
 pub struct GuestSetup {
-    /// Entry point (guest RIP).
-    pub entry: u64,
+    /// How the guest is booted, and so which controls it runs under.
+    pub boot: Boot,
+    /// What l1-hv forwards (kernel guests).
+    pub forward: Forward,
+    /// Where it starts.
+    pub entry: EntryState,
     /// EPT pointer.
     pub eptp: u64,
     /// Virtual-processor identifier (non-zero).
     pub vpid: u16,
     /// l1-hv's exception bitmap for this guest.
     pub exception_bitmap: u32,
-    /// Physical address of the MSR bitmap (all ones: every RDMSR/WRMSR exits).
+    /// Physical address of the MSR bitmap.
     pub msr_bitmap: u64,
+    /// Physical addresses of I/O bitmaps A and B (kernels; test images exit on every I/O).
+    pub io_bitmaps: Option<(u64, u64)>,
 }
 
 /// Writes controls, host state and the initial guest state into the current VMCS.
-pub fn write_vmcs(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSetup) -> Result<(), Unsupported> {
+pub fn write_vmcs(
+    vmcs: &mut impl Vmcs,
+    caps: &Capabilities,
+    setup: &GuestSetup,
+) -> Result<(), Unsupported> {
     write_controls(vmcs, caps, setup)?;
     write_host_state(vmcs);
-    write_guest_state(vmcs, caps, setup);
+    match setup.entry {
+        EntryState::Long64 { rip, ram_size } => write_long64_state(vmcs, caps, rip, ram_size),
+        EntryState::Protected32(entry) => write_protected32_state(vmcs, caps, &entry),
+    }
     Ok(())
 }
 
-fn write_controls(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSetup) -> Result<(), Unsupported> {
-    let pin = caps.pin(
-        (PinbasedControls::EXTERNAL_INTERRUPT_EXITING | PinbasedControls::NMI_EXITING).bits(),
-        PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
-    )?;
+fn write_controls(
+    vmcs: &mut impl Vmcs,
+    caps: &Capabilities,
+    setup: &GuestSetup,
+) -> Result<(), Unsupported> {
+    let forward_all = setup.forward == Forward::All;
+    let (pin, pin_optional, primary, secondary, exit, entry) = match setup.boot {
+        Boot::Abi => (
+            PinbasedControls::EXTERNAL_INTERRUPT_EXITING | PinbasedControls::NMI_EXITING,
+            PinbasedControls::VMX_PREEMPTION_TIMER,
+            PrimaryControls::HLT_EXITING | PrimaryControls::UNCOND_IO_EXITING,
+            SecondaryControls::empty(),
+            ExitControls::ACK_INTERRUPT_ON_EXIT,
+            EntryControls::IA32E_MODE_GUEST,
+        ),
+        // The guest owns its devices: interrupts and NMIs go to it directly unless forwarded.
+        Boot::Kernel if forward_all => (
+            PinbasedControls::EXTERNAL_INTERRUPT_EXITING
+                | PinbasedControls::NMI_EXITING
+                | PinbasedControls::VIRTUAL_NMIS,
+            PinbasedControls::empty(),
+            PrimaryControls::HLT_EXITING | PrimaryControls::USE_IO_BITMAPS,
+            SecondaryControls::UNRESTRICTED_GUEST,
+            ExitControls::ACK_INTERRUPT_ON_EXIT,
+            EntryControls::empty(),
+        ),
+        Boot::Kernel => (
+            PinbasedControls::empty(),
+            PinbasedControls::empty(),
+            PrimaryControls::USE_IO_BITMAPS,
+            SecondaryControls::UNRESTRICTED_GUEST,
+            ExitControls::empty(),
+            EntryControls::empty(),
+        ),
+    };
+    let kernel = setup.boot == Boot::Kernel;
+    let pin = caps.pin(pin.bits(), pin_optional.bits())?;
     let primary = caps.primary(
-        (PrimaryControls::HLT_EXITING
-            | PrimaryControls::UNCOND_IO_EXITING
-            | PrimaryControls::USE_MSR_BITMAPS
-            | PrimaryControls::SECONDARY_CONTROLS)
-            .bits(),
+        (primary | PrimaryControls::USE_MSR_BITMAPS | PrimaryControls::SECONDARY_CONTROLS).bits(),
         0,
     )?;
     let secondary = caps.secondary(
-        (SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID).bits(),
-        (SecondaryControls::ENABLE_RDTSCP | SecondaryControls::ENABLE_INVPCID).bits(),
-    )?;
-    let exit = caps.exit(
-        (ExitControls::HOST_ADDRESS_SPACE_SIZE
-            | ExitControls::SAVE_IA32_EFER
-            | ExitControls::LOAD_IA32_EFER
-            | ExitControls::ACK_INTERRUPT_ON_EXIT)
+        (secondary | SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID).bits(),
+        (SecondaryControls::ENABLE_RDTSCP
+            | SecondaryControls::ENABLE_INVPCID
+            | SecondaryControls::ENABLE_XSAVES_XRSTORS)
             .bits(),
-        0,
     )?;
-    let entry = caps.entry((EntryControls::IA32E_MODE_GUEST | EntryControls::LOAD_IA32_EFER).bits(), 0)?;
+    // A kernel programs its own PAT: it is switched with the guest so l1-hv keeps its own.
+    let pat = if kernel {
+        (ExitControls::SAVE_IA32_PAT | ExitControls::LOAD_IA32_PAT).bits()
+    } else {
+        0
+    };
+    let exit = caps.exit(
+        (exit
+            | ExitControls::HOST_ADDRESS_SPACE_SIZE
+            | ExitControls::SAVE_IA32_EFER
+            | ExitControls::LOAD_IA32_EFER)
+            .bits(),
+        pat,
+    )?;
+    let entry_pat = if exit & ExitControls::LOAD_IA32_PAT.bits() != 0 {
+        EntryControls::LOAD_IA32_PAT.bits()
+    } else {
+        0
+    };
+    let entry = caps.entry((entry | EntryControls::LOAD_IA32_EFER).bits(), entry_pat)?;
     vmcs.write(control::PINBASED_EXEC_CONTROLS, pin.into());
     vmcs.write(control::PRIMARY_PROCBASED_EXEC_CONTROLS, primary.into());
     vmcs.write(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary.into());
@@ -80,13 +184,37 @@ fn write_controls(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSetup)
     vmcs.write(control::PAGE_FAULT_ERR_CODE_MASK, 0);
     vmcs.write(control::PAGE_FAULT_ERR_CODE_MATCH, 0);
     vmcs.write(control::MSR_BITMAPS_ADDR_FULL, setup.msr_bitmap);
+    if let Some((a, b)) = setup.io_bitmaps {
+        vmcs.write(control::IO_BITMAP_A_ADDR_FULL, a);
+        vmcs.write(control::IO_BITMAP_B_ADDR_FULL, b);
+    }
     vmcs.write(control::EPTP_FULL, setup.eptp);
     vmcs.write(control::VPID, setup.vpid.into());
-    // The guest owns CR0; CR4.VMXE must stay 1 in VMX operation, so l1-hv owns it and the
-    // guest reads 0 there (SDM 25.6.6).
-    vmcs.write(control::CR0_GUEST_HOST_MASK, 0);
-    vmcs.write(control::CR4_GUEST_HOST_MASK, Cr4::CR4_ENABLE_VMX.bits() as u64);
-    vmcs.write(control::CR4_READ_SHADOW, Cr4::CR4_ENABLE_PAE.bits() as u64);
+    // CR4.VMXE must stay 1 in VMX operation, so l1-hv owns it and the guest reads its own
+    // value in the read shadow (SDM 25.6.6); the same for the CR0 bits VMX fixes to 1 that the
+    // guest may not clear (NE; PE and PG too for a guest without unrestricted guest).
+    let cr0_owned = if kernel {
+        caps.cr0_fixed.0 & !UNRESTRICTED_CR0
+    } else {
+        0
+    };
+    vmcs.write(control::CR0_GUEST_HOST_MASK, cr0_owned);
+    vmcs.write(
+        control::CR0_READ_SHADOW,
+        if kernel { KERNEL_CR0 } else { 0 },
+    );
+    vmcs.write(
+        control::CR4_GUEST_HOST_MASK,
+        caps.cr4_fixed.0 | Cr4::CR4_ENABLE_VMX.bits() as u64,
+    );
+    vmcs.write(
+        control::CR4_READ_SHADOW,
+        if kernel {
+            0
+        } else {
+            Cr4::CR4_ENABLE_PAE.bits() as u64
+        },
+    );
     if pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0 {
         // SAFETY: the MSR exists whenever VMX does.
         let rate = unsafe { rdmsr(x86::msr::IA32_VMX_MISC) } & 0x1f;
@@ -110,11 +238,14 @@ pub fn write_host_state(vmcs: &mut impl Vmcs) {
             rip: l1_vmx::vmx_exit as *const () as u64,
         },
     );
-    // SAFETY: reading EFER has no side effects.
-    vmcs.write(host::IA32_EFER_FULL, unsafe { rdmsr(IA32_EFER) });
+    // SAFETY: reading EFER and PAT has no side effects.
+    unsafe {
+        vmcs.write(host::IA32_EFER_FULL, rdmsr(IA32_EFER));
+        vmcs.write(host::IA32_PAT_FULL, rdmsr(IA32_PAT));
+    }
 }
 
-fn write_guest_state(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSetup) {
+fn write_long64_state(vmcs: &mut impl Vmcs, caps: &Capabilities, rip: u64, ram_size: u64) {
     let cr0 = Cr0::CR0_PROTECTED_MODE
         | Cr0::CR0_MONITOR_COPROCESSOR
         | Cr0::CR0_EXTENSION_TYPE
@@ -127,8 +258,8 @@ fn write_guest_state(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSet
             cr0: caps.fix_cr0(cr0.bits() as u64),
             cr3: BOOT_PML4,
             cr4: caps.fix_cr4(Cr4::CR4_ENABLE_PAE.bits() as u64),
-            rip: setup.entry,
-            rsp: RAM_SIZE,
+            rip,
+            rsp: ram_size,
             rflags: 0x2,
             code_selector: BOOT_CODE_SELECTOR,
             data_selector: BOOT_DATA_SELECTOR,
@@ -141,14 +272,101 @@ fn write_guest_state(vmcs: &mut impl Vmcs, caps: &Capabilities, setup: &GuestSet
     vmcs.write(guest::IA32_EFER_FULL, EFER_LME | EFER_LMA);
 }
 
-/// Writes the boot GDT, TSS and page tables the initial guest state refers to.
+/// Flat 32-bit protected mode with paging off: the state multiboot (spec 3.2) and Linux's 32-bit
+/// boot protocol promise. TR holds a busy 32-bit TSS because VM entry insists on one (SDM
+/// 27.3.1.2) even though the guest has not loaded it; the guest's own LTR replaces it.
+fn write_protected32_state(vmcs: &mut impl Vmcs, caps: &Capabilities, entry: &Protected32) {
+    vmcs.write(
+        guest::CR0,
+        (KERNEL_CR0 | (caps.cr0_fixed.0 & !UNRESTRICTED_CR0)) & caps.cr0_fixed.1,
+    );
+    vmcs.write(guest::CR3, 0);
+    vmcs.write(guest::CR4, caps.fix_cr4(0));
+    vmcs.write(guest::DR7, DR7_RESET);
+    vmcs.write(guest::RFLAGS, 0x2);
+    vmcs.write(guest::RIP, entry.eip.into());
+    vmcs.write(guest::RSP, 0);
+    let segments = [
+        (
+            guest::CS_SELECTOR,
+            guest::CS_BASE,
+            guest::CS_LIMIT,
+            guest::CS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::SS_SELECTOR,
+            guest::SS_BASE,
+            guest::SS_LIMIT,
+            guest::SS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::DS_SELECTOR,
+            guest::DS_BASE,
+            guest::DS_LIMIT,
+            guest::DS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::ES_SELECTOR,
+            guest::ES_BASE,
+            guest::ES_LIMIT,
+            guest::ES_ACCESS_RIGHTS,
+        ),
+        (
+            guest::FS_SELECTOR,
+            guest::FS_BASE,
+            guest::FS_LIMIT,
+            guest::FS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::GS_SELECTOR,
+            guest::GS_BASE,
+            guest::GS_LIMIT,
+            guest::GS_ACCESS_RIGHTS,
+        ),
+    ];
+    for (index, (selector, base, limit, rights)) in segments.into_iter().enumerate() {
+        let (value, ar) = if index == 0 {
+            (entry.code_selector, AR_CODE32)
+        } else {
+            (entry.data_selector, AR_DATA32)
+        };
+        vmcs.write(selector, value.into());
+        vmcs.write(base, 0);
+        vmcs.write(limit, 0xffff_ffff);
+        vmcs.write(rights, ar);
+    }
+    vmcs.write(guest::LDTR_SELECTOR, 0);
+    vmcs.write(guest::LDTR_BASE, 0);
+    vmcs.write(guest::LDTR_LIMIT, 0);
+    vmcs.write(guest::LDTR_ACCESS_RIGHTS, AR_UNUSABLE);
+    vmcs.write(guest::TR_SELECTOR, 0);
+    vmcs.write(guest::TR_BASE, 0);
+    vmcs.write(guest::TR_LIMIT, 0xffff);
+    vmcs.write(guest::TR_ACCESS_RIGHTS, AR_TSS32_BUSY);
+    vmcs.write(guest::GDTR_BASE, entry.gdtr.0.into());
+    vmcs.write(guest::GDTR_LIMIT, entry.gdtr.1.into());
+    vmcs.write(guest::IDTR_BASE, 0);
+    vmcs.write(guest::IDTR_LIMIT, 0);
+    vmcs.write(guest::IA32_DEBUGCTL_FULL, 0);
+    vmcs.write(guest::IA32_SYSENTER_CS, 0);
+    vmcs.write(guest::IA32_SYSENTER_ESP, 0);
+    vmcs.write(guest::IA32_SYSENTER_EIP, 0);
+    vmcs.write(guest::IA32_EFER_FULL, 0);
+    vmcs.write(guest::IA32_PAT_FULL, PAT_POWER_UP);
+    vmcs.write(guest::INTERRUPTIBILITY_STATE, 0);
+    vmcs.write(guest::ACTIVITY_STATE, 0);
+    vmcs.write(guest::PENDING_DBG_EXCEPTIONS, 0);
+    vmcs.write(guest::LINK_PTR_FULL, u64::MAX);
+}
+
+/// Writes the boot GDT, TSS and page tables a test image's initial state refers to.
 pub fn write_boot_structures(ram: &mut [u8]) {
     let put = |ram: &mut [u8], at: u64, value: u64| {
         ram[at as usize..at as usize + 8].copy_from_slice(&value.to_le_bytes());
     };
     put(ram, BOOT_GDT + 0x08, 0x00af_9a00_0000_ffff); // code64, ring 0
     put(ram, BOOT_GDT + 0x10, 0x00cf_9200_0000_ffff); // data, ring 0
-    // 64-bit busy TSS descriptor: limit 0x67, base BOOT_TSS (< 16 MiB), type 0xb, present.
+                                                      // 64-bit busy TSS descriptor: limit 0x67, base BOOT_TSS (< 16 MiB), type 0xb, present.
     let tss = 0x67 | ((BOOT_TSS & 0xff_ffff) << 16) | (0x8b << 40);
     put(ram, BOOT_GDT + 0x18, tss);
     let (pml4, pdpt, pd) = (BOOT_PML4, BOOT_PML4 + 0x1000, BOOT_PML4 + 0x2000);

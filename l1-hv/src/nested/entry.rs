@@ -12,11 +12,11 @@ use l1_vmx::current_vmcs::CurrentVmcs;
 use l1_vmx::instructions::{invept_all_contexts, vmclear, vmptrld};
 use l1_vmx::HostRsp;
 use nvmx::insn::Outcome;
+use nvmx::nested::EFER_LMA;
 use nvmx::nested::{
-    check_vmcs12, load_l2_host_state, prepare_vmcs02, EntryContext, EntryFailure, L1Needs, L2Inherited,
-    Vmcs12Pages,
+    check_vmcs12, load_l2_host_state, prepare_vmcs02, EntryContext, EntryFailure, L1Needs,
+    L2Inherited, Vmcs12Pages,
 };
-use nvmx::nested::{EFER_LMA};
 use shadow_vmcs::{LaunchState, Vmcs};
 use x86::controlregs::Cr4;
 use x86::vmx::vmcs::control::{
@@ -44,7 +44,9 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
     let memory = L2Memory(&mut g.ram);
     let nested: &mut Nested = &mut g.nested;
     let Some(vmcs12) = nested.vmx.current_vmcs12_mut() else {
-        return Entered::End(RunEnd::Stopped(Stop::Internal("nested entry without a current vmcs12")));
+        return Entered::End(RunEnd::Stopped(Stop::Internal(
+            "nested entry without a current vmcs12",
+        )));
     };
     if let Some(shadow) = &nested.shadow {
         shadow.store(vmcs12, vmcs01_phys);
@@ -60,13 +62,19 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
         match failure {
             // VMfailValid: the guest hypervisor continues after its instruction (SDM 27.1).
             EntryFailure::VmFailValid(error) => {
-                let mut cx = super::L2Context { regs: &mut g.regs, vmcs, memory };
+                let mut cx = super::L2Context {
+                    regs: &mut g.regs,
+                    vmcs,
+                    memory,
+                };
                 complete(&mut cx, Outcome::FailValid(error));
             }
             // A VM-entry failure exit: L2 resumes at its host state (SDM 27.8).
             EntryFailure::Exit { .. } => {
                 if load_l2_host_state(vmcs12, vmcs, &memory, host.phys_addr_bits).is_err() {
-                    return Entered::End(RunEnd::Stopped(Stop::Internal("VMX abort loading the host state")));
+                    return Entered::End(RunEnd::Stopped(Stop::Internal(
+                        "VMX abort loading the host state",
+                    )));
                 }
                 if let Some(shadow) = &nested.shadow {
                     shadow.load(vmcs12, vmcs01_phys);
@@ -80,12 +88,22 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
         Some(l3) => l3,
         None => match L3Vcpu::new(host.caps.revision_id()) {
             Some(l3) => nested.l3.insert(l3),
-            None => return Entered::End(RunEnd::Stopped(Stop::Internal("out of memory for vmcs02"))),
+            None => {
+                return Entered::End(RunEnd::Stopped(Stop::Internal("out of memory for vmcs02")))
+            }
         },
     };
-    let secondary12 = SecondaryControls::from_bits_truncate(vmcs12.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32);
-    let primary12 = PrimaryControls::from_bits_truncate(vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32);
-    let secondary12 = if primary12.contains(PrimaryControls::SECONDARY_CONTROLS) { secondary12 } else { SecondaryControls::empty() };
+    let secondary12 = SecondaryControls::from_bits_truncate(
+        vmcs12.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32,
+    );
+    let primary12 = PrimaryControls::from_bits_truncate(
+        vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32,
+    );
+    let secondary12 = if primary12.contains(PrimaryControls::SECONDARY_CONTROLS) {
+        secondary12
+    } else {
+        SecondaryControls::empty()
+    };
     let eptp02 = if secondary12.contains(SecondaryControls::ENABLE_EPT) {
         let eptp12 = vmcs12.read(control::EPTP_FULL);
         if eptp12 != l3.eptp12 {
@@ -122,8 +140,14 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
         vpid02,
         msr_bitmap: None,
         io_bitmaps: None,
-        virtual_apic_page: pages.virtual_apic.and_then(|gpa| memory.host_phys(gpa)).unwrap_or(0),
-        apic_access_page: pages.apic_access.and_then(|gpa| memory.host_phys(gpa)).unwrap_or(0),
+        virtual_apic_page: pages
+            .virtual_apic
+            .and_then(|gpa| memory.host_phys(gpa))
+            .unwrap_or(0),
+        apic_access_page: pages
+            .apic_access
+            .and_then(|gpa| memory.host_phys(gpa))
+            .unwrap_or(0),
         preemption_timer_value: 0,
         l2: L2Inherited {
             efer: vmcs.read(guest::IA32_EFER_FULL),
@@ -160,9 +184,14 @@ impl L3Vcpu {
         vmcs02.bytes_mut()[..4].copy_from_slice(&revision_id.to_le_bytes());
         // SAFETY: a fresh, revision-stamped region (SDM 25.11.3).
         unsafe { vmclear(vmcs02.phys()) }.ok()?;
-        Some(Self { vmcs02, launched: false, host_rsp: HostRsp::default(), ept02: Ept02::new().ok()?, eptp12: u64::MAX })
+        Some(Self {
+            vmcs02,
+            launched: false,
+            host_rsp: HostRsp::default(),
+            ept02: Ept02::new().ok()?,
+            eptp12: u64::MAX,
+        })
     }
-
 }
 
 impl Drop for L3Vcpu {

@@ -3,8 +3,8 @@
 //! and runs their L3 guests on a vmcs02 it builds (`entry`), reflecting L3's exits back to them
 //! or handling them itself (`l3_exit`). docs/nested.md walks through it.
 
-mod ept02;
 pub mod entry;
+mod ept02;
 mod l2_context;
 pub mod l3_exit;
 mod shadow;
@@ -19,11 +19,11 @@ use ept02::Ept02;
 use l1_vmx::HostRsp;
 
 use l1_vmx::current_vmcs::CurrentVmcs;
-use nvmx::exit_reason;
 use nvmx::event::Event;
+use nvmx::exit_reason;
 use nvmx::insn::{
-    decode_field_access, decode_invalidation, decode_pointer_operand, Fault, NestedVmx,
-    Outcome, VmxCapabilities,
+    decode_field_access, decode_invalidation, decode_pointer_operand, Fault, NestedVmx, Outcome,
+    VmxCapabilities,
 };
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::{guest, ro};
@@ -60,7 +60,13 @@ pub struct L3Vcpu {
 impl Nested {
     /// A vCPU outside VMX operation, offered `caps`; `shadow` mirrors vmcs12 if given.
     pub fn new(caps: VmxCapabilities, phys_addr_bits: u8, shadow: Option<ShadowVmcs>) -> Self {
-        Self { vmx: NestedVmx::new(caps, phys_addr_bits), shadow, l3: None, in_l3: false, stats: NestedStats::default() }
+        Self {
+            vmx: NestedVmx::new(caps, phys_addr_bits),
+            shadow,
+            l3: None,
+            in_l3: false,
+            stats: NestedStats::default(),
+        }
     }
 }
 
@@ -87,7 +93,10 @@ pub fn emulate_instruction(
     if let (Some(shadow), Some(vmcs12)) = (&nested.shadow, nested.vmx.current_vmcs12_mut()) {
         // VMLAUNCH/VMRESUME: the nested entry copies the shadow back itself, after the
         // instruction checks (which read no shadowed field).
-        if matches!(reason, exit_reason::VMCLEAR | exit_reason::VMPTRLD | exit_reason::VMXOFF) {
+        if matches!(
+            reason,
+            exit_reason::VMCLEAR | exit_reason::VMPTRLD | exit_reason::VMXOFF
+        ) {
             shadow.store(vmcs12, vmcs01_phys);
         }
     }
@@ -121,16 +130,20 @@ fn emulate<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16)
                 Err(_) => Outcome::Fault(Fault::Ud),
             }
         }
-        exit_reason::VMREAD | exit_reason::VMWRITE => match decode_field_access(info, qualification) {
-            Ok(ops) if reason == exit_reason::VMREAD => vmx.vmread(&mode, cx, &ops),
-            Ok(ops) => vmx.vmwrite(&mode, cx, &ops),
-            Err(_) => Outcome::Fault(Fault::Ud),
-        },
-        exit_reason::INVEPT | exit_reason::INVVPID => match decode_invalidation(info, qualification) {
-            Ok(ops) if reason == exit_reason::INVEPT => vmx.invept(&mode, cx, &ops),
-            Ok(ops) => vmx.invvpid(&mode, cx, &ops),
-            Err(_) => Outcome::Fault(Fault::Ud),
-        },
+        exit_reason::VMREAD | exit_reason::VMWRITE => {
+            match decode_field_access(info, qualification) {
+                Ok(ops) if reason == exit_reason::VMREAD => vmx.vmread(&mode, cx, &ops),
+                Ok(ops) => vmx.vmwrite(&mode, cx, &ops),
+                Err(_) => Outcome::Fault(Fault::Ud),
+            }
+        }
+        exit_reason::INVEPT | exit_reason::INVVPID => {
+            match decode_invalidation(info, qualification) {
+                Ok(ops) if reason == exit_reason::INVEPT => vmx.invept(&mode, cx, &ops),
+                Ok(ops) => vmx.invvpid(&mode, cx, &ops),
+                Err(_) => Outcome::Fault(Fault::Ud),
+            }
+        }
         exit_reason::VMXOFF => vmx.vmxoff(&mode, cx),
         exit_reason::VMLAUNCH | exit_reason::VMRESUME => {
             let blocked_by_mov_ss = cx.vmcs.read(guest::INTERRUPTIBILITY_STATE) & 2 != 0;
@@ -176,7 +189,9 @@ pub fn complete<V: Vmcs>(cx: &mut L2Context<'_, V>, outcome: Outcome) -> Instruc
 pub fn fault_event(fault: Fault) -> Event {
     match fault {
         Fault::Ud => Event::hardware_exception(x86::irq::INVALID_OPCODE_VECTOR, 0),
-        Fault::Gp(code) => Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, code),
+        Fault::Gp(code) => {
+            Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, code)
+        }
         Fault::Ss(code) => Event::hardware_exception(x86::irq::STACK_SEGEMENT_FAULT_VECTOR, code),
         Fault::Pf { linear, error_code } => Event::page_fault(error_code, linear),
     }

@@ -29,12 +29,21 @@ impl ShadowVmcs {
         let mut region = PhysPages::page()?;
         region.bytes_mut()[..4].copy_from_slice(&(revision_id | SHADOW_INDICATOR).to_le_bytes());
         let mut read_bitmap = PhysPages::page()?;
-        read_bitmap.bytes_mut().copy_from_slice(policy.vmread_bitmap().as_bytes());
+        read_bitmap
+            .bytes_mut()
+            .copy_from_slice(policy.vmread_bitmap().as_bytes());
         let mut write_bitmap = PhysPages::page()?;
-        write_bitmap.bytes_mut().copy_from_slice(policy.vmwrite_bitmap().as_bytes());
+        write_bitmap
+            .bytes_mut()
+            .copy_from_slice(policy.vmwrite_bitmap().as_bytes());
         // SAFETY: a fresh, revision-stamped region (SDM 25.11.3).
         unsafe { vmclear(region.phys()) }.ok()?;
-        Some(Self { region, read_bitmap, write_bitmap, policy })
+        Some(Self {
+            region,
+            read_bitmap,
+            write_bitmap,
+            policy,
+        })
     }
 
     /// Links the shadow into vmcs01 (current) so the guest's VMREAD/VMWRITE use it, or unlinks it
@@ -42,20 +51,30 @@ impl ShadowVmcs {
     pub fn link(&self, vmcs01: &mut CurrentVmcs, linked: bool) {
         let secondary = vmcs01.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS);
         let shadowing = u64::from(SecondaryControls::VMCS_SHADOWING.bits());
-        vmcs01.write(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary | shadowing);
+        vmcs01.write(
+            control::SECONDARY_PROCBASED_EXEC_CONTROLS,
+            secondary | shadowing,
+        );
         vmcs01.write(control::VMREAD_BITMAP_ADDR_FULL, self.read_bitmap.phys());
         vmcs01.write(control::VMWRITE_BITMAP_ADDR_FULL, self.write_bitmap.phys());
-        vmcs01.write(guest::LINK_PTR_FULL, if linked { self.region.phys() } else { u64::MAX });
+        vmcs01.write(
+            guest::LINK_PTR_FULL,
+            if linked { self.region.phys() } else { u64::MAX },
+        );
     }
 
     /// Copies `vmcs12` into the shadow; vmcs01 (at `vmcs01_phys`) is current again afterwards.
     pub fn load(&self, vmcs12: &impl Vmcs, vmcs01_phys: u64) {
-        self.with_shadow_current(vmcs01_phys, |shadow| sync_to_shadow(&self.policy, vmcs12, shadow));
+        self.with_shadow_current(vmcs01_phys, |shadow| {
+            sync_to_shadow(&self.policy, vmcs12, shadow)
+        });
     }
 
     /// Copies what the guest wrote into the shadow back into `vmcs12`.
     pub fn store(&self, vmcs12: &mut impl Vmcs, vmcs01_phys: u64) {
-        self.with_shadow_current(vmcs01_phys, |shadow| sync_from_shadow(&self.policy, shadow, vmcs12));
+        self.with_shadow_current(vmcs01_phys, |shadow| {
+            sync_from_shadow(&self.policy, shadow, vmcs12)
+        });
     }
 
     fn with_shadow_current(&self, vmcs01_phys: u64, f: impl FnOnce(&mut CurrentVmcs)) {
