@@ -121,6 +121,8 @@ pub fn assist_l3(
     }
     if let Some(vector) = events.next_interrupt() {
         let interrupt = Event::external_interrupt(vector);
+        // With external-interrupt exiting, RFLAGS.IF does not block the exit, and whether STI or
+        // MOV SS does is implementation-specific (SDM 26.4.1): l1-hv never defers it.
         if intercepts(&controls, &interrupt) {
             // Acknowledgement takes the vector out of the interrupt controller (SDM 28.2.2).
             if controls.ack_interrupt_on_exit {
@@ -147,7 +149,8 @@ pub fn assist_l3(
 /// blocking, or an interrupt with RFLAGS.IF = 1 (SDM Vol. 2B, HLT: an enabled interrupt, NMI
 /// included, resumes execution). STI and MOV-SS blocking do not count: HLT has retired, so the
 /// vCPU is past their one instruction. If `false`, the kernel re-enters the guest with activity
-/// state HLT (or waits); if `true`, HLT completes and [`assist`] injects the event.
+/// state HLT (or waits); if `true`, HLT completes and [`assist`] injects the event. For a
+/// halted L3, an event its hypervisor intercepts wakes it regardless: [`assist_l3`] exits.
 pub fn wakes_from_hlt(events: &PendingEvents, vmcs: &impl Vmcs) -> bool {
     let gate = Gate::read(vmcs);
     events.nmi_pending() && !gate.blocking.contains(Interruptibility::NMI)
