@@ -93,14 +93,7 @@ impl Settings {
             Emulator::QemuTcg { uefi: false } => "qemu-tcg",
             Emulator::QemuTcg { uefi: true } => "qemu-tcg-uefi",
         });
-        Self {
-            dir,
-            megs: 256,
-            ips: 4_000_000,
-            limit,
-            echo,
-            end: End::Verdict,
-        }
+        Self { dir, megs: 256, ips: 4_000_000, limit, echo, end: End::Verdict }
     }
 }
 
@@ -123,29 +116,14 @@ pub fn boot_with(emulator: &Emulator, iso: &Path, settings: &Settings) -> Result
             if settings.end == End::Verdict {
                 check_kvm_vmx()?;
             }
-            spawn_qemu(
-                iso,
-                &serial,
-                &["-accel", "kvm", "-cpu", "host"],
-                *uefi,
-                megs,
-            )?
+            spawn_qemu(iso, &serial, &["-accel", "kvm", "-cpu", "host"], *uefi, megs)?
         }
-        Emulator::QemuTcg { uefi } => {
-            spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, megs)?
-        }
+        Emulator::QemuTcg { uefi } => spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, megs)?,
     };
     Ok(watch(child, &serial, settings))
 }
 
-fn spawn_bochs(
-    dir: &Path,
-    iso: &Path,
-    serial: &Path,
-    cpu: &str,
-    megs: u32,
-    ips: u32,
-) -> Result<Child, String> {
+fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str, megs: u32, ips: u32) -> Result<Child, String> {
     let config = dir.join("bochsrc");
     // `reset_on_triple_fault=0`: a host triple fault ends Bochs at once instead of rebooting.
     let text = format!(
@@ -188,26 +166,12 @@ fn spawn_bochs(
 /// QEMU's UEFI firmware (Debian package `ovmf`).
 const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
 
-fn spawn_qemu(
-    iso: &Path,
-    serial: &Path,
-    accel: &[&str],
-    uefi: bool,
-    megs: u32,
-) -> Result<Child, String> {
+fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool, megs: u32) -> Result<Child, String> {
     let firmware: &[&str] = if uefi { &["-bios", OVMF] } else { &[] };
     Command::new("qemu-system-x86_64")
         .args(accel)
         .args(firmware)
-        .args([
-            "-m",
-            &megs.to_string(),
-            "-display",
-            "none",
-            "-no-reboot",
-            "-monitor",
-            "none",
-        ])
+        .args(["-m", &megs.to_string(), "-display", "none", "-no-reboot", "-monitor", "none"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-cdrom")
         .arg(iso)
@@ -223,14 +187,9 @@ fn spawn_qemu(
 /// Nested VMX under KVM needs /dev/kvm and an Intel CPU whose VMX KVM exposes.
 fn check_kvm_vmx() -> Result<(), String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let has_vmx = cpuinfo
-        .lines()
-        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "vmx"));
+    let has_vmx = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "vmx"));
     if !has_vmx {
-        return Err(
-            "this host lacks VMX (no 'vmx' CPU flag): QEMU/KVM cannot offer nested VT-x here"
-                .into(),
-        );
+        return Err("this host lacks VMX (no 'vmx' CPU flag): QEMU/KVM cannot offer nested VT-x here".into());
     }
     if !Path::new("/dev/kvm").exists() {
         return Err("this host has VMX but no /dev/kvm: load kvm_intel (nested=1)".into());
@@ -271,9 +230,8 @@ fn watch(mut child: Child, serial: &Path, settings: &Settings) -> Boot {
             }
             console.push_str(&fresh);
             break match settings.end {
-                End::Verdict => verdict_of(&console).unwrap_or_else(|| {
-                    Verdict::Missing(format!("emulator exited ({status}) before a verdict"))
-                }),
+                End::Verdict => verdict_of(&console)
+                    .unwrap_or_else(|| Verdict::Missing(format!("emulator exited ({status}) before a verdict"))),
                 End::EmulatorExit => Verdict::Pass,
             };
         }
@@ -290,11 +248,7 @@ fn watch(mut child: Child, serial: &Path, settings: &Settings) -> Boot {
     let wall = start.elapsed();
     let _ = child.kill();
     let _ = child.wait();
-    Boot {
-        verdict,
-        console,
-        wall,
-    }
+    Boot { verdict, console, wall }
 }
 
 /// Finds the verdict line in the console text: `NAME: verdict WORD`, where NAME is one word
@@ -325,30 +279,12 @@ mod tests {
     #[test]
     fn verdict_needs_a_complete_line() {
         assert_eq!(parse_verdict("l1-hv: verdict PA"), None);
-        assert_eq!(
-            parse_verdict("x\nl1-hv: verdict PASS (5 runs)\n"),
-            Some(Verdict::Pass)
-        );
-        assert_eq!(
-            parse_verdict("l1-hv: verdict FAIL (1 of 5 checks failed)\n"),
-            Some(Verdict::Fail)
-        );
-        assert_eq!(
-            parse_verdict("l1-hv: verdict NO-VMX\n"),
-            Some(Verdict::NoVmx)
-        );
+        assert_eq!(parse_verdict("x\nl1-hv: verdict PASS (5 runs)\n"), Some(Verdict::Pass));
+        assert_eq!(parse_verdict("l1-hv: verdict FAIL (1 of 5 checks failed)\n"), Some(Verdict::Fail));
+        assert_eq!(parse_verdict("l1-hv: verdict NO-VMX\n"), Some(Verdict::NoVmx));
         assert_eq!(parse_verdict("guest says l1-hv: verdict PASS\n"), None);
-        assert_eq!(
-            parse_verdict("ghv: verdict PASS (22 scenarios)\n"),
-            Some(Verdict::Pass)
-        );
-        assert_eq!(
-            parse_verdict("ghv: verdict FAIL (panic)\n"),
-            Some(Verdict::Fail)
-        );
-        assert_eq!(
-            parse_verdict("l1-hv: guest 1 ghv: ghv: verdict PASS\n"),
-            None
-        );
+        assert_eq!(parse_verdict("ghv: verdict PASS (22 scenarios)\n"), Some(Verdict::Pass));
+        assert_eq!(parse_verdict("ghv: verdict FAIL (panic)\n"), Some(Verdict::Fail));
+        assert_eq!(parse_verdict("l1-hv: guest 1 ghv: ghv: verdict PASS\n"), None);
     }
 }
