@@ -109,6 +109,8 @@ pub fn boot_with(emulator: &Emulator, iso: &Path, settings: &Settings) -> Result
     let serial = dir.join("serial.txt");
     let _ = std::fs::remove_file(&serial);
     std::fs::write(&serial, b"").map_err(|e| format!("{}: {e}", serial.display()))?;
+    // A stale log would be read as this boot's (`bochs_panic`).
+    let _ = std::fs::remove_file(dir.join("bochs.log"));
     let megs = settings.megs;
     let child = match emulator {
         Emulator::Bochs { cpu } => spawn_bochs(dir, iso, &serial, cpu, megs, settings.ips)?,
@@ -232,7 +234,10 @@ fn watch(mut child: Child, serial: &Path, settings: &Settings) -> Boot {
             break match settings.end {
                 End::Verdict => verdict_of(&console)
                     .unwrap_or_else(|| Verdict::Missing(format!("emulator exited ({status}) before a verdict"))),
-                End::EmulatorExit => Verdict::Pass,
+                End::EmulatorExit => match bochs_panic(&settings.dir) {
+                    Some(panic) => Verdict::Missing(format!("the emulator stopped ({status}): {panic}")),
+                    None => Verdict::Pass,
+                },
             };
         }
         if start.elapsed() > limit {
@@ -249,6 +254,15 @@ fn watch(mut child: Child, serial: &Path, settings: &Settings) -> Boot {
     let _ = child.kill();
     let _ = child.wait();
     Boot { verdict, console, wall }
+}
+
+/// The first Bochs panic in `dir/bochs.log` other than the ACPI power-off, which Bochs reports as
+/// a panic too (and, with `panic: action=fatal`, exits with status 1 on either): a bare kernel that
+/// powered off ended normally, one that stopped Bochs did not.
+fn bochs_panic(dir: &Path) -> Option<String> {
+    let log = std::fs::read_to_string(dir.join("bochs.log")).ok()?;
+    let panic = log.lines().find(|l| l.contains(">>PANIC<<") && !l.contains("ACPI control: soft power off"))?;
+    Some(panic[panic.find(">>PANIC<<")?..].to_string())
 }
 
 /// Finds the verdict line in the console text: `NAME: verdict WORD`, where NAME is one word
@@ -286,5 +300,18 @@ mod tests {
         assert_eq!(parse_verdict("ghv: verdict PASS (22 scenarios)\n"), Some(Verdict::Pass));
         assert_eq!(parse_verdict("ghv: verdict FAIL (panic)\n"), Some(Verdict::Fail));
         assert_eq!(parse_verdict("l1-hv: guest 1 ghv: ghv: verdict PASS\n"), None);
+    }
+
+    #[test]
+    fn a_power_off_is_no_bochs_panic_but_others_are() {
+        let dir = std::env::temp_dir().join(format!("bochs-panic-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("bochs.log");
+        std::fs::write(&log, "01206383887p[ACPI  ] >>PANIC<< ACPI control: soft power off\n").unwrap();
+        assert_eq!(bochs_panic(&dir), None);
+        std::fs::write(&log, "00000000001p[CPU0  ] >>PANIC<< exception(): 3rd (13) exception with no resolution\n")
+            .unwrap();
+        assert_eq!(bochs_panic(&dir).as_deref(), Some(">>PANIC<< exception(): 3rd (13) exception with no resolution"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
