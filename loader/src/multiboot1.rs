@@ -167,7 +167,7 @@ mod info {
     pub const MMAP_ADDR: usize = 48;
     pub const BOOT_LOADER_NAME: usize = 64;
     pub const SIZE: usize = 88;
-    const _: () = assert!(BOOT_LOADER_NAME + 4 <= SIZE && SIZE % 8 == 0);
+    const _: () = assert!(BOOT_LOADER_NAME + 4 <= SIZE && SIZE.is_multiple_of(8));
 
     /// flags: mem_* valid (0), cmdline (2), mods (3), mmap (6), boot_loader_name (9).
     pub const FLAGS_GIVEN: u32 = 1 << 0 | 1 << 2 | 1 << 3 | 1 << 6 | 1 << 9;
