@@ -21,7 +21,6 @@ mod multiboot2;
 mod plan;
 
 pub use error::{Format, Item, LoadError};
-pub use layout::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, GDT_BASE, GDT_LIMIT};
 pub use memory_map::{MemoryRegion, RegionKind};
 
 /// Guest RAM: `ram_size()` bytes at guest-physical 0.

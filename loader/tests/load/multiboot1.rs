@@ -301,3 +301,12 @@ fn refuses_nul_in_strings_and_bad_entry() {
     assert!(matches!(err, LoadError::BadEntry(0x30_0000)), "{err}");
     assert!(mem.untouched());
 }
+
+#[test]
+fn refuses_boot_information_past_conventional_memory() {
+    let mut mem = VecMemory::new(RAM as usize);
+    let cmdline = "x".repeat(0x9_0000);
+    let err = load_into(&kvm_unit_test(false), &cmdline, &[], &mut mem).unwrap_err();
+    assert!(matches!(err, LoadError::NoRoom(Item::BootInfo)), "{err}");
+    assert!(mem.untouched());
+}
