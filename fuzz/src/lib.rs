@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod insn;
+pub mod loader;
 pub mod memory;
 pub mod nested_entry;
 pub mod nested_ept;
