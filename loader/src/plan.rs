@@ -56,8 +56,9 @@ impl<'a> Plan<'a> {
         plan
     }
 
-    /// `bytes` at `at`, then zeroes up to `at + len` (`len >= bytes.len()`, checked by callers).
+    /// `bytes` at `at`, then zeroes up to `at + len` (if `len` is longer).
     pub fn segment(&mut self, item: Item, at: u64, bytes: &'a [u8], len: u64) {
+        let len = len.max(bytes.len() as u64);
         let bytes = Bytes::Borrowed(bytes);
         self.placements.push(Placement {
             item,
