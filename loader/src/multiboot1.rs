@@ -63,7 +63,7 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
             flags & FLAG_REQUIRED_MASK & !FLAGS_MET,
         ));
     }
-    plan::check_strings(boot)?;
+    plan::check_modules_and_strings(boot)?;
     let map = memory_map::checked(boot.map)?;
     let mut plan = Plan::new();
     let entry = if flags & FLAG_ADDRESS_FIELDS != 0 {

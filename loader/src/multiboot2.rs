@@ -215,7 +215,7 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
         ));
     }
     let requests = read_tags(image, header, boot.acpi_rsdp.is_some())?;
-    plan::check_strings(boot)?;
+    plan::check_modules_and_strings(boot)?;
     let map = memory_map::checked(boot.map)?;
     let mut plan = Plan::new();
     let entry = match requests.address {

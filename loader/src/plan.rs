@@ -187,8 +187,12 @@ pub fn place_modules<'a>(
     Ok(starts)
 }
 
-/// Boot strings are C strings: a NUL inside would cut them short.
-pub fn check_strings(boot: &Boot) -> Result<(), LoadError> {
+/// Modules hold bytes (a multiboot2 module tag, 3.6.6, describes a non-empty range), and boot
+/// strings are C strings: a NUL inside would cut them short.
+pub fn check_modules_and_strings(boot: &Boot) -> Result<(), LoadError> {
+    if let Some(i) = boot.modules.iter().position(|m| m.bytes.is_empty()) {
+        return Err(LoadError::EmptyModule(i));
+    }
     let strings = core::iter::once(boot.cmdline).chain(boot.modules.iter().map(|m| m.cmdline));
     for s in strings {
         if s.as_bytes().contains(&0) {

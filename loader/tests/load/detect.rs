@@ -79,6 +79,7 @@ fn error_messages_are_one_line() {
         LoadError::NotLoadedHigh,
         LoadError::TooManyModules { got: 2, max: 1 },
         LoadError::CmdlineTooLong { len: 3, max: 2 },
+        LoadError::EmptyModule(0),
         LoadError::NulInString,
         LoadError::TooManyRegions(129),
         LoadError::BadRsdp,

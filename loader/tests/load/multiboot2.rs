@@ -299,6 +299,32 @@ fn refuses_bad_headers() {
 }
 
 #[test]
+fn refuses_empty_module() {
+    let mut mem = VecMemory::new(RAM as usize);
+    let modules = [
+        Module {
+            bytes: b"x",
+            cmdline: "",
+        },
+        Module {
+            bytes: b"",
+            cmdline: "",
+        },
+    ];
+    let err = load(
+        &elf_kernel(true, &[]),
+        "",
+        &modules,
+        &memory_map(RAM),
+        None,
+        &mut mem,
+    )
+    .unwrap_err();
+    assert!(matches!(err, LoadError::EmptyModule(1)), "{err}");
+    assert!(mem.untouched());
+}
+
+#[test]
 fn refuses_module_past_ram() {
     let mut mem = VecMemory::new(4 * MIB as usize);
     let big = vec![0; 2 * MIB as usize];
