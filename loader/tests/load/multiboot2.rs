@@ -299,6 +299,35 @@ fn refuses_bad_headers() {
 }
 
 #[test]
+fn refuses_boot_information_past_conventional_memory() {
+    let mut mem = VecMemory::new(RAM as usize);
+    let cmdline = "x".repeat(0x9_0000);
+    let err = load(
+        &elf_kernel(true, &[]),
+        &cmdline,
+        &[],
+        &memory_map(RAM),
+        None,
+        &mut mem,
+    )
+    .unwrap_err();
+    assert!(matches!(err, LoadError::NoRoom(Item::BootInfo)), "{err}");
+    // Just under the area's bound for the strings, over it with the tags' headers.
+    let cmdline = "x".repeat(0x8_F000 - 24 * 5);
+    let err = load(
+        &elf_kernel(true, &[]),
+        &cmdline,
+        &[],
+        &memory_map(RAM),
+        None,
+        &mut mem,
+    )
+    .unwrap_err();
+    assert!(matches!(err, LoadError::NoRoom(Item::BootInfo)), "{err}");
+    assert!(mem.untouched());
+}
+
+#[test]
 fn refuses_empty_module() {
     let mut mem = VecMemory::new(RAM as usize);
     let modules = [
