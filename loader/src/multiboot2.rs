@@ -248,7 +248,7 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
         }
     };
     let image_end = plan.end();
-    let module_starts = plan::place_modules(&mut plan, boot.modules, image_end)?;
+    let module_starts = plan::place_modules(&mut plan, boot.modules, image_end, boot.ram_size)?;
     plan.rsdp(boot.acpi_rsdp)?;
     plan.boot_info(boot_information(boot, map, &module_starts)?)?;
     let entry = Entry32 {

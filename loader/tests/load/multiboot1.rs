@@ -310,3 +310,42 @@ fn refuses_boot_information_past_conventional_memory() {
     assert!(matches!(err, LoadError::NoRoom(Item::BootInfo)), "{err}");
     assert!(mem.untouched());
 }
+
+#[test]
+fn refuses_module_ending_at_4_gib() {
+    // 5 GiB of RAM: the limit is mod_end's 32 bits, not RAM.
+    let mut mem = Sparse {
+        ram_size: 5 << 30,
+        writes: Vec::new(),
+    };
+    let image = aout_image(0xFFFF_D000, 0);
+    let page = vec![3; 0x1000];
+    let fits = [Module {
+        bytes: &page,
+        cmdline: "",
+    }];
+    load(&image, "", &fits, &memory_map(64 * MIB), None, &mut mem).unwrap();
+    assert!(mem.writes.contains(&(0xFFFF_E000, 0x1000)));
+    let two_pages = vec![3; 0x2000];
+    let reaches = [Module {
+        bytes: &two_pages,
+        cmdline: "",
+    }];
+    let mut mem = Sparse {
+        ram_size: 5 << 30,
+        writes: Vec::new(),
+    };
+    let err = load(&image, "", &reaches, &memory_map(64 * MIB), None, &mut mem).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LoadError::OutsideRam {
+                item: Item::Module(0),
+                end: 0x1_0000_0000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(mem.writes.is_empty());
+}

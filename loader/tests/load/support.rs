@@ -282,3 +282,25 @@ impl BzImage {
         image
     }
 }
+
+/// RAM of any size that records where writes go instead of keeping bytes.
+pub struct Sparse {
+    pub ram_size: u64,
+    pub writes: Vec<(u64, u64)>,
+}
+
+impl GuestMemory for Sparse {
+    fn ram_size(&self) -> u64 {
+        self.ram_size
+    }
+
+    fn write(&mut self, gpa: u64, bytes: &[u8]) -> Result<(), MemoryError> {
+        self.writes.push((gpa, bytes.len() as u64));
+        Ok(())
+    }
+
+    fn fill(&mut self, gpa: u64, len: u64, _byte: u8) -> Result<(), MemoryError> {
+        self.writes.push((gpa, len));
+        Ok(())
+    }
+}
