@@ -180,7 +180,9 @@ const SLOT_OF: [u8; 16 * INDEX_LIMIT] = {
     let mut table = [NO_SLOT; 16 * INDEX_LIMIT];
     let mut i = 0;
     while i < SUPPORTED.len() {
-        let Some(field) = Field::new(SUPPORTED[i] as u64) else { panic!("SUPPORTED holds valid encodings") };
+        let Some(field) = Field::new(SUPPORTED[i] as u64) else {
+            panic!("SUPPORTED holds valid encodings")
+        };
         assert!((field.index() as usize) < INDEX_LIMIT && i < NO_SLOT as usize);
         table[slot_key(field)] = i as u8;
         i += 1;

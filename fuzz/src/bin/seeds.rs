@@ -211,4 +211,11 @@ fn main() {
         &mut rng,
     );
     search("route", &[Vec::new()], nvmx_fuzz::route::classify, &mut rng);
+    // Last, so that the other targets' seeds stay as they were.
+    search(
+        "nested_engine",
+        &[Vec::new()],
+        nvmx_fuzz::nested_engine::classify,
+        &mut rng,
+    );
 }

@@ -42,7 +42,7 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         exit_reason::RDMSR => emulated(guest, vmcs, |g, v| cpu::rdmsr(&mut g.regs, v, &host.offered)),
         exit_reason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
         exit_reason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
-            let in_vmx = g.nested.vmx.in_vmx_operation();
+            let in_vmx = g.nested.engine.vmx().in_vmx_operation();
             cpu::mov_to_cr4(&mut L2Context { regs: &mut g.regs, vmcs: v, memory: L2Memory(&mut g.ram) }, &host.caps, in_vmx)
         }),
         exit_reason::VMXON

@@ -21,7 +21,9 @@ pub struct OutOfMemory;
 impl Ept02 {
     /// An empty hierarchy (just the PML4).
     pub fn new() -> Result<Self, OutOfMemory> {
-        Ok(Self { tables: alloc::vec![PhysPages::page().ok_or(OutOfMemory)?] })
+        Ok(Self {
+            tables: alloc::vec![PhysPages::page().ok_or(OutOfMemory)?],
+        })
     }
 
     /// The EPT pointer for vmcs02: 4-level walk, write-back paging structures.
@@ -42,7 +44,10 @@ impl Ept02 {
                 self.tables.len() - 1
             } else {
                 let phys = entry & !0xfff;
-                self.tables.iter().position(|t| t.phys() == phys).expect("EPT02 tables are all owned here")
+                self.tables
+                    .iter()
+                    .position(|t| t.phys() == phys)
+                    .expect("EPT02 tables are all owned here")
             };
         }
         let index = ((l3_gpa >> 12) & (ENTRIES - 1)) as usize;

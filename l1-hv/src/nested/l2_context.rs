@@ -47,7 +47,8 @@ impl<V: Vmcs> L2Context<'_, V> {
     /// L2's mode as VMX instructions see it: CR4 through the read shadow for the bits l1-hv owns.
     pub fn mode(&self) -> GuestMode {
         let mask = self.vmcs.read(control::CR4_GUEST_HOST_MASK);
-        let cr4 = self.vmcs.read(guest::CR4) & !mask | self.vmcs.read(control::CR4_READ_SHADOW) & mask;
+        let cr4 =
+            self.vmcs.read(guest::CR4) & !mask | self.vmcs.read(control::CR4_READ_SHADOW) & mask;
         GuestMode {
             cr0: self.vmcs.read(guest::CR0),
             cr4,
@@ -81,13 +82,21 @@ impl<V: Vmcs> L2Context<'_, V> {
         }
         // A non-canonical address faults with #SS for stack references, else #GP (SDM 6.15).
         if (linear as i64) << 16 >> 16 != linear as i64 {
-            return Err(if operand.segment == Segment::Ss { Fault::Ss(0) } else { Fault::Gp(0) });
+            return Err(if operand.segment == Segment::Ss {
+                Fault::Ss(0)
+            } else {
+                Fault::Gp(0)
+            });
         }
         Ok(linear)
     }
 
     fn base_outside_64bit(&self, field: u32) -> u64 {
-        if self.mode().is_64bit() { 0 } else { self.vmcs.read(field) }
+        if self.mode().is_64bit() {
+            0
+        } else {
+            self.vmcs.read(field)
+        }
     }
 
     /// Translates `linear` through L2's paging (4-level; 2 MiB and 1 GiB pages), checking the
@@ -109,7 +118,9 @@ impl<V: Vmcs> L2Context<'_, V> {
         for level in (0..4).rev() {
             let index = (linear >> (12 + 9 * level)) & 0x1ff;
             let mut entry = [0u8; 8];
-            self.memory.read(table + index * 8, &mut entry).map_err(|_| fault(false))?;
+            self.memory
+                .read(table + index * 8, &mut entry)
+                .map_err(|_| fault(false))?;
             let entry = u64::from_le_bytes(entry);
             if entry & PRESENT == 0 {
                 return Err(fault(false));
@@ -119,7 +130,8 @@ impl<V: Vmcs> L2Context<'_, V> {
             let leaf = level == 0 || (level < 3 && entry & PAGE_SIZE != 0);
             if leaf {
                 let page_bits = 12 + 9 * level;
-                let denied = (user && !user_ok) || (write && !writable && (user || cr0 & CR0_WP != 0));
+                let denied =
+                    (user && !user_ok) || (write && !writable && (user || cr0 & CR0_WP != 0));
                 if denied {
                     return Err(fault(true));
                 }
@@ -237,7 +249,8 @@ impl GuestMemory for L2Memory<'_> {
             return Err(NotRam);
         }
         // SAFETY: inside this guest's RAM block, which `self.0` owns.
-        let source = unsafe { core::slice::from_raw_parts((self.0.phys() + gpa) as *const u8, buf.len()) };
+        let source =
+            unsafe { core::slice::from_raw_parts((self.0.phys() + gpa) as *const u8, buf.len()) };
         buf.copy_from_slice(source);
         Ok(())
     }

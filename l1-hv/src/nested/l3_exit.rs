@@ -8,14 +8,15 @@ use crate::guest::inject_host::VcpuInjectHost;
 use crate::guest::{Guest, RunEnd, Stop};
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
-use nvmx::exit_reason::{self, ExitReason};
-use l1_vmx::instructions::vmptrld;
 use l1_vmx::GuestRegisters;
-use nvmx::ept::{compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions};
+use nvmx::ept::{
+    compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions,
+};
 use nvmx::event::Event;
+use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
 use nvmx::insn::GuestMemory;
-use nvmx::nested::{l2_wants_exit, load_l2_host_state, reflect_exit, Decision, ExitFacts, ExitFields};
+use nvmx::nested::{l2_wants_exit, Decision, ExitFacts, ExitFields};
 use nvmx::route::InterceptControls;
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
@@ -39,13 +40,16 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
         *count += 1;
     }
     if reason.is_entry_failure() {
-        // nvmx's checks accept only a vmcs12 whose vmcs02 the CPU accepts: this is an l1-hv bug,
-        // contained to this guest.
-        return Handled::End(RunEnd::Stopped(Stop::Internal("vmcs02 failed the CPU's VM-entry checks")));
+        // The processor checks vmcs02's guest state itself (the engine does not re-check the
+        // state an exit saved): the guest hypervisor gets the failure as the processor reports
+        // it (SDM 27.8).
+        return reflect(host, g, vmcs, ExitFields::FromVmcs02);
     }
     let memory = L2Memory(&mut g.ram);
-    let Some(vmcs12) = g.nested.vmx.current_vmcs12_mut() else {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
+    let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(
+            "L3 ran without a current vmcs12",
+        )));
     };
     if reason.basic() == exit_reason::EPT_VIOLATION && ept_enabled(vmcs12) {
         return ept_violation(host, g, vmcs);
@@ -60,7 +64,10 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
                 redeliver_interrupted(vmcs);
                 Handled::Resume
             }
-            _ => Handled::End(RunEnd::Stopped(Stop::Unhandled { reason, rip: vmcs.read(guest::RIP) })),
+            _ => Handled::End(RunEnd::Stopped(Stop::Unhandled {
+                reason,
+                rip: vmcs.read(guest::RIP),
+            })),
         },
     }
 }
@@ -68,21 +75,44 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
 /// An exception vmcs12 does not intercept, which l1-hv intercepted for itself: deliver it to
 /// L3 as the hardware would have, through the routing core with the guest hypervisor's controls.
 fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
-    let Some(vmcs12) = g.nested.vmx.current_vmcs12() else {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
+    let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(
+            "L3 ran without a current vmcs12",
+        )));
     };
     let controls = InterceptControls::from_vmcs(vmcs12);
     let (Some(event), during) = (Event::from_exit(vmcs), Event::from_idt_vectoring(vmcs)) else {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("exception exit without valid interruption information")));
+        return Handled::End(RunEnd::Stopped(Stop::Internal(
+            "exception exit without valid interruption information",
+        )));
     };
-    let mut inject_host = VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace, cet: g.cet };
-    match inject_event(vmcs, &mut inject_host, Running::L3(&controls), event, during) {
-        InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => Handled::Resume,
-        InjectOutcome::Injected { requeue: Some(displaced) } => {
-            Handled::End(RunEnd::Stopped(Stop::Displaced { vector: displaced.vector }))
+    let mut inject_host = VcpuInjectHost {
+        regs: &mut g.regs,
+        trace: &mut g.trace,
+        cet: g.cet,
+    };
+    match inject_event(
+        vmcs,
+        &mut inject_host,
+        Running::L3(&controls),
+        event,
+        during,
+    ) {
+        InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => {
+            Handled::Resume
         }
+        InjectOutcome::Injected {
+            requeue: Some(displaced),
+        } => Handled::End(RunEnd::Stopped(Stop::Displaced {
+            vector: displaced.vector,
+        })),
         InjectOutcome::Reflected(info) => reflect(host, g, vmcs, ExitFields::Event(info)),
-        InjectOutcome::TripleFault => reflect(host, g, vmcs, ExitFields::Event(nvmx::route::triple_fault_exit())),
+        InjectOutcome::TripleFault => reflect(
+            host,
+            g,
+            vmcs,
+            ExitFields::Event(nvmx::route::triple_fault_exit()),
+        ),
     }
 }
 
@@ -92,13 +122,23 @@ fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
 fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     let qualification = vmcs.read(ro::EXIT_QUALIFICATION);
     let l3_gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
-    let access = Access { read: qualification & 1 != 0, write: qualification & 2 != 0, execute: qualification & 4 != 0 };
+    let access = Access {
+        read: qualification & 1 != 0,
+        write: qualification & 2 != 0,
+        execute: qualification & 4 != 0,
+    };
     let memory = L2Memory(&mut g.ram);
     let nested: &mut Nested = &mut g.nested;
-    let Some(vmcs12) = nested.vmx.current_vmcs12() else {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
+    let Some(vmcs12) = nested.engine.vmx().current_vmcs12() else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(
+            "L3 ran without a current vmcs12",
+        )));
     };
-    let ept12 = Ept12::new(vmcs12.read(control::EPTP_FULL), &host.offered, host.phys_addr_bits);
+    let ept12 = Ept12::new(
+        vmcs12.read(control::EPTP_FULL),
+        &host.offered,
+        host.phys_addr_bits,
+    );
     match walk(&memory, &ept12, l3_gpa, access) {
         Ok(translation) => {
             let lookup = |l2_gpa: u64| {
@@ -110,7 +150,10 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
                 })
             };
             let Some(leaf) = compose(&translation, lookup) else {
-                return Handled::End(RunEnd::Stopped(Stop::EptViolation { gpa: translation.l2_gpa, rip: vmcs.read(guest::RIP) }));
+                return Handled::End(RunEnd::Stopped(Stop::EptViolation {
+                    gpa: translation.l2_gpa,
+                    rip: vmcs.read(guest::RIP),
+                }));
             };
             let Some(l3) = nested.l3.as_mut() else {
                 return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without vmcs02")));
@@ -121,7 +164,9 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
             redeliver_interrupted(vmcs);
             Handled::Resume
         }
-        Err(EptFault::Violation { qualification: walked }) => {
+        Err(EptFault::Violation {
+            qualification: walked,
+        }) => {
             let fields = ExitFields::Rewritten {
                 reason: exit_reason::EPT_VIOLATION.into(),
                 qualification: reflected_qualification(walked, qualification),
@@ -129,7 +174,10 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
             reflect(host, g, vmcs, fields)
         }
         Err(EptFault::Misconfiguration) => {
-            let fields = ExitFields::Rewritten { reason: exit_reason::EPT_MISCONFIGURATION.into(), qualification: 0 };
+            let fields = ExitFields::Rewritten {
+                reason: exit_reason::EPT_MISCONFIGURATION.into(),
+                qualification: 0,
+            };
             reflect(host, g, vmcs, fields)
         }
     }
@@ -144,20 +192,17 @@ fn reflect(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, fields: ExitField
         ExitFields::FromVmcs02 if vmcs.read(ro::EXIT_REASON) as u16 == exit_reason::EXCEPTION_OR_NMI
     ) || matches!(&fields, ExitFields::Event(info) if info.reason == nvmx::route::ExitReason::ExceptionOrNmi);
     let memory = L2Memory(&mut g.ram);
+    // SAFETY: L3 exited, so vmcs02 is current.
+    let mut hw = unsafe { g.nested.hardware(vmcs01_phys) };
     let nested: &mut Nested = &mut g.nested;
-    let Some(vmcs12) = nested.vmx.current_vmcs12_mut() else {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("L3 ran without a current vmcs12")));
-    };
-    reflect_exit(vmcs, vmcs12, fields);
-    // SAFETY: vmcs01 is this guest's VMCS region.
-    if unsafe { vmptrld(vmcs01_phys) }.is_err() {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("VMPTRLD of vmcs01 failed")));
-    }
-    if load_l2_host_state(vmcs12, vmcs, &memory, host.phys_addr_bits).is_err() {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("VMX abort loading the host state")));
-    }
-    if let Some(shadow) = &nested.shadow {
-        shadow.load(vmcs12, vmcs01_phys);
+    if nested
+        .engine
+        .l3_exit(&mut hw, fields, &memory, host.phys_addr_bits)
+        .is_err()
+    {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(
+            "VMX abort loading the host state",
+        )));
     }
     nested.in_l3 = false;
     nested.stats.reflected(exception);
@@ -174,13 +219,28 @@ fn redeliver_interrupted(vmcs: &mut CurrentVmcs) {
 fn ept_enabled(vmcs12: &impl Vmcs) -> bool {
     let primary = vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32;
     let secondary = vmcs12.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32;
-    primary & PrimaryControls::SECONDARY_CONTROLS.bits() != 0 && secondary & SecondaryControls::ENABLE_EPT.bits() != 0
+    primary & PrimaryControls::SECONDARY_CONTROLS.bits() != 0
+        && secondary & SecondaryControls::ENABLE_EPT.bits() != 0
 }
 
 /// L3's general-purpose registers in `Gpr` order (RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8–R15).
 fn gprs(r: &GuestRegisters, vmcs: &CurrentVmcs) -> [u64; 16] {
     [
-        r.rax, r.rcx, r.rdx, r.rbx, vmcs.read(guest::RSP), r.rbp, r.rsi, r.rdi,
-        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15,
+        r.rax,
+        r.rcx,
+        r.rdx,
+        r.rbx,
+        vmcs.read(guest::RSP),
+        r.rbp,
+        r.rsi,
+        r.rdi,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15,
     ]
 }

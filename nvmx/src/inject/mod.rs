@@ -232,7 +232,10 @@ pub fn inject_event(
 /// re-inject the event"). Its payload is not applied again: CR2 or DR6 already hold it.
 pub fn redeliver(vmcs: &mut impl Vmcs, event: &Event) {
     let protected_mode = guest_flag(vmcs, guest::CR0, Cr0::CR0_PROTECTED_MODE.bits() as u64);
-    vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, event.info(protected_mode).bits().into());
+    vmcs.write(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        event.info(protected_mode).bits().into(),
+    );
     if let Some(error_code) = event.pushed_error_code(protected_mode) {
         vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, error_code.into());
     }
@@ -250,8 +253,8 @@ fn write_entry(
     event: &Event,
     error_code: Option<u16>,
 ) {
-    let error_code =
-        error_code.filter(|_| !event.is_hardware(CONTROL_PROTECTION_VECTOR) || host.cet_supported());
+    let error_code = error_code
+        .filter(|_| !event.is_hardware(CONTROL_PROTECTION_VECTOR) || host.cet_supported());
     let info = InterruptionInfo::new(event.kind, event.vector, error_code.is_some());
     vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, info.bits().into());
     if let Some(ec) = error_code {

@@ -20,7 +20,7 @@ mod outcome;
 mod pointer;
 mod state;
 #[cfg(test)]
-mod test_guest;
+pub(crate) mod test_guest;
 
 pub use caps::VmxCapabilities;
 pub use decode::{

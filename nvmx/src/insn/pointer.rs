@@ -5,6 +5,7 @@ use super::decode::MemOperand;
 use super::guest::{GuestMemory, GuestMode, GuestOperands};
 use super::outcome::{Outcome, VmInstructionError};
 use super::state::{read_m64, read_revision, Current, NestedVmx};
+use crate::nested::Dirty;
 use shadow_vmcs::{SoftVmcs, VMCS12_REVISION_ID, VMCS_REGION_SIZE};
 use x86::vmx::vmcs::control::SecondaryControls;
 
@@ -95,6 +96,7 @@ impl NestedVmx {
         self.current = Some(Current {
             gpa: addr,
             vmcs12: SoftVmcs::from_region(&region),
+            dirty: Dirty::all(),
         });
         Outcome::Succeed
     }

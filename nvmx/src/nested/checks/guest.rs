@@ -45,12 +45,7 @@ pub(super) fn check_guest_state(
     ctx: &EntryContext<'_>,
 ) -> Result<(), u64> {
     let c = Controls::read(v);
-    let mode = SegmentMode {
-        ia32e: c.ia32e_guest(),
-        unrestricted: c.unrestricted_guest(),
-        v8086: v.read(guest::RFLAGS) & RFLAGS_VM != 0,
-        protected: v.read(guest::CR0) & CR0_PE != 0,
-    };
+    let mode = segment_mode(v, &c);
     let valid = registers_valid(v, ctx, &c)
         && segments_valid(v, mode)
         && descriptor_tables_valid(v)
@@ -70,6 +65,29 @@ pub(super) fn check_guest_state(
         }
     }
     Ok(())
+}
+
+/// The guest-state rules that look at the injected event (SDM 27.3.1.4 RFLAGS.IF for an external
+/// interrupt, 27.3.1.5), for an entry where only the injection fields changed since vmcs12 last
+/// passed every check: the other guest-state rules read no injection field.
+pub(super) fn injection_guest_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>) -> bool {
+    let c = Controls::read(v);
+    rip_rflags_valid(v, &c, segment_mode(v, &c)) && non_register_state_valid(v, ctx, &c)
+}
+
+/// Whether the guest-state checks read the guest hypervisor's memory for `v`: a VMCS link
+/// pointer other than all ones (its region), PAE paging without EPT (the PDPTEs).
+pub(super) fn reads_memory(v: &impl Vmcs, c: &Controls) -> bool {
+    v.read(guest::LINK_PTR_FULL) != u64::MAX || (guest_uses_pae_paging(v, c) && !c.ept())
+}
+
+fn segment_mode(v: &impl Vmcs, c: &Controls) -> SegmentMode {
+    SegmentMode {
+        ia32e: c.ia32e_guest(),
+        unrestricted: c.unrestricted_guest(),
+        v8086: v.read(guest::RFLAGS) & RFLAGS_VM != 0,
+        protected: v.read(guest::CR0) & CR0_PE != 0,
+    }
 }
 
 /// SDM 27.3.1.1: control registers, debug registers and MSRs.
