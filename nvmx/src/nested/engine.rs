@@ -35,7 +35,7 @@ use super::exit::{
 use super::vmcs02::{prepare_vmcs02, write_injection, L1Needs};
 use crate::exit_reason;
 use crate::insn::{GuestMemory, NestedVmx, VmInstructionError, VmxCapabilities};
-use shadow_vmcs::{Field, ShadowPolicy, SoftVmcs, Vmcs, SHADOWED};
+use shadow_vmcs::{Field, Resolved, ShadowPolicy, SoftVmcs, Vmcs, SHADOWED};
 use x86::vmx::vmcs::control;
 
 /// The VMCSs the engine works on, each behind its own type so that writing the wrong one does
@@ -145,7 +145,7 @@ impl NestedVcpu {
         let changed = self.vmx.current_vmcs_pointer() != before;
         if changed {
             if let (Some(policy), Some(current)) = (&self.shadow, &self.vmx.current) {
-                load_shadow(policy, &current.vmcs12, hw.shadow(), &ALL_SHADOWED);
+                load_shadow(policy, &current.vmcs12, hw.shadow(), ShadowLoad::All);
             }
             hw.vmcs01();
         }
@@ -206,7 +206,7 @@ impl NestedVcpu {
                         return Entry::Abort(abort);
                     }
                     if let Some(policy) = &self.shadow {
-                        load_shadow(policy, vmcs12, hw.shadow(), &EXIT_SHADOWED);
+                        load_shadow(policy, vmcs12, hw.shadow(), ShadowLoad::Exit);
                         hw.vmcs01();
                     }
                     Entry::FailureExit
@@ -268,7 +268,7 @@ impl NestedVcpu {
         }
         load_l2_host_state(vmcs12, hw.vmcs01(), mem, phys_addr_bits)?;
         if let Some(policy) = &self.shadow {
-            load_shadow(policy, vmcs12, hw.shadow(), &EXIT_SHADOWED);
+            load_shadow(policy, vmcs12, hw.shadow(), ShadowLoad::Exit);
             hw.vmcs01();
         }
         Ok(())
@@ -292,27 +292,44 @@ impl NestedVcpu {
         let shadow = hw.shadow();
         let vmcs12 = &mut current.vmcs12;
         for &(field, group) in &SHADOWED_WRITABLE {
-            let value = shadow.read(field);
-            if vmcs12.read(field) != value {
-                vmcs12.write(field, value);
+            let value = shadow.read(field.encoding());
+            if vmcs12.read_resolved(field) != value {
+                vmcs12.write_resolved(field, value);
                 current.dirty |= group;
             }
         }
         if policy.exit_information_writable() {
             for &field in &SHADOWED_EXIT_INFORMATION {
-                vmcs12.write(field, shadow.read(field));
+                vmcs12.write_resolved(field, shadow.read(field.encoding()));
             }
         }
     }
 }
 
-/// Copies `fields` of vmcs12 into the shadow VMCS, exit-information fields only where the policy
-/// lets the guest read them from the shadow.
-fn load_shadow(policy: &ShadowPolicy, vmcs12: &SoftVmcs, shadow: &mut impl Vmcs, fields: &[u32]) {
-    let readable = policy.exit_information_readable();
-    for &field in fields {
-        if readable || !is_exit_information(field) {
-            shadow.write(field, vmcs12.read(field));
+/// Which shadowed fields to copy from vmcs12 into the shadow.
+#[derive(Clone, Copy)]
+enum ShadowLoad {
+    /// All (a newly current vmcs12).
+    All,
+    /// Those a nested exit or a VM-entry failure exit changes in vmcs12: exit information, the
+    /// frequent guest fields, the VM-entry interruption information (valid bit cleared). The
+    /// others were copied from the shadow at the entry and are equal.
+    Exit,
+}
+
+/// Copies shadowed fields of vmcs12 into the shadow VMCS, exit-information fields only where
+/// the policy lets the guest read them from the shadow.
+fn load_shadow(policy: &ShadowPolicy, vmcs12: &SoftVmcs, shadow: &mut impl Vmcs, which: ShadowLoad) {
+    let writable: &[(Resolved, Dirty)] = match which {
+        ShadowLoad::All => &SHADOWED_WRITABLE,
+        ShadowLoad::Exit => &CHANGED_BY_EXIT,
+    };
+    for &(field, _) in writable {
+        shadow.write(field.encoding(), vmcs12.read_resolved(field));
+    }
+    if policy.exit_information_readable() {
+        for &field in &SHADOWED_EXIT_INFORMATION {
+            shadow.write(field.encoding(), vmcs12.read_resolved(field));
         }
     }
 }
@@ -336,18 +353,15 @@ const fn count_shadowed(exit_information: bool) -> usize {
     n
 }
 
-/// Every shadowed field (a newly current vmcs12).
-const ALL_SHADOWED: [u32; SHADOWED.len()] = SHADOWED;
-
 /// Shadowed fields the guest may write in the shadow, with the group each changes.
-const SHADOWED_WRITABLE: [(u32, Dirty); count_shadowed(false)] = {
-    let mut fields = [(0, Dirty::empty()); count_shadowed(false)];
+const SHADOWED_WRITABLE: [(Resolved, Dirty); count_shadowed(false)] = {
+    let mut fields = [(Resolved::new(SHADOWED[0]), Dirty::empty()); count_shadowed(false)];
     let mut n = 0;
     let mut i = 0;
     while i < SHADOWED.len() {
         if let Some(field) = Field::new(SHADOWED[i] as u64) {
             if !field.is_read_only() {
-                fields[n] = (SHADOWED[i], Dirty::of(field));
+                fields[n] = (Resolved::new(SHADOWED[i]), Dirty::of(field));
                 n += 1;
             }
         }
@@ -357,13 +371,13 @@ const SHADOWED_WRITABLE: [(u32, Dirty); count_shadowed(false)] = {
 };
 
 /// Shadowed exit-information fields.
-const SHADOWED_EXIT_INFORMATION: [u32; count_shadowed(true)] = {
-    let mut fields = [0; count_shadowed(true)];
+const SHADOWED_EXIT_INFORMATION: [Resolved; count_shadowed(true)] = {
+    let mut fields = [Resolved::new(SHADOWED[0]); count_shadowed(true)];
     let mut n = 0;
     let mut i = 0;
     while i < SHADOWED.len() {
         if is_exit_information(SHADOWED[i]) {
-            fields[n] = SHADOWED[i];
+            fields[n] = Resolved::new(SHADOWED[i]);
             n += 1;
         }
         i += 1;
@@ -371,31 +385,26 @@ const SHADOWED_EXIT_INFORMATION: [u32; count_shadowed(true)] = {
     fields
 };
 
-/// The shadowed fields a nested exit (or entry-failure exit) changes in vmcs12: exit
-/// information, the frequent guest fields, the VM-entry interruption information (valid bit
-/// cleared). The other shadowed fields were copied from the shadow at the entry and are equal.
-const EXIT_SHADOWED: [u32; count_shadowed(true) + FREQUENT_GUEST_FIELDS.len() + 1] = {
-    let mut fields = [INJECTION_FIELDS[0]; count_shadowed(true) + FREQUENT_GUEST_FIELDS.len() + 1];
-    let mut n = 0;
-    while n < SHADOWED_EXIT_INFORMATION.len() {
-        fields[n] = SHADOWED_EXIT_INFORMATION[n];
-        n += 1;
-    }
+/// The guest-writable shadowed fields a nested exit changes (see [`ShadowLoad::Exit`]).
+const CHANGED_BY_EXIT: [(Resolved, Dirty); FREQUENT_GUEST_FIELDS.len() + 1] = {
+    let mut fields = [(Resolved::new(INJECTION_FIELDS[0]), Dirty::INJECTION);
+        FREQUENT_GUEST_FIELDS.len() + 1];
     let mut i = 0;
     while i < FREQUENT_GUEST_FIELDS.len() {
-        fields[n + i] = FREQUENT_GUEST_FIELDS[i];
+        fields[i + 1] = (Resolved::new(FREQUENT_GUEST_FIELDS[i]), Dirty::GUEST);
         i += 1;
     }
     fields
 };
 
+// Every field refreshed after an exit is a guest-writable shadowed one.
 const _: () = {
     let mut i = 0;
-    while i < EXIT_SHADOWED.len() {
+    while i < CHANGED_BY_EXIT.len() {
         let mut j = 0;
         let mut found = false;
-        while j < SHADOWED.len() {
-            found |= SHADOWED[j] == EXIT_SHADOWED[i];
+        while j < SHADOWED_WRITABLE.len() {
+            found |= SHADOWED_WRITABLE[j].0.encoding() == CHANGED_BY_EXIT[i].0.encoding();
             j += 1;
         }
         assert!(found, "fields refreshed after an exit are shadowed");

@@ -13,7 +13,7 @@ use crate::event::{InfoFlags, InterruptionInfo, InterruptionType};
 use crate::exit_reason;
 use crate::insn::GuestMemory;
 use crate::route::ExitInfo;
-use shadow_vmcs::Vmcs;
+use shadow_vmcs::{Resolved, SoftVmcs, Vmcs};
 use x86::vmx::vmcs::control::{self, EntryControls, ExitControls};
 use x86::vmx::vmcs::{guest, host, ro};
 
@@ -37,7 +37,7 @@ pub enum ExitFields {
 }
 
 /// Exit-information fields a reflected hardware exit copies.
-const EXIT_INFORMATION_FIELDS: [u32; 14] = [
+const EXIT_INFORMATION_FIELDS: [Resolved; 14] = Resolved::all([
     ro::EXIT_REASON,
     ro::EXIT_QUALIFICATION,
     ro::VMEXIT_INTERRUPTION_INFO,
@@ -52,7 +52,8 @@ const EXIT_INFORMATION_FIELDS: [u32; 14] = [
     ro::IO_RSI,
     ro::IO_RDI,
     ro::IO_RIP,
-];
+
+]);
 
 /// CR0 bits a VM exit does not load from the host-state area: ET, NW, CD and the reserved bits
 /// 63:32, 28:19, 17, 15:6 (SDM 28.5.1). The bits fixed in VMX operation agree already: both the
@@ -79,7 +80,7 @@ const LIMIT_DESCRIPTOR_TABLE: u64 = 0xFFFF;
 /// "IA-32e mode guest" := L3's EFER.LMA; the valid bit of vmcs12's VM-entry
 /// interruption-information field cleared. For a VM-entry failure of vmcs02 (reason bit 31)
 /// only the exit reason and qualification change (SDM 27.8).
-pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields) {
+pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut SoftVmcs, info: ExitFields) {
     if let Some(rare) = save_exit(vmcs02, vmcs12, info) {
         save_rare_guest_state(vmcs02, vmcs12, rare);
     }
@@ -92,7 +93,7 @@ pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields
 /// later, when vmcs12's other guest fields are needed.
 pub(crate) fn save_exit(
     vmcs02: &impl Vmcs,
-    vmcs12: &mut impl Vmcs,
+    vmcs12: &mut SoftVmcs,
     info: ExitFields,
 ) -> Option<RareGuestState> {
     match info {
@@ -117,7 +118,7 @@ pub(crate) fn save_exit(
         control::VMENTRY_INTERRUPTION_INFO_FIELD,
         entry_info & !u64::from(InfoFlags::VALID.bits()),
     );
-    copy(vmcs02, vmcs12, &FREQUENT_GUEST_FIELDS);
+    copy(vmcs02, vmcs12, &FREQUENT_GUEST);
     let lma =
         vmcs02.read(control::VMENTRY_CONTROLS) & u64::from(EntryControls::IA32E_MODE_GUEST.bits());
     let entry12 = vmcs12.read(control::VMENTRY_CONTROLS);
@@ -152,29 +153,35 @@ pub(crate) struct RareGuestState {
 /// and what the controls ask for. vmcs02 must still hold L3's state of that exit.
 pub(crate) fn save_rare_guest_state(
     vmcs02: &impl Vmcs,
-    vmcs12: &mut impl Vmcs,
+    vmcs12: &mut SoftVmcs,
     what: RareGuestState,
 ) {
-    copy(vmcs02, vmcs12, &RARE_GUEST_FIELDS);
+    copy(vmcs02, vmcs12, &RARE_GUEST);
     if what.debug_controls {
-        copy(vmcs02, vmcs12, &[guest::DR7, guest::IA32_DEBUGCTL_FULL]);
+        copy(vmcs02, vmcs12, &Resolved::all([guest::DR7, guest::IA32_DEBUGCTL_FULL]));
     }
     if what.pat {
-        copy(vmcs02, vmcs12, &[guest::IA32_PAT_FULL]);
+        copy(vmcs02, vmcs12, &Resolved::all([guest::IA32_PAT_FULL]));
     }
     if what.efer {
-        copy(vmcs02, vmcs12, &[guest::IA32_EFER_FULL]);
+        copy(vmcs02, vmcs12, &Resolved::all([guest::IA32_EFER_FULL]));
     }
     if what.pdptes {
-        copy(vmcs02, vmcs12, &PDPTE_FIELDS);
+        copy(vmcs02, vmcs12, &PDPTES);
     }
 }
 
-fn copy(from: &impl Vmcs, to: &mut impl Vmcs, fields: &[u32]) {
+/// Copies `fields` of vmcs02 into vmcs12.
+fn copy(vmcs02: &impl Vmcs, vmcs12: &mut SoftVmcs, fields: &[Resolved]) {
     for &field in fields {
-        to.write(field, from.read(field));
+        vmcs12.write_resolved(field, vmcs02.read(field.encoding()));
     }
 }
+
+const FREQUENT_GUEST: [Resolved; FREQUENT_GUEST_FIELDS.len()] =
+    Resolved::all(FREQUENT_GUEST_FIELDS);
+const RARE_GUEST: [Resolved; RARE_GUEST_FIELDS.len()] = Resolved::all(RARE_GUEST_FIELDS);
+const PDPTES: [Resolved; 4] = Resolved::all(PDPTE_FIELDS);
 
 /// A VMX abort (SDM 28.7): the guest hypervisor's processor cannot continue. The abort
 /// indicator would go to offset 4 of vmcs12's region; l1-hv does not write it and stops the
