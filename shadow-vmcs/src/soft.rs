@@ -146,6 +146,7 @@ impl SoftVmcs {
     }
 
     /// VMREAD semantics: the field's value, zero-extended; a HIGH access yields bits 63:32.
+    #[inline]
     pub fn get(&self, field: Field) -> Result<u64, UnsupportedField> {
         let value = self.fields[slot(field).ok_or(UnsupportedField)?];
         Ok(if field.is_high() { value >> 32 } else { value })
@@ -153,6 +154,7 @@ impl SoftVmcs {
 
     /// VMWRITE semantics: `value` truncated to the field's width; a HIGH access replaces bits
     /// 63:32 with bits 31:0 of `value` and keeps bits 31:0 (SDM 24.11.2).
+    #[inline]
     pub fn set(&mut self, field: Field, value: u64) -> Result<(), UnsupportedField> {
         let stored = &mut self.fields[slot(field).ok_or(UnsupportedField)?];
         let value = value & field.access_mask();
@@ -232,12 +234,16 @@ impl SoftVmcs {
 /// Panics on a field vmcs12 lacks: through this trait that is a host bug (see [`Vmcs`]); guest
 /// supplied encodings go through [`SoftVmcs::get`]/[`SoftVmcs::set`].
 impl Vmcs for SoftVmcs {
+    // Inlined so that a constant encoding folds to a load of its slot (the nested exit and
+    // entry paths read vmcs12 by constant encodings).
+    #[inline]
     fn read(&self, field: u32) -> u64 {
         Field::new(u64::from(field))
             .and_then(|f| self.get(f).ok())
             .unwrap_or_else(|| panic!("vmcs12 has no field {field:#x}"))
     }
 
+    #[inline]
     fn write(&mut self, field: u32, value: u64) {
         Field::new(u64::from(field))
             .and_then(|f| self.set(f, value).ok())

@@ -32,6 +32,9 @@ pub enum Entered {
 
 /// Performs the guest hypervisor's VMLAUNCH (`launch`) or VMRESUME through the nested engine;
 /// vmcs01 is current, and vmcs02 is on return if L3 is to run.
+// Not inlined into the run loop or the L2 exit dispatch: the nested paths inline many vmcs12
+// accesses, which would otherwise weigh on every other exit path.
+#[inline(never)]
 pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool) -> Entered {
     let vmcs01_phys = g.vmcs_region.phys();
     let l2_ept = g.ept.pointer();

@@ -110,6 +110,9 @@ pub enum InstructionEnd {
 /// Emulates the VMX instruction that caused `reason` in L2 through the nested engine, which
 /// keeps vmcs12, the shadow VMCS and vmcs02 in step; links the shadow anew when the current
 /// vmcs12 changed.
+// Not inlined into the run loop or the L2 exit dispatch: the nested paths inline many vmcs12
+// accesses, which would otherwise weigh on every other exit path.
+#[inline(never)]
 pub fn emulate_instruction(
     nested: &mut Nested,
     cx: &mut L2Context<'_, CurrentVmcs>,

@@ -319,7 +319,12 @@ enum ShadowLoad {
 
 /// Copies shadowed fields of vmcs12 into the shadow VMCS, exit-information fields only where
 /// the policy lets the guest read them from the shadow.
-fn load_shadow(policy: &ShadowPolicy, vmcs12: &SoftVmcs, shadow: &mut impl Vmcs, which: ShadowLoad) {
+fn load_shadow(
+    policy: &ShadowPolicy,
+    vmcs12: &SoftVmcs,
+    shadow: &mut impl Vmcs,
+    which: ShadowLoad,
+) {
     let writable: &[(Resolved, Dirty)] = match which {
         ShadowLoad::All => &SHADOWED_WRITABLE,
         ShadowLoad::Exit => &CHANGED_BY_EXIT,
@@ -387,8 +392,8 @@ const SHADOWED_EXIT_INFORMATION: [Resolved; count_shadowed(true)] = {
 
 /// The guest-writable shadowed fields a nested exit changes (see [`ShadowLoad::Exit`]).
 const CHANGED_BY_EXIT: [(Resolved, Dirty); FREQUENT_GUEST_FIELDS.len() + 1] = {
-    let mut fields = [(Resolved::new(INJECTION_FIELDS[0]), Dirty::INJECTION);
-        FREQUENT_GUEST_FIELDS.len() + 1];
+    let mut fields =
+        [(Resolved::new(INJECTION_FIELDS[0]), Dirty::INJECTION); FREQUENT_GUEST_FIELDS.len() + 1];
     let mut i = 0;
     while i < FREQUENT_GUEST_FIELDS.len() {
         fields[i + 1] = (Resolved::new(FREQUENT_GUEST_FIELDS[i]), Dirty::GUEST);

@@ -52,7 +52,6 @@ const EXIT_INFORMATION_FIELDS: [Resolved; 14] = Resolved::all([
     ro::IO_RSI,
     ro::IO_RDI,
     ro::IO_RIP,
-
 ]);
 
 /// CR0 bits a VM exit does not load from the host-state area: ET, NW, CD and the reserved bits
@@ -158,7 +157,11 @@ pub(crate) fn save_rare_guest_state(
 ) {
     copy(vmcs02, vmcs12, &RARE_GUEST);
     if what.debug_controls {
-        copy(vmcs02, vmcs12, &Resolved::all([guest::DR7, guest::IA32_DEBUGCTL_FULL]));
+        copy(
+            vmcs02,
+            vmcs12,
+            &Resolved::all([guest::DR7, guest::IA32_DEBUGCTL_FULL]),
+        );
     }
     if what.pat {
         copy(vmcs02, vmcs12, &Resolved::all([guest::IA32_PAT_FULL]));
