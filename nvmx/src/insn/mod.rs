@@ -17,6 +17,7 @@ mod guest;
 mod invalidate;
 mod operation;
 mod outcome;
+mod paging;
 mod pointer;
 mod state;
 #[cfg(test)]
@@ -31,4 +32,5 @@ pub use decode::{
 pub use guest::{GuestMemory, GuestMode, GuestOperands, NotRam};
 pub use invalidate::eptp_valid;
 pub use outcome::{Fault, Invalidation, Outcome, VmInstructionError};
+pub use paging::{translate, Paging};
 pub use state::NestedVmx;
