@@ -25,8 +25,9 @@ pub const VMCS12_REVISION_ID: u32 = 0x4C31_4856;
 /// Size of a VMCS region, reported in the guest's IA32_VMX_BASIC bits 44:32.
 pub const VMCS_REGION_SIZE: usize = 4096;
 
-/// Bit 31 of the first region dword: the VMCS is a shadow VMCS (SDM 24.10).
-const SHADOW_INDICATOR: u32 = 1 << 31;
+/// Bit 31 of the first dword of a VMCS region: the VMCS is a shadow VMCS (SDM 25.2, 25.10).
+/// The one definition for vmcs12 regions, the checks and l1-hv's own shadow VMCS.
+pub const SHADOW_INDICATOR: u32 = 1 << 31;
 
 /// Launch state of a VMCS (SDM 24.1): VMCLEAR makes it clear, a successful VMLAUNCH launched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,12 +7,9 @@
 use crate::memory::PhysPages;
 use l1_vmx::current_vmcs::CurrentVmcs;
 use l1_vmx::instructions::vmclear;
-use shadow_vmcs::{ShadowPolicy, Vmcs};
+use shadow_vmcs::{ShadowPolicy, Vmcs, SHADOW_INDICATOR};
 use x86::vmx::vmcs::control::{self, SecondaryControls};
 use x86::vmx::vmcs::guest;
-
-/// Bit 31 of a VMCS region's first dword: this is a shadow VMCS.
-const SHADOW_INDICATOR: u32 = 1 << 31;
 
 /// One guest hypervisor's shadow VMCS and its VMREAD/VMWRITE bitmaps.
 pub struct ShadowVmcs {

@@ -13,7 +13,7 @@ use super::segments::{segments_valid, SegmentMode};
 use super::{EntryContext, QUALIFICATION_DEFAULT, QUALIFICATION_LINK_POINTER, QUALIFICATION_PDPTE};
 use crate::event::{InterruptionInfo, InterruptionType};
 use crate::insn::GuestMemory;
-use shadow_vmcs::{Vmcs, VMCS12_REVISION_ID};
+use shadow_vmcs::{Vmcs, SHADOW_INDICATOR, VMCS12_REVISION_ID};
 use x86::bits64::rflags::RFlags;
 use x86::irq::{DEBUG_VECTOR, MACHINE_CHECK_VECTOR};
 use x86::vmx::vmcs::control::{EntryControls, PinbasedControls, SecondaryControls};
@@ -36,8 +36,6 @@ const PENDING_DEBUG_BS: u64 = 1 << 14;
 const INTERRUPTIBILITY_DEFINED: u64 = 0xF;
 /// IA32_VMX_MISC bit 6: the HLT activity state is supported.
 const MISC_ACTIVITY_HLT: u64 = 1 << 6;
-/// Bit 31 of the first word of a VMCS region: shadow-VMCS indicator.
-const SHADOW_INDICATOR: u32 = 1 << 31;
 
 pub(super) fn check_guest_state(
     v: &impl Vmcs,
