@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 seconds=${FUZZ_SECONDS:-15}
 runs=${FUZZ_RUNS:-2000000}
-targets=(insn intr nested_entry nested_ept route devices loader)
+targets=(insn intr nested_engine nested_entry nested_ept route devices loader)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz/smoke.sh: FAILED: 'cargo +nightly' does not work, and cargo-fuzz needs the nightly" \

@@ -4,7 +4,8 @@
 //! `loader`, stated at the level of what the code promises, not restating it) and, for the nvmx
 //! targets, a behaviour class used by the `seeds` binary to pick a corpus that covers every
 //! class. The targets in `fuzz_targets/` are one-line wrappers around [`insn::check`],
-//! [`intr::check`], [`nested_entry::check`], [`nested_ept::check`], [`route::check`],
+//! [`intr::check`], [`nested_engine::check`],
+//! [`nested_entry::check`], [`nested_ept::check`], [`route::check`],
 //! [`devices::check`] and [`loader::check`].
 
 pub mod config;
@@ -13,6 +14,7 @@ pub mod insn;
 pub mod intr;
 pub mod loader;
 pub mod memory;
+pub mod nested_engine;
 pub mod nested_entry;
 pub mod nested_ept;
 pub mod route;

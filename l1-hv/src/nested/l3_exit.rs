@@ -8,7 +8,6 @@ use crate::guest::inject_host::VcpuInjectHost;
 use crate::guest::{Guest, RunEnd, Stop};
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
-use l1_vmx::instructions::vmptrld;
 use l1_vmx::GuestRegisters;
 use nvmx::ept::{
     compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions,
@@ -17,9 +16,7 @@ use nvmx::event::Event;
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
 use nvmx::insn::GuestMemory;
-use nvmx::nested::{
-    l2_wants_exit, load_l2_host_state, reflect_exit, Decision, ExitFacts, ExitFields,
-};
+use nvmx::nested::{l2_wants_exit, Decision, ExitFacts, ExitFields};
 use nvmx::route::InterceptControls;
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
@@ -37,20 +34,22 @@ pub enum Handled {
 }
 
 /// Handles the exit L3 just took; vmcs02 is current.
+// Not inlined into the run loop or the L2 exit dispatch: the nested paths inline many vmcs12
+// accesses, which would otherwise weigh on every other exit path.
+#[inline(never)]
 pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     let reason = ExitReason(vmcs.read(ro::EXIT_REASON) as u32);
     if let Some(count) = g.nested.stats.l3_exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
     }
     if reason.is_entry_failure() {
-        // nvmx's checks accept only a vmcs12 whose vmcs02 the CPU accepts: this is an l1-hv bug,
-        // contained to this guest.
-        return Handled::End(RunEnd::Stopped(Stop::Internal(
-            "vmcs02 failed the CPU's VM-entry checks",
-        )));
+        // The processor checks vmcs02's guest state itself (the engine does not re-check the
+        // state an exit saved): the guest hypervisor gets the failure as the processor reports
+        // it (SDM 27.8).
+        return reflect(host, g, vmcs, ExitFields::FromVmcs02);
     }
     let memory = L2Memory(&mut g.ram);
-    let Some(vmcs12) = g.nested.vmx.current_vmcs12_mut() else {
+    let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
@@ -79,7 +78,7 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
 /// An exception vmcs12 does not intercept, which l1-hv intercepted for itself: deliver it to
 /// L3 as the hardware would have, through the routing core with the guest hypervisor's controls.
 fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
-    let Some(vmcs12) = g.nested.vmx.current_vmcs12() else {
+    let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
@@ -133,7 +132,7 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
     };
     let memory = L2Memory(&mut g.ram);
     let nested: &mut Nested = &mut g.nested;
-    let Some(vmcs12) = nested.vmx.current_vmcs12() else {
+    let Some(vmcs12) = nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
@@ -196,24 +195,17 @@ fn reflect(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, fields: ExitField
         ExitFields::FromVmcs02 if vmcs.read(ro::EXIT_REASON) as u16 == exit_reason::EXCEPTION_OR_NMI
     ) || matches!(&fields, ExitFields::Event(info) if info.reason == nvmx::route::ExitReason::ExceptionOrNmi);
     let memory = L2Memory(&mut g.ram);
+    // SAFETY: L3 exited, so vmcs02 is current.
+    let mut hw = unsafe { g.nested.hardware(vmcs01_phys) };
     let nested: &mut Nested = &mut g.nested;
-    let Some(vmcs12) = nested.vmx.current_vmcs12_mut() else {
-        return Handled::End(RunEnd::Stopped(Stop::Internal(
-            "L3 ran without a current vmcs12",
-        )));
-    };
-    reflect_exit(vmcs, vmcs12, fields);
-    // SAFETY: vmcs01 is this guest's VMCS region.
-    if unsafe { vmptrld(vmcs01_phys) }.is_err() {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("VMPTRLD of vmcs01 failed")));
-    }
-    if load_l2_host_state(vmcs12, vmcs, &memory, host.phys_addr_bits).is_err() {
+    if nested
+        .engine
+        .l3_exit(&mut hw, fields, &memory, host.phys_addr_bits)
+        .is_err()
+    {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "VMX abort loading the host state",
         )));
-    }
-    if let Some(shadow) = &nested.shadow {
-        shadow.load(vmcs12, vmcs01_phys);
     }
     nested.in_l3 = false;
     nested.stats.reflected(exception);
