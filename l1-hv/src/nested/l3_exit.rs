@@ -12,7 +12,8 @@ use l1_vmx::GuestRegisters;
 use nvmx::ept::{
     compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions,
 };
-use nvmx::event::Event;
+use nvmx::event::{Event, InterruptionInfo};
+use nvmx::intr::{self, AssistOutcome, L3Outcome};
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
 use nvmx::insn::GuestMemory;
@@ -62,9 +63,18 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
         Decision::ReflectToL2 => reflect(host, g, vmcs, ExitFields::FromVmcs02),
         Decision::L1Handles => match reason.basic() {
             exit_reason::EXCEPTION_OR_NMI => reinject(host, g, vmcs),
-            // l1-hv's own interrupt (it masks its PIC, so a stray one): nothing to do.
+            // An interrupt l1-hv intercepts and the guest hypervisor does not: a kernel
+            // guest's goes into its pending events (acknowledged on exit, it must not be lost);
+            // a test image's is a stray one, ended and dropped.
             exit_reason::EXTERNAL_INTERRUPT => {
                 redeliver_interrupted(vmcs);
+                let info = InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32);
+                match g.machine.as_mut() {
+                    Some(machine) if info.valid() => {
+                        machine.events.raise_interrupt(info.vector());
+                    }
+                    _ => crate::guest::end_of_interrupt(),
+                }
                 Handled::Resume
             }
             _ => Handled::End(RunEnd::Stopped(Stop::Unhandled {
@@ -246,4 +256,22 @@ fn gprs(r: &GuestRegisters, vmcs: &CurrentVmcs) -> [u64; 16] {
         r.r14,
         r.r15,
     ]
+}
+
+/// Before entering L3: the machine's pending NMIs and interrupts go where the guest
+/// hypervisor's controls send them (`nvmx::intr::assist_l3`): a virtual VM exit to the guest
+/// hypervisor when vmcs12 intercepts them, else injection into L3.
+pub fn deliver_pending(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
+    let (Some(vmcs12), Some(machine)) = (g.nested.engine.vmx().current_vmcs12(), g.machine.as_mut()) else {
+        return Handled::Resume;
+    };
+    let mut inject_host = VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace, cet: g.cet };
+    match intr::assist_l3(vmcs, vmcs12, &mut inject_host, &mut machine.events) {
+        L3Outcome::VmExit(info) => reflect(host, g, vmcs, ExitFields::Event(info)),
+        L3Outcome::Assist(AssistOutcome::Injected { event, .. }) => {
+            machine.forwarded.count(&event);
+            Handled::Resume
+        }
+        L3Outcome::Assist(_) => Handled::Resume,
+    }
 }
