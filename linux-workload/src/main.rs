@@ -5,21 +5,25 @@
 //! - `signals`: faults taken in user mode and handled by our own SA_SIGINFO handler (#PF on an
 //!   unmapped and on a read-only page, #DE, #BP, #UD), each reported with its si_code;
 //! - `memory`: page-fault-heavy work (the kernel's #PF handler, thousands of times);
-//! - `forkexec N`: fork and exec `/bin/true` N times (process creation, copy-on-write faults).
+//! - `forkexec N`: fork and exec `/bin/true` N times (process creation, copy-on-write faults);
+//! - `tsc LABEL`: the time-stamp counter, for the Linux benchmark (timing-dependent: printed
+//!   outside the compared output).
 
 mod forkexec;
 mod memory;
 mod signals;
+mod tsc;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: linux-workload signals | memory | forkexec N";
+const USAGE: &str = "usage: linux-workload signals | memory | forkexec N | tsc LABEL";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["signals"] => signals::run(),
         ["memory"] => memory::run(),
+        ["tsc", label] => tsc::run(label),
         ["forkexec", n] => match n.parse() {
             Ok(n) => forkexec::run(n),
             Err(_) => Err(format!("forkexec: {n:?} is not a count; {USAGE}")),

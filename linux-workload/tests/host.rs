@@ -36,6 +36,15 @@ fn forkexec_runs_true_n_times() {
 }
 
 #[test]
+fn tsc_prints_the_label_and_a_count() {
+    let first = run(&["tsc", "a"]);
+    let count = |line: &str| line.trim_end().strip_prefix("tsc: a ").and_then(|n| n.parse::<u64>().ok());
+    assert!(count(&first).is_some(), "{first}");
+    // The counter only goes forward.
+    assert!(count(&run(&["tsc", "a"])) > count(&first));
+}
+
+#[test]
 fn bad_arguments_are_refused_in_one_line() {
     let out = Command::new(env!("CARGO_BIN_EXE_linux-workload")).args(["forkexec", "many"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

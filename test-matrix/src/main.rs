@@ -36,7 +36,11 @@ subcommands:
   linux-assets           fetch Debian's cloud kernel and build the Linux test's initramfs
                          under target/linux/; prints their paths and the test command line
   bench [--json]         boot the benchmark payloads in Bochs and print instructions per event
-                         (docs/benchmarks.md); figures also in target/bench/bench.json";
+                         (docs/benchmarks.md); figures also in target/bench/bench.json
+  bench-linux [--json]   boot the Linux test bare, under l1-hv with forward=none and forward=all
+                         (in parallel) and print instructions from kernel entry to init and for
+                         the workload, with the exits and forwarded events behind them
+                         (docs/benchmarks.md); figures also in target/bench/linux.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Some("run") => runner::run::run(&args[1..]),
         Some("linux-assets") => runner::cli::linux_assets(),
         Some("bench") => runner::bench::run(&args[1..]),
+        Some("bench-linux") => runner::bench_linux::run(&args[1..]),
         Some(unknown) => {
             eprintln!("test-matrix: unknown subcommand {unknown:?}\n{USAGE}");
             ExitCode::from(2)

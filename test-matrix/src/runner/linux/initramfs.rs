@@ -12,19 +12,24 @@ use std::process::Command;
 /// `/init`: mount the pseudo file systems, run the workload between two marker lines, show the
 /// interrupt counts (timing-dependent: not compared), then power off, or panic when the command
 /// line asks for it (`panic=-1` turns that into an immediate reboot, which l1-hv contains).
-/// `dmesg -n 1` keeps kernel messages from interleaving with the workload's output.
+/// `dmesg -n 1` keeps kernel messages from interleaving with the workload's output. The `tsc`
+/// lines are for `bench-linux` (docs/benchmarks.md): the first thing init does, and around the
+/// markers, never between them, since the test compares the lines between them across boots.
 pub const INIT: &str = r#"#!/bin/busybox sh
+/bin/linux-workload tsc init
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 dmesg -n 1
+/bin/linux-workload tsc workload-begin
 echo "workload: begin"
 /bin/linux-workload forkexec 200
 /bin/linux-workload memory
 /bin/linux-workload signals
 echo "workload: end"
+/bin/linux-workload tsc workload-end
 cat /proc/interrupts
 case " $(cat /proc/cmdline) " in
 *" END_WITH_PANIC "*) echo c > /proc/sysrq-trigger ;;
@@ -149,5 +154,14 @@ mod tests {
         let init = INIT.replace("END_WITH_PANIC", END_WITH_PANIC);
         assert!(init.contains("*\" l1hv.end=panic \"*) echo c > /proc/sysrq-trigger ;;"));
         assert!(init.trim_end().ends_with("poweroff -f"));
+    }
+
+    #[test]
+    fn tsc_lines_are_first_and_outside_the_compared_output() {
+        let lines: Vec<&str> = INIT.lines().collect();
+        assert_eq!(lines[1], "/bin/linux-workload tsc init");
+        let at = |line: &str| lines.iter().position(|l| *l == line).unwrap();
+        assert_eq!(at("/bin/linux-workload tsc workload-begin") + 1, at("echo \"workload: begin\""));
+        assert_eq!(at("echo \"workload: end\"") + 1, at("/bin/linux-workload tsc workload-end"));
     }
 }

@@ -1,7 +1,8 @@
 //! The Linux test's assets, all made under `target/linux/` and nothing committed: Debian's stock
 //! cloud kernel as shipped (`kernel`), and an initramfs with busybox and our workload program
-//! (`initramfs`).
+//! (`initramfs`); reading such a guest's console (`console`).
 
+pub mod console;
 pub mod initramfs;
 pub mod kernel;
 

@@ -97,6 +97,30 @@ fn kind_of(kernel: &Path) -> Result<KernelKind, RunError> {
 }
 
 fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
+    let boot = match boot(args, true) {
+        Ok(boot) => boot,
+        Err(RunError::Runner(e)) if e.contains("lacks VMX") || e.contains("no /dev/kvm") => {
+            eprintln!("runner: {e}");
+            return Ok(ExitCode::from(EXIT_NO_VMX));
+        }
+        Err(e) => return Err(e),
+    };
+    let what = if args.bare { "the emulator ended by itself" } else { "verdict" };
+    eprintln!("runner: {what}: {:?} after {:.2} s wall", boot.verdict, boot.wall.as_secs_f64());
+    Ok(match boot.verdict {
+        Verdict::Pass => ExitCode::SUCCESS,
+        Verdict::Fail => ExitCode::FAILURE,
+        Verdict::NoVmx => ExitCode::from(EXIT_NO_VMX),
+        Verdict::Missing(why) => {
+            eprintln!("runner: {why}");
+            ExitCode::from(EXIT_NO_VERDICT)
+        }
+    })
+}
+
+/// Builds what `args` needs and boots it, streaming the console to stdout when `echo` is set (not
+/// when boots run in parallel, as `bench-linux`'s do). An emulator without VT-x is an error here.
+pub fn boot(args: &RunArgs, echo: bool) -> Result<emulator::Boot, RunError> {
     // Cheap checks first: a bad file name fails before anything is built or installed.
     let others = args.guests.iter().map(|spec| GuestRun::parse(spec)).collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = args.kernel.as_ref().filter(|p| !p.is_file()) {
@@ -142,7 +166,7 @@ fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
         megs: args.mem.0 + if args.bare { 0 } else { L1HV_MEGS },
         ips: if kind == KernelKind::BzImage { LINUX_IPS } else { DEMO_IPS },
         limit: Duration::from_secs(args.timeout),
-        echo: true,
+        echo,
         end: if args.bare { End::EmulatorExit } else { End::Verdict },
     };
     eprintln!(
@@ -152,23 +176,5 @@ fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
         settings.megs,
         args.timeout
     );
-    let boot = match emulator::boot_with(&emulator, &iso, &settings) {
-        Ok(boot) => boot,
-        Err(e) if e.contains("lacks VMX") || e.contains("no /dev/kvm") => {
-            eprintln!("runner: {e}");
-            return Ok(ExitCode::from(EXIT_NO_VMX));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let what = if args.bare { "the emulator ended by itself" } else { "verdict" };
-    eprintln!("runner: {what}: {:?} after {:.2} s wall", boot.verdict, boot.wall.as_secs_f64());
-    Ok(match boot.verdict {
-        Verdict::Pass => ExitCode::SUCCESS,
-        Verdict::Fail => ExitCode::FAILURE,
-        Verdict::NoVmx => ExitCode::from(EXIT_NO_VMX),
-        Verdict::Missing(why) => {
-            eprintln!("runner: {why}");
-            ExitCode::from(EXIT_NO_VERDICT)
-        }
-    })
+    Ok(emulator::boot_with(&emulator, &iso, &settings)?)
 }

@@ -1,6 +1,7 @@
 //! Reading a Linux guest's boot from the console: the guest's own lines (l1-hv prefixes them
 //! with `guest NAME: `), the workload's output between its markers, and l1-hv's summary lines of
-//! a run (`l1-hv: guest N NAME: ...`).
+//! a run (`l1-hv: guest N NAME: ...`). Shared by `bench-linux` and the Linux test
+//! (`tests/linux.rs` includes this file).
 
 /// A `[KEY]=COUNT ...` list, in order.
 pub type Counts = Vec<(String, u64)>;
@@ -25,11 +26,6 @@ pub struct GuestReport {
 }
 
 impl GuestReport {
-    /// The forwarded count of exception `name` (e.g. `#PF`), 0 when not listed.
-    pub fn exception(&self, name: &str) -> u64 {
-        self.exceptions.iter().find(|(k, _)| k == name).map_or(0, |(_, n)| *n)
-    }
-
     /// Whether l1-hv judged the run's end as expected.
     pub fn passed(&self) -> bool {
         self.end.as_deref().is_some_and(|e| e.ends_with(": PASS"))
@@ -92,11 +88,6 @@ pub fn workload_output<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<V
     None
 }
 
-/// l1-hv's verdict line's words after `verdict`, e.g. `PASS (3 runs)`.
-pub fn verdict(console: &str) -> Option<&str> {
-    console.lines().find_map(|l| l.strip_prefix("l1-hv: verdict "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,9 +122,7 @@ l1-hv: verdict PASS (2 runs)
                 ("exception or NMI".into(), 12346)
             ]
         );
-        assert_eq!(r.exception("#PF"), 12345);
-        assert_eq!(r.exception("#UD"), 1);
-        assert_eq!(r.exception("#GP"), 0);
+        assert_eq!(r.exceptions, [("#PF".to_string(), 12345), ("#UD".into(), 1)]);
         assert_eq!(r.interrupts, [("0xec".to_string(), 2400), ("0x24".into(), 300)]);
         assert_eq!(r.interrupts_total, Some(2700));
         assert_eq!(r.nmis, Some(0));
@@ -144,7 +133,6 @@ l1-hv: verdict PASS (2 runs)
         assert_eq!(pf.end.as_deref(), Some("done(0x0): PASS"));
         assert_eq!(guest_report(SAMPLE, 3, "linux"), GuestReport::default());
         assert!(!guest_report("l1-hv: guest 1 linux: powered off: FAIL\n", 1, "linux").passed());
-        assert_eq!(verdict(SAMPLE), Some("PASS (2 runs)"));
     }
 
     #[test]
