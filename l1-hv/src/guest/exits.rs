@@ -94,6 +94,8 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
                 rip: vmcs.read(guest::RIP),
             }))
         }
+        // A kernel's timer only brings it back to drain l1-hv's console (`Machine::before_entry`).
+        exit_reason::PREEMPTION_TIMER if guest.machine.is_some() => Next::Resume,
         exit_reason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway {
             rip: vmcs.read(guest::RIP),
         })),

@@ -48,12 +48,17 @@ pub struct Machine {
     io_bitmaps: [PhysPages; 2],
     /// Whether the last assist armed an interrupt or NMI window (it must run again to clear it).
     windows_armed: bool,
+    /// The VMX-preemption timer value that brings the guest back to l1-hv while console output
+    /// is queued (`None`: the processor has no such timer).
+    drain_timer: Option<u64>,
+    /// Whether that timer is armed now.
+    drain_armed: bool,
 }
 
 impl Machine {
     /// The machine for one guest: its bus traps the ports `platform` names; `None` when memory
     /// is exhausted.
-    pub fn new(platform: &Platform) -> Option<Self> {
+    pub fn new(platform: &Platform, drain_timer: Option<u64>) -> Option<Self> {
         let bus = PortBus::new(BusConfig {
             pm1a_control: platform.pm1a_control(),
             reset_register: platform.reset_register(),
@@ -74,6 +79,8 @@ impl Machine {
             },
             io_bitmaps,
             windows_armed: false,
+            drain_timer,
+            drain_armed: false,
         })
     }
 
@@ -88,8 +95,14 @@ impl Machine {
         if idt::take_guest_nmi() {
             self.events.raise_nmi();
         }
+        if in_l3 {
+            // L3's entries and exits bring l1-hv back often enough to drain its console.
+            crate::console::pump();
+            return;
+        }
+        self.drain_console(vmcs);
         // An empty queue with no window armed needs no VMCS access at all.
-        if in_l3 || (self.events.is_empty() && !self.windows_armed) {
+        if self.events.is_empty() && !self.windows_armed {
             return;
         }
         let windows = match intr::assist(vmcs, host, &mut self.events) {
@@ -101,5 +114,21 @@ impl Machine {
             AssistOutcome::Nothing => Default::default(),
         };
         self.windows_armed = windows.interrupt || windows.nmi;
+    }
+}
+
+impl Machine {
+    /// Sends the console output the UART takes now; while some stays queued, the VMX-preemption
+    /// timer brings the guest back to send more (a guest that owns its devices may otherwise run
+    /// for seconds without an exit, holding back the lines it printed).
+    fn drain_console(&mut self, vmcs: &mut impl Vmcs) {
+        use x86::vmx::vmcs::control::{PinbasedControls, PINBASED_EXEC_CONTROLS};
+        let queued = crate::console::pump();
+        let Some(ticks) = self.drain_timer.filter(|_| queued != self.drain_armed) else { return };
+        let timer = u64::from(PinbasedControls::VMX_PREEMPTION_TIMER.bits());
+        let pin = vmcs.read(PINBASED_EXEC_CONTROLS);
+        vmcs.write(PINBASED_EXEC_CONTROLS, if queued { pin | timer } else { pin & !timer });
+        vmcs.write(x86::vmx::vmcs::guest::VMX_PREEMPTION_TIMER_VALUE, ticks);
+        self.drain_armed = queued;
     }
 }

@@ -178,7 +178,7 @@ impl<'a> Guest<'a> {
             .map_err(CreateError::Image)?;
         let machine = match config.boot {
             Boot::Abi => None,
-            Boot::Kernel => Some(Machine::new(&host.platform).ok_or(CreateError::OutOfMemory)?),
+            Boot::Kernel => Some(Machine::new(&host.platform, vmcs_setup::drain_timer(&host.caps)).ok_or(CreateError::OutOfMemory)?),
         };
         let mut vmcs_region = PhysPages::page().ok_or(CreateError::OutOfMemory)?;
         vmcs_region.bytes_mut()[..4].copy_from_slice(&host.caps.revision_id().to_le_bytes());
