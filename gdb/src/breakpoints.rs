@@ -108,7 +108,7 @@ impl DebugState {
     pub fn add_hw(&mut self, slot: HwSlot) -> bool {
         let len_ok = match slot.kind {
             HwKind::Execute => slot.len == 1,
-            _ => matches!(slot.len, 1 | 2 | 4 | 8) && slot.addr % u64::from(slot.len) == 0,
+            _ => matches!(slot.len, 1 | 2 | 4 | 8) && slot.addr.is_multiple_of(u64::from(slot.len)),
         };
         match self.hw.iter_mut().find(|s| s.is_none()) {
             Some(free) if len_ok => {

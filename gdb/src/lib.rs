@@ -80,13 +80,17 @@ pub enum MemoryError {
     },
 }
 
+/// gdb tried to change a segment selector, which the debugger does not do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentChanged;
+
 /// What the stub needs from l1-hv to debug one guest.
 pub trait Debuggee {
     /// The guest's registers in gdb's x86-64 layout (x87/SSE state reads as zero).
     fn read_registers(&mut self, regs: &mut X86_64CoreRegs);
-    /// Sets the guest's general registers, RIP and RFLAGS; `Err` if a segment selector
+    /// Sets the guest's general registers, RIP and RFLAGS; refused if a segment selector
     /// changed (a selector cannot be loaded without its descriptor cache).
-    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> Result<(), ()>;
+    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> Result<(), SegmentChanged>;
     /// The registers that select the guest's paging mode.
     fn paging(&mut self) -> Paging;
     /// Reads guest-physical memory; `false` if any byte is outside guest RAM.
@@ -243,7 +247,7 @@ impl<D: Debuggee> SingleThreadBase for Session<D> {
     fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
         self.debuggee
             .write_registers(regs)
-            .map_err(|()| TargetError::NonFatal)
+            .map_err(|SegmentChanged| TargetError::NonFatal)
     }
 
     fn read_addrs(&mut self, start_addr: u64, data: &mut [u8]) -> TargetResult<usize, Self> {

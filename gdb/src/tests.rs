@@ -64,9 +64,9 @@ impl Debuggee for FakeGuest {
         *regs = self.regs.clone();
     }
 
-    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> Result<(), ()> {
+    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> Result<(), SegmentChanged> {
         if regs.segments != self.regs.segments {
-            return Err(());
+            return Err(SegmentChanged);
         }
         self.regs = regs.clone();
         Ok(())

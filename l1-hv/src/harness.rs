@@ -182,7 +182,7 @@ impl<'a> Runs<'a> {
         }
         // SAFETY: RDTSC has no side effects; on Bochs it counts instructions.
         let start = unsafe { core::arch::x86_64::_rdtsc() };
-        let end = guest.run(host);
+        let end = crate::guest::debug::run(host, &mut guest);
         // SAFETY: as above.
         let instructions = unsafe { core::arch::x86_64::_rdtsc() } - start;
         for o in &guest.observations {
@@ -237,6 +237,7 @@ impl<'a> Runs<'a> {
             }
             RunEnd::Power(PowerEvent::Reset { how }) => alloc::format!("reset ({how:?})"),
             RunEnd::Stopped(stop) => alloc::format!("stopped: {stop}"),
+            RunEnd::Debug(stop) => alloc::format!("stopped for the debugger ({stop:?})"),
         };
         println!(
             "l1-hv: {label}: {ended}: {}",

@@ -94,6 +94,8 @@ fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
         regs: &mut g.regs,
         trace: &mut g.trace,
         cet: g.cet,
+        // l1-hv's debugger works in L2's address space; L3's INT3s go by vmcs12 as before.
+        debugger_breakpoint: false,
     };
     match inject_event(
         vmcs,
