@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 seconds=${FUZZ_SECONDS:-15}
 runs=${FUZZ_RUNS:-2000000}
-targets=(insn nested_entry nested_ept route devices)
+targets=(insn intr nested_entry nested_ept route devices)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz/smoke.sh: FAILED: 'cargo +nightly' does not work, and cargo-fuzz needs the nightly" \

@@ -450,7 +450,7 @@ fn well_formed(info: InterruptionInfo) {
 
 /// l1-hv's side of an injection: CR2, DR6, the debugger.
 #[derive(Default)]
-struct Host {
+pub(crate) struct Host {
     cr2: Option<u64>,
     debugger: bool,
     paused: bool,
@@ -477,7 +477,7 @@ impl InjectHost for Host {
     }
 }
 
-fn ram() -> &'static Ram {
+pub(crate) fn ram() -> &'static Ram {
     static RAM: OnceLock<Ram> = OnceLock::new();
     RAM.get_or_init(entry_ram)
 }

@@ -27,6 +27,11 @@ subcommands:
        [--bare IMAGE]    build, boot headless, stream l1-hv's console, exit with its verdict;
                          --bare boots a guest image (ghv) directly, as the L1
                          (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)
+  run --kernel PATH [--initrd PATH] [--append ARGS] [--mem SIZE] [--forward none|all] [--bare] ...
+                         boot your own kernel under l1-hv (or bare) and stream its console;
+                         `run --help` explains every flag (docs/linux.md)
+  linux-assets           fetch Debian's cloud kernel and build the Linux test's initramfs
+                         under target/linux/; prints their paths and the test command line
   bench [--json]         boot the benchmark payloads in Bochs and print instructions per event
                          (docs/benchmarks.md); figures also in target/bench/bench.json";
 
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
         Some("explain") => explain::run(&args[1..]),
         Some("build") => runner::cli::build(),
         Some("demo") => runner::cli::demo(&args[1..]),
+        Some("run") => runner::run::run(&args[1..]),
+        Some("linux-assets") => runner::cli::linux_assets(),
         Some("bench") => runner::bench::run(&args[1..]),
         Some(unknown) => {
             eprintln!("test-matrix: unknown subcommand {unknown:?}\n{USAGE}");

@@ -211,4 +211,5 @@ fn main() {
         &mut rng,
     );
     search("route", &[Vec::new()], nvmx_fuzz::route::classify, &mut rng);
+    search("intr", &[Vec::new()], nvmx_fuzz::intr::classify, &mut rng);
 }

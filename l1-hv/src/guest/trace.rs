@@ -76,6 +76,9 @@ impl fmt::Display for Display<'_> {
                 }
                 Ok(())
             }
+            TraceRecord::InjVirq { vector } => {
+                write!(f, "INJ_VIRQ vector={vector:#04x}: external interrupt")
+            }
             TraceRecord::DoubleFault { first, second } => write!(
                 f,
                 "DOUBLE_FAULT first={first} second={second}: {} during {} becomes #DF",

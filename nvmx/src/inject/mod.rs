@@ -40,6 +40,11 @@ pub enum TraceRecord {
         /// Error code pushed (0 if none).
         error_code: u16,
     },
+    /// An external interrupt was set up for delivery (Xen's `INJ_VIRQ`).
+    InjVirq {
+        /// Vector.
+        vector: u8,
+    },
     /// The pending exception `first` and the new exception `second` became #DF (Table 6-5).
     DoubleFault {
         /// Vector of the exception being delivered.
@@ -237,7 +242,10 @@ pub fn inject_event(
 /// re-inject the event"). Its payload is not applied again: CR2 or DR6 already hold it.
 pub fn redeliver(vmcs: &mut impl Vmcs, event: &Event) {
     let protected_mode = guest_flag(vmcs, guest::CR0, Cr0::CR0_PROTECTED_MODE.bits() as u64);
-    vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, event.info(protected_mode).bits().into());
+    vmcs.write(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        event.info(protected_mode).bits().into(),
+    );
     if let Some(error_code) = event.pushed_error_code(protected_mode) {
         vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, error_code.into());
     }
@@ -255,8 +263,8 @@ fn write_entry(
     event: &Event,
     error_code: Option<u16>,
 ) {
-    let error_code =
-        error_code.filter(|_| !event.is_hardware(CONTROL_PROTECTION_VECTOR) || host.cet_supported());
+    let error_code = error_code
+        .filter(|_| !event.is_hardware(CONTROL_PROTECTION_VECTOR) || host.cet_supported());
     let info = InterruptionInfo::new(event.kind, event.vector, error_code.is_some());
     vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, info.bits().into());
     if let Some(ec) = error_code {
@@ -280,6 +288,12 @@ fn write_entry(
         vmcs.write(guest::DR7, dr7 & !(1 << Dr7::GD_BIT));
         let debugctl = vmcs.read(guest::IA32_DEBUGCTL_FULL);
         vmcs.write(guest::IA32_DEBUGCTL_FULL, debugctl & !DEBUGCTL_LBR);
+    }
+    if event.kind == InterruptionType::ExternalInterrupt {
+        host.record(TraceRecord::InjVirq {
+            vector: event.vector,
+        });
+        return;
     }
     host.record(TraceRecord::InjExc {
         vector: event.vector,

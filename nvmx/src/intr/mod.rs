@@ -34,6 +34,10 @@ pub struct Windows {
     pub nmi: bool,
 }
 
+/// Both window-exiting controls.
+const WINDOW_CONTROLS: PrimaryControls =
+    PrimaryControls::INTERRUPT_WINDOW_EXITING.union(PrimaryControls::NMI_WINDOW_EXITING);
+
 impl Windows {
     const fn any(self) -> bool {
         self.interrupt || self.nmi
@@ -117,6 +121,8 @@ pub fn assist_l3(
     }
     if let Some(vector) = events.next_interrupt() {
         let interrupt = Event::external_interrupt(vector);
+        // With external-interrupt exiting, RFLAGS.IF does not block the exit, and whether STI or
+        // MOV SS does is implementation-specific (SDM 26.4.1): l1-hv never defers it.
         if intercepts(&controls, &interrupt) {
             // Acknowledgement takes the vector out of the interrupt controller (SDM 28.2.2).
             if controls.ack_interrupt_on_exit {
@@ -127,11 +133,7 @@ pub fn assist_l3(
     }
     let windows12 = PrimaryControls::from_bits_truncate(
         vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32,
-    ) & Windows {
-        interrupt: true,
-        nmi: true,
-    }
-    .controls();
+    ) & WINDOW_CONTROLS;
     L3Outcome::Assist(assist_with(
         vmcs02,
         host,
@@ -145,9 +147,10 @@ pub fn assist_l3(
 
 /// Whether a halted vCPU has an event that ends the HLT state now: an NMI without NMI
 /// blocking, or an interrupt with RFLAGS.IF = 1 (SDM Vol. 2B, HLT: an enabled interrupt, NMI
-/// included, resumes execution).
-/// STI and MOV-SS blocking do not count: HLT has retired, so the vCPU is past their one
-/// instruction. If `false`, the kernel re-enters the guest with activity state HLT (or waits).
+/// included, resumes execution). STI and MOV-SS blocking do not count: HLT has retired, so the
+/// vCPU is past their one instruction. If `false`, the kernel re-enters the guest with activity
+/// state HLT (or waits); if `true`, HLT completes and [`assist`] injects the event. For a
+/// halted L3, an event its hypervisor intercepts wakes it regardless: [`assist_l3`] exits.
 pub fn wakes_from_hlt(events: &PendingEvents, vmcs: &impl Vmcs) -> bool {
     let gate = Gate::read(vmcs);
     events.nmi_pending() && !gate.blocking.contains(Interruptibility::NMI)
@@ -155,7 +158,7 @@ pub fn wakes_from_hlt(events: &PendingEvents, vmcs: &impl Vmcs) -> bool {
 }
 
 /// Takes back the NMI or interrupt whose delivery the exit in `vmcs` interrupted (valid
-/// IDT-vectoring information, SDM 27.2.4) into `events`, for [`assist`] to deliver again. Any
+/// IDT-vectoring information, SDM 28.2.4) into `events`, for [`assist`] to deliver again. Any
 /// other interrupted event is returned for [`crate::inject::redeliver`].
 ///
 /// For an interrupted NMI the NMI-blocking bit is cleared: the blocking belongs to the delivery
@@ -242,16 +245,8 @@ fn windows(events: &PendingEvents, gate: &Gate, nmis: bool, injected: bool) -> W
 /// Sets exactly the `wanted` window controls in the primary processor-based controls, leaving
 /// the other bits (default1 bits included) as they are; writes only on a change.
 fn write_windows(vmcs: &mut impl Vmcs, wanted: PrimaryControls) {
-    let all = u64::from(
-        Windows {
-            interrupt: true,
-            nmi: true,
-        }
-        .controls()
-        .bits(),
-    );
     let old = vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS);
-    let new = old & !all | u64::from(wanted.bits());
+    let new = old & !u64::from(WINDOW_CONTROLS.bits()) | u64::from(wanted.bits());
     if new != old {
         vmcs.write(control::PRIMARY_PROCBASED_EXEC_CONTROLS, new);
     }

@@ -574,7 +574,7 @@ fn sdm_27_7_1_l3_nmi_exit_held_by_nmi_blocking_without_virtual_nmis() {
 }
 
 #[test]
-fn sdm_27_2_4_l3_exit_reports_the_injection_vmcs02_was_about_to_make() {
+fn sdm_28_2_4_l3_exit_reports_the_injection_vmcs02_was_about_to_make() {
     let mut vmcs02 = vmcs(true);
     let pf = Event::page_fault(6, 0x3000).info(true);
     vmcs02.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, pf.bits().into());

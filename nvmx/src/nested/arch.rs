@@ -1,6 +1,6 @@
 //! Architectural constants and predicates the nested phases share: bits the `x86` crate does not
-//! name (EFER, CR4.CET, access rights, interruptibility) and the guest segment-register field
-//! groups.
+//! name (EFER, CR4.CET, access rights) and the guest segment-register field groups. The
+//! interruptibility and activity states are [`crate::intr`]'s.
 
 use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::guest;
@@ -51,26 +51,6 @@ pub mod ar {
     pub const fn dpl(ar: u32) -> u32 {
         (ar >> DPL_SHIFT) & 3
     }
-}
-
-/// Guest interruptibility-state bits (SDM 25.4.2, Table 25-3).
-pub(crate) mod interruptibility {
-    /// Blocking by STI.
-    pub(crate) const STI: u64 = 1 << 0;
-    /// Blocking by MOV SS.
-    pub(crate) const MOV_SS: u64 = 1 << 1;
-    /// Blocking by SMI.
-    pub(crate) const SMI: u64 = 1 << 2;
-    /// Blocking by NMI (virtual-NMI blocking with "virtual NMIs").
-    pub(crate) const NMI: u64 = 1 << 3;
-}
-
-/// Guest activity states (SDM 25.4.2).
-pub(crate) mod activity {
-    /// Active.
-    pub(crate) const ACTIVE: u64 = 0;
-    /// HLT.
-    pub(crate) const HLT: u64 = 1;
 }
 
 /// The four guest-state fields of one segment register.

@@ -4,14 +4,15 @@
 //! (SDM 27.8).
 
 use super::arch::{
-    activity, ar, interruptibility, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA,
-    EFER_LME, ES, FS, GS, LDTR, PDPTE_FIELDS, PLAIN_GUEST_FIELDS, SS, TR,
+    ar, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA, EFER_LME, ES, FS, GS, LDTR, PDPTE_FIELDS,
+    PLAIN_GUEST_FIELDS, SS, TR,
 };
 use super::controls::Controls;
 use crate::exit_reason;
 use super::pdpte::{pdpte_valid, read_pdpt};
 use crate::event::{InfoFlags, InterruptionInfo, InterruptionType};
 use crate::insn::GuestMemory;
+use crate::intr::{ActivityState, Interruptibility};
 use crate::route::ExitInfo;
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::control::{self, EntryControls, ExitControls};
@@ -210,14 +211,13 @@ pub fn load_l2_host_state(
     vmcs01.write(guest::RSP, narrow(vmcs12.read(host::RSP)));
     vmcs01.write(guest::RFLAGS, RFLAGS_INIT);
 
-    let kept = vmcs01.read(guest::INTERRUPTIBILITY_STATE)
-        & (interruptibility::SMI | interruptibility::NMI);
-    let nmi_exit = nmi_caused_exit(vmcs12);
-    vmcs01.write(
-        guest::INTERRUPTIBILITY_STATE,
-        kept | if nmi_exit { interruptibility::NMI } else { 0 },
-    );
-    vmcs01.write(guest::ACTIVITY_STATE, activity::ACTIVE);
+    let mut blocking =
+        Interruptibility::read(vmcs01) & (Interruptibility::SMI | Interruptibility::NMI);
+    if nmi_caused_exit(vmcs12) {
+        blocking |= Interruptibility::NMI;
+    }
+    blocking.write(vmcs01);
+    ActivityState::Active.write(vmcs01);
     vmcs01.write(guest::PENDING_DBG_EXCEPTIONS, 0);
 
     // A 32-bit host with PAE paging gets its PDPTEs from memory; vmcs01 runs it under EPT,

@@ -4,8 +4,8 @@
 //! table (Table 6-5) they take it from `nvmx::route::combine`, never a copy.
 
 use super::model::{Case, Delivering, Pfec, NEW_DB_DR6, NEW_PF_ADDRESS};
-use nvmx::explain::{interruption_info, InfoFormat};
 use nvmx::event::{Event, InterruptionInfo, InterruptionType};
+use nvmx::explain::{interruption_info, InfoFormat};
 use nvmx::route::{combine, route, Combination, ExitInfo, ExitReason, Outcome};
 use x86::irq::{DEBUG_VECTOR, DOUBLE_FAULT_VECTOR, PAGE_FAULT_VECTOR};
 

@@ -1,7 +1,7 @@
 //! The runner's subcommands: `build` (the ISO) and `demo` (build, boot, stream, verdict).
 
 use super::emulator::{self, Emulator, Verdict, DEFAULT_BOCHS_CPU};
-use super::{bare, image, tools};
+use super::{bare, image, linux, tools};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,7 +28,9 @@ pub fn build() -> ExitCode {
 /// [--guest "IMAGE OPTIONS"]... | [--bare IMAGE]`: `--guest` replaces the demo's guest list;
 /// `--bare` boots that guest image alone, without l1-hv (see `bare`).
 pub fn demo(args: &[String]) -> ExitCode {
-    let mut emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() };
+    let mut emulator = Emulator::Bochs {
+        cpu: DEFAULT_BOCHS_CPU.into(),
+    };
     let mut limit = Duration::from_secs(120);
     let mut runs = Vec::new();
     let mut bare_image = None;
@@ -36,13 +38,19 @@ pub fn demo(args: &[String]) -> ExitCode {
     while let Some(arg) = args.next() {
         let value = args.next();
         match (arg.as_str(), value.map(String::as_str)) {
-            ("--emulator", Some("bochs")) => emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() },
+            ("--emulator", Some("bochs")) => {
+                emulator = Emulator::Bochs {
+                    cpu: DEFAULT_BOCHS_CPU.into(),
+                }
+            }
             ("--emulator", Some("qemu-kvm")) => emulator = Emulator::QemuKvm { uefi: false },
             ("--emulator", Some("qemu-kvm-uefi")) => emulator = Emulator::QemuKvm { uefi: true },
             ("--emulator", Some("qemu-tcg")) => emulator = Emulator::QemuTcg { uefi: false },
             ("--emulator", Some("qemu-tcg-uefi")) => emulator = Emulator::QemuTcg { uefi: true },
             ("--cpu", Some(model)) => emulator = Emulator::Bochs { cpu: model.into() },
-            ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => limit = Duration::from_secs(s.parse().unwrap_or(120)),
+            ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => {
+                limit = Duration::from_secs(s.parse().unwrap_or(120))
+            }
             ("--bare", Some(name)) => bare_image = Some(name.to_string()),
             ("--guest", Some(spec)) => match image::GuestRun::parse(spec) {
                 Ok(run) => runs.push(run),
@@ -56,7 +64,9 @@ pub fn demo(args: &[String]) -> ExitCode {
         Emulator::QemuKvm { .. } | Emulator::QemuTcg { .. } => tools::QEMU_TOOLS,
     };
     if bare_image.is_some() && !runs.is_empty() {
-        return fail(&format!("--bare boots one image without l1-hv: no --guest with it; usage: {DEMO_USAGE}"));
+        return fail(&format!(
+            "--bare boots one image without l1-hv: no --guest with it; usage: {DEMO_USAGE}"
+        ));
     }
     if runs.is_empty() {
         runs = image::demo();
@@ -69,7 +79,11 @@ pub fn demo(args: &[String]) -> ExitCode {
         Ok(iso) => iso,
         Err(e) => return fail(&e),
     };
-    eprintln!("runner: booting {} on {emulator:?} (limit {} s)", iso.display(), limit.as_secs());
+    eprintln!(
+        "runner: booting {} on {emulator:?} (limit {} s)",
+        iso.display(),
+        limit.as_secs()
+    );
     let boot = match emulator::boot(&emulator, &iso, limit, true) {
         Ok(boot) => boot,
         Err(e) if e.contains("lacks VMX") || e.contains("no /dev/kvm") => {
@@ -78,7 +92,11 @@ pub fn demo(args: &[String]) -> ExitCode {
         }
         Err(e) => return fail(&e),
     };
-    eprintln!("runner: verdict {:?} after {:.2} s wall", boot.verdict, boot.wall.as_secs_f64());
+    eprintln!(
+        "runner: verdict {:?} after {:.2} s wall",
+        boot.verdict,
+        boot.wall.as_secs_f64()
+    );
     match boot.verdict {
         Verdict::Pass => ExitCode::SUCCESS,
         Verdict::Fail => ExitCode::FAILURE,
@@ -87,6 +105,22 @@ pub fn demo(args: &[String]) -> ExitCode {
             eprintln!("runner: {why}");
             ExitCode::from(EXIT_NO_VERDICT)
         }
+    }
+}
+
+/// `test-matrix linux-assets`: the Linux test's kernel and initramfs (made once, before boots
+/// that run in parallel use them), as `kernel PATH`, `initrd PATH`, `modules PATH`, `append ARGS`.
+pub fn linux_assets() -> ExitCode {
+    match linux::prepare() {
+        Ok(assets) => {
+            println!("kernel {}", assets.kernel.vmlinuz.display());
+            println!("initrd {}", assets.initrd.display());
+            println!("system-map {}", assets.kernel.system_map.display());
+            println!("modules {}", assets.kernel.modules.display());
+            println!("append {}", linux::TEST_APPEND);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::run_dir;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ pub const DEFAULT_BOCHS_CPU: &str = "corei7_haswell_4770";
 /// such as ghv) said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// `NAME: verdict PASS ...`.
+    /// `NAME: verdict PASS ...`; for a bare kernel (`End::EmulatorExit`), the emulator ended by itself.
     Pass,
     /// `NAME: verdict FAIL ...` (or any other word).
     Fail,
@@ -54,36 +54,103 @@ pub struct Boot {
     pub wall: Duration,
 }
 
-/// Boots `iso` and streams the console to stdout when `echo` is set.
+/// How one boot runs: where its files go, the machine, when it is over.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The boot's own directory (bochsrc, serial log, bochs.log): boots with different
+    /// directories can run in parallel.
+    pub dir: PathBuf,
+    /// Emulated memory in MiB.
+    pub megs: u32,
+    /// Bochs' instructions per emulated second: what the guest's timers count against.
+    pub ips: u32,
+    /// Wall-clock limit.
+    pub limit: Duration,
+    /// Stream the console to stdout.
+    pub echo: bool,
+    /// What ends the boot.
+    pub end: End,
+}
+
+/// What ends a boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// A verdict line (l1-hv, or a bare image that prints one such as ghv).
+    Verdict,
+    /// The emulator exiting by itself (a bare kernel powering off, e.g. Linux through ACPI S5),
+    /// which is then the pass: nothing prints a verdict. Needs no VMX.
+    EmulatorExit,
+}
+
+impl Settings {
+    /// What the demo, the bench and the system matrix use: `target/run/EMULATOR/`, 256 MiB,
+    /// 4 M instructions per emulated second, until the verdict.
+    pub fn standard(emulator: &Emulator, limit: Duration, echo: bool) -> Self {
+        let dir = run_dir().join(match emulator {
+            Emulator::Bochs { .. } => "bochs",
+            Emulator::QemuKvm { uefi: false } => "qemu-kvm",
+            Emulator::QemuKvm { uefi: true } => "qemu-kvm-uefi",
+            Emulator::QemuTcg { uefi: false } => "qemu-tcg",
+            Emulator::QemuTcg { uefi: true } => "qemu-tcg-uefi",
+        });
+        Self {
+            dir,
+            megs: 256,
+            ips: 4_000_000,
+            limit,
+            echo,
+            end: End::Verdict,
+        }
+    }
+}
+
+/// Boots `iso` with the standard settings and streams the console to stdout when `echo` is set.
 pub fn boot(emulator: &Emulator, iso: &Path, limit: Duration, echo: bool) -> Result<Boot, String> {
-    let dir = run_dir().join(match emulator {
-        Emulator::Bochs { .. } => "bochs",
-        Emulator::QemuKvm { uefi: false } => "qemu-kvm",
-        Emulator::QemuKvm { uefi: true } => "qemu-kvm-uefi",
-        Emulator::QemuTcg { uefi: false } => "qemu-tcg",
-        Emulator::QemuTcg { uefi: true } => "qemu-tcg-uefi",
-    });
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    boot_with(emulator, iso, &Settings::standard(emulator, limit, echo))
+}
+
+/// Boots `iso` with `settings`.
+pub fn boot_with(emulator: &Emulator, iso: &Path, settings: &Settings) -> Result<Boot, String> {
+    let dir = &settings.dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let serial = dir.join("serial.txt");
     let _ = std::fs::remove_file(&serial);
     std::fs::write(&serial, b"").map_err(|e| format!("{}: {e}", serial.display()))?;
+    let megs = settings.megs;
     let child = match emulator {
-        Emulator::Bochs { cpu } => spawn_bochs(&dir, iso, &serial, cpu)?,
+        Emulator::Bochs { cpu } => spawn_bochs(dir, iso, &serial, cpu, megs, settings.ips)?,
         Emulator::QemuKvm { uefi } => {
-            check_kvm_vmx()?;
-            spawn_qemu(iso, &serial, &["-accel", "kvm", "-cpu", "host"], *uefi)?
+            if settings.end == End::Verdict {
+                check_kvm_vmx()?;
+            }
+            spawn_qemu(
+                iso,
+                &serial,
+                &["-accel", "kvm", "-cpu", "host"],
+                *uefi,
+                megs,
+            )?
         }
-        Emulator::QemuTcg { uefi } => spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi)?,
+        Emulator::QemuTcg { uefi } => {
+            spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, megs)?
+        }
     };
-    Ok(watch(child, &serial, limit, echo))
+    Ok(watch(child, &serial, settings))
 }
 
-fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str) -> Result<Child, String> {
+fn spawn_bochs(
+    dir: &Path,
+    iso: &Path,
+    serial: &Path,
+    cpu: &str,
+    megs: u32,
+    ips: u32,
+) -> Result<Child, String> {
     let config = dir.join("bochsrc");
     // `reset_on_triple_fault=0`: a host triple fault ends Bochs at once instead of rebooting.
     let text = format!(
-        "megs: 256\n\
-         cpu: model={cpu}, ips=4000000, reset_on_triple_fault=0\n\
+        "megs: {megs}\n\
+         cpu: model={cpu}, ips={ips}, reset_on_triple_fault=0\n\
          clock: sync=none\n\
          romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
          vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest\n\
@@ -121,12 +188,26 @@ fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str) -> Result<Child
 /// QEMU's UEFI firmware (Debian package `ovmf`).
 const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
 
-fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool) -> Result<Child, String> {
+fn spawn_qemu(
+    iso: &Path,
+    serial: &Path,
+    accel: &[&str],
+    uefi: bool,
+    megs: u32,
+) -> Result<Child, String> {
     let firmware: &[&str] = if uefi { &["-bios", OVMF] } else { &[] };
     Command::new("qemu-system-x86_64")
         .args(accel)
         .args(firmware)
-        .args(["-m", "256", "-display", "none", "-no-reboot", "-monitor", "none"])
+        .args([
+            "-m",
+            &megs.to_string(),
+            "-display",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-cdrom")
         .arg(iso)
@@ -142,9 +223,14 @@ fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool) -> Result<C
 /// Nested VMX under KVM needs /dev/kvm and an Intel CPU whose VMX KVM exposes.
 fn check_kvm_vmx() -> Result<(), String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let has_vmx = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "vmx"));
+    let has_vmx = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "vmx"));
     if !has_vmx {
-        return Err("this host lacks VMX (no 'vmx' CPU flag): QEMU/KVM cannot offer nested VT-x here".into());
+        return Err(
+            "this host lacks VMX (no 'vmx' CPU flag): QEMU/KVM cannot offer nested VT-x here"
+                .into(),
+        );
     }
     if !Path::new("/dev/kvm").exists() {
         return Err("this host has VMX but no /dev/kvm: load kvm_intel (nested=1)".into());
@@ -152,7 +238,13 @@ fn check_kvm_vmx() -> Result<(), String> {
     Ok(())
 }
 
-fn watch(mut child: Child, serial: &Path, limit: Duration, echo: bool) -> Boot {
+fn watch(mut child: Child, serial: &Path, settings: &Settings) -> Boot {
+    let (limit, echo) = (settings.limit, settings.echo);
+    // A bare kernel prints no verdict: only the emulator's end counts.
+    let verdict_of = |console: &str| match settings.end {
+        End::Verdict => parse_verdict(console),
+        End::EmulatorExit => None,
+    };
     let start = Instant::now();
     let mut seen = 0;
     let mut console = String::new();
@@ -166,7 +258,7 @@ fn watch(mut child: Child, serial: &Path, limit: Duration, echo: bool) -> Boot {
                 let _ = std::io::stdout().flush();
             }
             console.push_str(&fresh);
-            if let Some(verdict) = parse_verdict(&console) {
+            if let Some(verdict) = verdict_of(&console) {
                 break verdict;
             }
         }
@@ -178,18 +270,31 @@ fn watch(mut child: Child, serial: &Path, limit: Duration, echo: bool) -> Boot {
                 print!("{fresh}");
             }
             console.push_str(&fresh);
-            break parse_verdict(&console)
-                .unwrap_or_else(|| Verdict::Missing(format!("emulator exited ({status}) before a verdict")));
+            break match settings.end {
+                End::Verdict => verdict_of(&console).unwrap_or_else(|| {
+                    Verdict::Missing(format!("emulator exited ({status}) before a verdict"))
+                }),
+                End::EmulatorExit => Verdict::Pass,
+            };
         }
         if start.elapsed() > limit {
-            break Verdict::Missing(format!("no verdict within {} s", limit.as_secs()));
+            break Verdict::Missing(match settings.end {
+                End::Verdict => format!("no verdict within {} s", limit.as_secs()),
+                End::EmulatorExit => {
+                    format!("the emulator did not end within {} s", limit.as_secs())
+                }
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let wall = start.elapsed();
     let _ = child.kill();
     let _ = child.wait();
-    Boot { verdict, console, wall }
+    Boot {
+        verdict,
+        console,
+        wall,
+    }
 }
 
 /// Finds the verdict line in the console text: `NAME: verdict WORD`, where NAME is one word
@@ -220,12 +325,30 @@ mod tests {
     #[test]
     fn verdict_needs_a_complete_line() {
         assert_eq!(parse_verdict("l1-hv: verdict PA"), None);
-        assert_eq!(parse_verdict("x\nl1-hv: verdict PASS (5 runs)\n"), Some(Verdict::Pass));
-        assert_eq!(parse_verdict("l1-hv: verdict FAIL (1 of 5 checks failed)\n"), Some(Verdict::Fail));
-        assert_eq!(parse_verdict("l1-hv: verdict NO-VMX\n"), Some(Verdict::NoVmx));
+        assert_eq!(
+            parse_verdict("x\nl1-hv: verdict PASS (5 runs)\n"),
+            Some(Verdict::Pass)
+        );
+        assert_eq!(
+            parse_verdict("l1-hv: verdict FAIL (1 of 5 checks failed)\n"),
+            Some(Verdict::Fail)
+        );
+        assert_eq!(
+            parse_verdict("l1-hv: verdict NO-VMX\n"),
+            Some(Verdict::NoVmx)
+        );
         assert_eq!(parse_verdict("guest says l1-hv: verdict PASS\n"), None);
-        assert_eq!(parse_verdict("ghv: verdict PASS (22 scenarios)\n"), Some(Verdict::Pass));
-        assert_eq!(parse_verdict("ghv: verdict FAIL (panic)\n"), Some(Verdict::Fail));
-        assert_eq!(parse_verdict("l1-hv: guest 1 ghv: ghv: verdict PASS\n"), None);
+        assert_eq!(
+            parse_verdict("ghv: verdict PASS (22 scenarios)\n"),
+            Some(Verdict::Pass)
+        );
+        assert_eq!(
+            parse_verdict("ghv: verdict FAIL (panic)\n"),
+            Some(Verdict::Fail)
+        );
+        assert_eq!(
+            parse_verdict("l1-hv: guest 1 ghv: ghv: verdict PASS\n"),
+            None
+        );
     }
 }

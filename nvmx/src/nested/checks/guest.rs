@@ -4,8 +4,8 @@
 
 use super::super::arch::ar;
 use super::super::arch::{
-    activity, canonical, fixed_bits_ok, interruptibility, pat_valid, within_width, CR0_PE, CR0_PG,
-    CR0_WP, CR4_CET, CR4_PAE, CR4_PCIDE, DEBUGCTL_BTF, EFER_DEFINED, EFER_LMA, EFER_LME, SS,
+    canonical, fixed_bits_ok, pat_valid, within_width, CR0_PE, CR0_PG, CR0_WP, CR4_CET, CR4_PAE,
+    CR4_PCIDE, DEBUGCTL_BTF, EFER_DEFINED, EFER_LMA, EFER_LME, SS,
 };
 use super::super::controls::Controls;
 use super::super::pdpte::{guest_pdptes, guest_uses_pae_paging, pdpte_valid};
@@ -13,6 +13,7 @@ use super::segments::{segments_valid, SegmentMode};
 use super::{EntryContext, QUALIFICATION_DEFAULT, QUALIFICATION_LINK_POINTER, QUALIFICATION_PDPTE};
 use crate::event::{InterruptionInfo, InterruptionType};
 use crate::insn::GuestMemory;
+use crate::intr::{ActivityState, Interruptibility};
 use shadow_vmcs::{Vmcs, VMCS12_REVISION_ID};
 use x86::bits64::rflags::RFlags;
 use x86::irq::{DEBUG_VECTOR, MACHINE_CHECK_VECTOR};
@@ -32,8 +33,6 @@ const RFLAGS_VM: u64 = RFlags::FLAGS_VM.bits();
 /// RTM, which is not vouched for, and the rest is reserved.
 const PENDING_DEBUG_ALLOWED: u64 = 0xF | 1 << 12 | 1 << 14;
 const PENDING_DEBUG_BS: u64 = 1 << 14;
-/// Interruptibility bits 31:4 are refused: bit 4 (enclave interruption) needs SGX.
-const INTERRUPTIBILITY_DEFINED: u64 = 0xF;
 /// IA32_VMX_MISC bit 6: the HLT activity state is supported.
 const MISC_ACTIVITY_HLT: u64 = 1 << 6;
 /// Bit 31 of the first word of a VMCS region: shadow-VMCS indicator.
@@ -139,25 +138,26 @@ fn injected(v: &impl Vmcs) -> Option<InterruptionType> {
 
 /// SDM 27.3.1.5: activity state, interruptibility state, pending debug exceptions.
 fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls) -> bool {
-    let activity = v.read(guest::ACTIVITY_STATE);
-    let blocking = v.read(guest::INTERRUPTIBILITY_STATE);
+    let activity = ActivityState::read(v);
+    let halted = activity == Some(ActivityState::Hlt);
+    let blocking = Interruptibility::read(v);
     let rflags = v.read(guest::RFLAGS);
     let info = InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
     let injection = injected(v);
-    let sti_or_mov_ss = blocking & (interruptibility::STI | interruptibility::MOV_SS);
+    let sti_or_mov_ss = blocking & (Interruptibility::STI | Interruptibility::MOV_SS);
     let ss_dpl = ar::dpl(v.read(SS.access_rights) as u32);
 
     // Only the states the guest's IA32_VMX_MISC offers: active, and HLT if bit 6 is set.
     let activity_ok = match activity {
-        activity::ACTIVE => true,
-        activity::HLT => {
-            ctx.caps.misc & MISC_ACTIVITY_HLT != 0 && ss_dpl == 0 && sti_or_mov_ss == 0
+        Some(ActivityState::Active) => true,
+        Some(ActivityState::Hlt) => {
+            ctx.caps.misc & MISC_ACTIVITY_HLT != 0 && ss_dpl == 0 && sti_or_mov_ss.is_empty()
         }
-        _ => false,
+        None => false,
     };
     // In HLT, only events that leave the HLT state may be injected: INTR, NMI, #DB, #MC and a
     // pending MTF VM exit.
-    let halted_injection_ok = activity != activity::HLT
+    let halted_injection_ok = !halted
         || match injection {
             None | Some(InterruptionType::ExternalInterrupt | InterruptionType::Nmi) => true,
             Some(InterruptionType::HardwareException) => {
@@ -167,17 +167,18 @@ fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls)
             Some(_) => false,
         };
     let virtual_nmis = c.pin.contains(PinbasedControls::VIRTUAL_NMIS);
-    let blocking_ok = blocking & !INTERRUPTIBILITY_DEFINED == 0
-        && sti_or_mov_ss != (interruptibility::STI | interruptibility::MOV_SS)
-        && (blocking & interruptibility::STI == 0 || rflags & RFLAGS_IF != 0)
+    // Bits 31:4 are refused: bit 4 (enclave interruption) needs SGX.
+    let blocking_ok = Interruptibility::all().contains(blocking)
+        && sti_or_mov_ss != (Interruptibility::STI | Interruptibility::MOV_SS)
+        && (!blocking.contains(Interruptibility::STI) || rflags & RFLAGS_IF != 0)
         // l1-hv's guests never run in SMM.
-        && blocking & interruptibility::SMI == 0
-        && (injection != Some(InterruptionType::ExternalInterrupt) || sti_or_mov_ss == 0)
+        && !blocking.contains(Interruptibility::SMI)
+        && (injection != Some(InterruptionType::ExternalInterrupt) || sti_or_mov_ss.is_empty())
         // Some processors also refuse STI blocking with NMI injection; refuse it everywhere.
-        && (injection != Some(InterruptionType::Nmi) || sti_or_mov_ss == 0)
+        && (injection != Some(InterruptionType::Nmi) || sti_or_mov_ss.is_empty())
         && (injection != Some(InterruptionType::Nmi)
             || !virtual_nmis
-            || blocking & interruptibility::NMI == 0);
+            || !blocking.contains(Interruptibility::NMI));
 
     let pending = v.read(guest::PENDING_DBG_EXCEPTIONS);
     let single_step = rflags & RFLAGS_TF != 0;
@@ -189,7 +190,7 @@ fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls)
     };
     let loads_debug = c.entry.contains(EntryControls::LOAD_DEBUG_CONTROLS);
     let pending_ok = pending & !PENDING_DEBUG_ALLOWED == 0
-        && (sti_or_mov_ss == 0 && activity != activity::HLT
+        && (sti_or_mov_ss.is_empty() && !halted
             || (bs_ok(v.read(guest::IA32_DEBUGCTL_FULL))
                 && (loads_debug || bs_ok(ctx.l2_debugctl))));
     activity_ok && halted_injection_ok && blocking_ok && pending_ok
