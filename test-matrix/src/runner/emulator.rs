@@ -70,6 +70,9 @@ pub struct Settings {
     pub echo: bool,
     /// What ends the boot.
     pub end: End,
+    /// COM2 as a TCP server on 127.0.0.1 at this port, for gdb (docs/debugging.md): l1-hv
+    /// serves gdb there for a guest with the option `gdb=com2`.
+    pub gdb_port: Option<u16>,
 }
 
 /// What ends a boot.
@@ -100,6 +103,7 @@ impl Settings {
             limit,
             echo,
             end: End::Verdict,
+            gdb_port: None,
         }
     }
 }
@@ -116,9 +120,8 @@ pub fn boot_with(emulator: &Emulator, iso: &Path, settings: &Settings) -> Result
     let serial = dir.join("serial.txt");
     let _ = std::fs::remove_file(&serial);
     std::fs::write(&serial, b"").map_err(|e| format!("{}: {e}", serial.display()))?;
-    let megs = settings.megs;
     let child = match emulator {
-        Emulator::Bochs { cpu } => spawn_bochs(dir, iso, &serial, cpu, megs, settings.ips)?,
+        Emulator::Bochs { cpu } => spawn_bochs(dir, iso, &serial, cpu, settings)?,
         Emulator::QemuKvm { uefi } => {
             if settings.end == End::Verdict {
                 check_kvm_vmx()?;
@@ -128,11 +131,11 @@ pub fn boot_with(emulator: &Emulator, iso: &Path, settings: &Settings) -> Result
                 &serial,
                 &["-accel", "kvm", "-cpu", "host"],
                 *uefi,
-                megs,
+                settings,
             )?
         }
         Emulator::QemuTcg { uefi } => {
-            spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, megs)?
+            spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, settings)?
         }
     };
     Ok(watch(child, &serial, settings))
@@ -143,10 +146,15 @@ fn spawn_bochs(
     iso: &Path,
     serial: &Path,
     cpu: &str,
-    megs: u32,
-    ips: u32,
+    settings: &Settings,
 ) -> Result<Child, String> {
+    let (megs, ips) = (settings.megs, settings.ips);
     let config = dir.join("bochsrc");
+    // Bochs' socket-server mode waits for gdb to connect before the machine starts.
+    let com2 = match settings.gdb_port {
+        Some(port) => format!("com2: enabled=1, mode=socket-server, dev=127.0.0.1:{port}\n"),
+        None => String::new(),
+    };
     // `reset_on_triple_fault=0`: a host triple fault ends Bochs at once instead of rebooting.
     let text = format!(
         "megs: {megs}\n\
@@ -157,6 +165,7 @@ fn spawn_bochs(
          ata0-master: type=cdrom, path={iso}, status=inserted\n\
          boot: cdrom\n\
          com1: enabled=1, mode=file, dev={serial}\n\
+         {com2}\
          display_library: term\n\
          panic: action=fatal\n\
          error: action=report\n\
@@ -193,9 +202,15 @@ fn spawn_qemu(
     serial: &Path,
     accel: &[&str],
     uefi: bool,
-    megs: u32,
+    settings: &Settings,
 ) -> Result<Child, String> {
+    let megs = settings.megs;
     let firmware: &[&str] = if uefi { &["-bios", OVMF] } else { &[] };
+    // QEMU's `server` waits for gdb to connect before the machine starts, as Bochs does.
+    let com2: Vec<String> = match settings.gdb_port {
+        Some(port) => vec!["-serial".into(), format!("tcp:127.0.0.1:{port},server")],
+        None => Vec::new(),
+    };
     Command::new("qemu-system-x86_64")
         .args(accel)
         .args(firmware)
@@ -213,6 +228,7 @@ fn spawn_qemu(
         .arg(iso)
         .arg("-serial")
         .arg(format!("file:{}", serial.display()))
+        .args(com2)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -180,6 +180,7 @@ fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
             expect,
             append: input.append.clone(),
             initrd: input.initrd.is_some(),
+            gdb: args.gdb.is_some(),
         };
         iso::under_l1hv(
             &dir,
@@ -204,6 +205,7 @@ fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
         } else {
             End::Verdict
         },
+        gdb_port: args.gdb,
     };
     eprintln!(
         "runner: booting {} ({kind:?}{}) on {emulator:?}, {} MiB, limit {} s",
