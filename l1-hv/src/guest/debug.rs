@@ -7,7 +7,9 @@
 //! While gdb is attached l1-hv intercepts #BP and #DB (exception bitmap), MOV DR (so the guest
 //! keeps its own view of DR0–DR3/DR7 while the hardware holds the debugger's), and runs the
 //! VMX-preemption timer so that a guest that never exits still lets l1-hv look for gdb's
-//! Ctrl-C. Single steps use the monitor trap flag (SDM 26.5.2), which the guest cannot see.
+//! Ctrl-C. Single steps use the monitor trap flag (SDM 26.5.2), which the guest cannot see;
+//! where the CPU lacks it (Bochs 2.7's models) they fall back on RFLAGS.TF and the single-step
+//! #DB it raises, which the guest could notice only by reading RFLAGS during that one step.
 //! Detach undoes all of it.
 
 use super::exits::Next;
@@ -63,6 +65,10 @@ pub struct GuestDebug {
     guest_dr7: u64,
     /// Controls and timer value before attach, restored on detach.
     saved: Saved,
+    /// The CPU has the monitor trap flag; without it (Bochs 2.7) steps use RFLAGS.TF.
+    mtf: bool,
+    /// A step by RFLAGS.TF is under way: the guest's own TF before it.
+    tf_step: Option<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +112,8 @@ pub fn owns_breakpoint(guest: &Guest, vmcs: &CurrentVmcs, event: &Event) -> bool
 /// A #DB exit whose qualification names a debug register of the debugger's: stop for it
 /// (nothing is injected, DR6 untouched: a #DB that exits does not write DR6, SDM 28.2.1).
 /// Any other #DB (the guest's own TF or ICEBP) is re-injected as before.
+/// A step by RFLAGS.TF ends with a #DB whose qualification has BS (SDM 18.3.1.4); it is the
+/// debugger's, not the guest's.
 pub fn debug_exception(guest: &Guest, vmcs: &CurrentVmcs) -> Option<Next> {
     let debug = guest.debug.as_ref()?;
     let event = Event::from_exit(vmcs)?;
@@ -113,9 +121,14 @@ pub fn debug_exception(guest: &Guest, vmcs: &CurrentVmcs) -> Option<Next> {
         return None;
     }
     let dr6 = vmcs.read(ro::EXIT_QUALIFICATION);
-    debug.state.hit(dr6)?;
-    Some(Next::End(RunEnd::Debug(DebugStop::Debug { dr6 })))
+    if debug.state.hit(dr6).is_some() {
+        return Some(Next::End(RunEnd::Debug(DebugStop::Debug { dr6 })));
+    }
+    (debug.tf_step.is_some() && dr6 & DR6_BS != 0).then_some(Next::End(RunEnd::Debug(DebugStop::Step)))
 }
+
+/// DR6.BS: the #DB is a single-step trap (SDM 18.2.3).
+const DR6_BS: u64 = 1 << 14;
 
 /// The monitor trap flag's exit: the step is done; MTF goes off again.
 pub fn stepped(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
@@ -146,15 +159,42 @@ pub fn step_retired(guest: &mut Guest, vmcs: &mut CurrentVmcs, origin: Option<u6
     retired
 }
 
-fn end_step(guest: &mut Guest, vmcs: &mut CurrentVmcs) {
-    if let Some(debug) = guest.debug.as_mut() {
-        debug.state.stepping = false;
+/// Arms one step: MTF, or RFLAGS.TF (remembering the guest's own TF) without it.
+fn begin_step(debug: &mut GuestDebug, vmcs: &mut CurrentVmcs) {
+    debug.state.stepping = true;
+    if debug.mtf {
+        let primary = vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS);
+        vmcs.write(
+            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+            primary | u64::from(PrimaryControls::MONITOR_TRAP_FLAG.bits()),
+        );
+    } else {
+        let rflags = vmcs.read(guest::RFLAGS);
+        debug.tf_step = Some(rflags & TF != 0);
+        vmcs.write(guest::RFLAGS, rflags | TF);
     }
-    let primary = vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS);
-    vmcs.write(
-        control::PRIMARY_PROCBASED_EXEC_CONTROLS,
-        primary & !u64::from(PrimaryControls::MONITOR_TRAP_FLAG.bits()),
-    );
+}
+
+const TF: u64 = RFlags::FLAGS_TF.bits();
+
+/// Disarms a step, however it ended (MTF exit, TF trap, an emulated instruction, a breakpoint
+/// or a tick on the way).
+fn end_step(guest: &mut Guest, vmcs: &mut CurrentVmcs) {
+    let Some(debug) = guest.debug.as_mut() else {
+        return;
+    };
+    debug.state.stepping = false;
+    if debug.mtf {
+        let primary = vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS);
+        vmcs.write(
+            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+            primary & !u64::from(PrimaryControls::MONITOR_TRAP_FLAG.bits()),
+        );
+    }
+    if let Some(guest_tf) = debug.tf_step.take() {
+        let rflags = vmcs.read(guest::RFLAGS) & !TF;
+        vmcs.write(guest::RFLAGS, rflags | if guest_tf { TF } else { 0 });
+    }
 }
 
 /// MOV to or from a debug register while gdb is attached: DR0–DR3 and DR7 are the guest's own
@@ -319,11 +359,20 @@ fn attach(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) {
             debugregs::dr3() as u64,
         ]
     };
+    let mtf = host
+        .caps
+        .primary(
+            saved.primary as u32 | PrimaryControls::MONITOR_TRAP_FLAG.bits(),
+            0,
+        )
+        .is_ok();
     guest.debug = Some(GuestDebug {
         state: DebugState::default(),
         guest_dr,
         guest_dr7: vmcs.read(guest::DR7),
         saved,
+        mtf,
+        tf_step: None,
     });
 }
 
@@ -486,18 +535,15 @@ impl Debuggee for L1Debuggee<'_, '_, '_> {
     fn run(&mut self, resume: Resume) -> Ran {
         let mut vmcs = Self::vmcs();
         if resume.step {
-            self.state().stepping = true;
-            let primary = vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS);
-            vmcs.write(
-                control::PRIMARY_PROCBASED_EXEC_CONTROLS,
-                primary | u64::from(PrimaryControls::MONITOR_TRAP_FLAG.bits()),
-            );
+            begin_step(self.guest.debug.as_mut().expect("attached"), &mut vmcs);
         }
         if resume.resume_flag {
             let rflags = vmcs.read(guest::RFLAGS);
             vmcs.write(guest::RFLAGS, rflags | RFlags::FLAGS_RF.bits());
         }
-        match self.guest.run(self.host) {
+        let end = self.guest.run(self.host);
+        end_step(self.guest, &mut vmcs);
+        match end {
             RunEnd::Debug(DebugStop::Breakpoint) => Ran::Breakpoint,
             RunEnd::Debug(DebugStop::Debug { dr6 }) => Ran::Debug { dr6 },
             RunEnd::Debug(DebugStop::Step) => Ran::Stepped,
