@@ -35,14 +35,20 @@ continue
 ";
 
 fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 #[test]
 fn gdb_breaks_steps_watches_and_runs_a_guest_to_its_end() {
     let runner = env!("CARGO_BIN_EXE_test-matrix");
     // The images first: gdb reads the guest's symbols from its ELF file.
-    let built = Command::new(runner).arg("build").status().expect("runner starts");
+    let built = Command::new(runner)
+        .arg("build")
+        .status()
+        .expect("runner starts");
     assert!(built.success(), "test-matrix build failed");
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -66,15 +72,18 @@ fn gdb_breaks_steps_watches_and_runs_a_guest_to_its_end() {
         .arg(&elf)
         .output()
         .expect("gdb runs (the runner installs it with --gdb)");
-    let transcript = String::from_utf8_lossy(&gdb.stdout).into_owned()
-        + &String::from_utf8_lossy(&gdb.stderr);
+    let transcript =
+        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
     let out = demo.wait_with_output().expect("runner ends");
     let console = String::from_utf8_lossy(&out.stdout);
     eprintln!("--- gdb ---\n{transcript}\n--- console ---\n{console}");
 
     // Stopped at the guest's first instruction, then at the breakpoint (the INT3 at the function's
     // address; l1-hv paused instead of injecting).
-    assert!(transcript.contains("0x0000000000100000 in _start ()"), "first instruction");
+    assert!(
+        transcript.contains("0x0000000000100000 in _start ()"),
+        "first instruction"
+    );
     assert!(transcript.contains("Breakpoint 1 at 0x"));
     assert!(transcript.contains("Breakpoint 1, 0x"));
     assert!(transcript.contains(" in gdb_tick ()"));
@@ -97,13 +106,23 @@ fn gdb_breaks_steps_watches_and_runs_a_guest_to_its_end() {
         .filter(|l| l.starts_with("0x") && l.contains(":\t0x"))
         .collect();
     assert_eq!(memory.len(), 4, "{memory:?}");
-    // Three single steps, one instruction each: the load, the add, the store.
-    let steps: Vec<_> = transcript
-        .lines()
-        .filter(|l| l.starts_with("0x") && l.ends_with(" in gdb_tick ()"))
+    // Three single steps right after the memory dump, one instruction each (the load, the add,
+    // the store): three distinct, increasing addresses inside gdb_tick.
+    let lines: Vec<_> = transcript.lines().collect();
+    let after_dump = lines.iter().position(|l| *l == memory[3]).unwrap() + 1;
+    let steps: Vec<u64> = lines[after_dump..after_dump + 3]
+        .iter()
+        .map(|l| {
+            let address = l
+                .strip_suffix(" in gdb_tick ()")
+                .unwrap_or_else(|| panic!("{l}"));
+            u64::from_str_radix(address.trim_start_matches("0x"), 16).unwrap()
+        })
         .collect();
-    assert_eq!(steps.len(), 3, "{steps:?}");
-    assert!(transcript.contains("<gdb_tick+17>"), "after three steps: the RET");
+    assert!(steps[0] < steps[1] && steps[1] < steps[2], "{steps:x?}");
+    assert!(
+        lines[after_dump + 3].starts_with("rip") && lines[after_dump + 3].contains("<gdb_tick+")
+    );
     // The watchpoint sees the second and third calls' stores: 1 → 3 → 6.
     assert!(transcript.contains("Watchpoint 2: *(unsigned long *)&GDB_COUNTER"));
     for (old, new) in [(1, 3), (3, 6)] {

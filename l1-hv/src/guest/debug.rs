@@ -18,18 +18,20 @@ use crate::nested::{L2Context, L2Memory};
 use crate::{println, Host};
 use devices::power::PowerEvent;
 use guest_gdb::{
-    Connection, ConnectionExt, DebugState, Debuggee, Paging, Ran, Resume, SegmentChanged,
-    Session, SessionEnd, X86_64CoreRegs,
+    Connection, ConnectionExt, DebugState, Debuggee, Paging, Ran, Resume, SegmentChanged, Session,
+    SessionEnd, X86_64CoreRegs,
 };
 use l1_vmx::current_vmcs::CurrentVmcs;
 use nvmx::event::{Event, InterruptionType};
-use nvmx::insn::{GuestOperands, Gpr};
+use nvmx::insn::{Gpr, GuestOperands};
 use shadow_vmcs::Vmcs;
 use x86::bits64::rflags::RFlags;
 use x86::controlregs::Cr4;
 use x86::debugregs;
 use x86::io::{inb, outb};
-use x86::irq::{BREAKPOINT_VECTOR, DEBUG_VECTOR, GENERAL_PROTECTION_FAULT_VECTOR, INVALID_OPCODE_VECTOR};
+use x86::irq::{
+    BREAKPOINT_VECTOR, DEBUG_VECTOR, GENERAL_PROTECTION_FAULT_VECTOR, INVALID_OPCODE_VECTOR,
+};
 use x86::vmx::vmcs::control::{ExitControls, PinbasedControls, PrimaryControls};
 use x86::vmx::vmcs::{control, guest, ro};
 
@@ -124,7 +126,8 @@ pub fn debug_exception(guest: &Guest, vmcs: &CurrentVmcs) -> Option<Next> {
     if debug.state.hit(dr6).is_some() {
         return Some(Next::End(RunEnd::Debug(DebugStop::Debug { dr6 })));
     }
-    (debug.tf_step.is_some() && dr6 & DR6_BS != 0).then_some(Next::End(RunEnd::Debug(DebugStop::Step)))
+    (debug.tf_step.is_some() && dr6 & DR6_BS != 0)
+        .then_some(Next::End(RunEnd::Debug(DebugStop::Step)))
 }
 
 /// DR6.BS: the #DB is a single-step trap (SDM 18.2.3).
@@ -206,7 +209,12 @@ pub fn mov_dr(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     let cr4 = vmcs.read(guest::CR4);
     let dr = match q.dr() {
         4 | 5 if cr4 & Cr4::CR4_DEBUGGING_EXTENSIONS.bits() as u64 != 0 => {
-            return super::exits::inject(guest, vmcs, Event::hardware_exception(INVALID_OPCODE_VECTOR, 0), None)
+            return super::exits::inject(
+                guest,
+                vmcs,
+                Event::hardware_exception(INVALID_OPCODE_VECTOR, 0),
+                None,
+            )
         }
         4 => 6,
         5 => 7,
@@ -220,7 +228,10 @@ pub fn mov_dr(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     // Outside 64-bit mode the operand is 32 bits (SDM vol. 2 "MOV DR").
     let mode = cx.mode();
     let wide = mode.long_mode_active && mode.cs_long;
-    let debug = guest.debug.as_mut().expect("MOV DR exiting only while attached");
+    let debug = guest
+        .debug
+        .as_mut()
+        .expect("MOV DR exiting only while attached");
     if q.from_dr() {
         let value = match dr {
             0..=3 => debug.guest_dr[usize::from(dr)],
@@ -245,7 +256,9 @@ pub fn mov_dr(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
                 )
             }
             // SAFETY: DR6 only records debug conditions; l1-hv never reads it for itself.
-            6 => unsafe { debugregs::dr6_write(debugregs::Dr6::from_bits_truncate(value as usize)) },
+            6 => unsafe {
+                debugregs::dr6_write(debugregs::Dr6::from_bits_truncate(value as usize))
+            },
             _ => debug.guest_dr7 = value,
         }
     }
@@ -278,9 +291,25 @@ pub fn run(host: &Host, guest: &mut Guest) -> RunEnd {
         host,
         guest,
         end: None,
+        steps: 0,
+        step_instructions: 0,
     });
     let how = guest_gdb::serve(&mut session, &mut com2);
-    let L1Debuggee { guest, end, .. } = session.into_inner();
+    let L1Debuggee {
+        guest,
+        end,
+        steps,
+        step_instructions,
+        ..
+    } = session.into_inner();
+    if steps > 0 {
+        println!(
+            "l1-hv: guest {} {}: gdb: {steps} single steps, {} instructions each from resume to stop",
+            guest.vpid,
+            guest.config.name,
+            step_instructions / steps
+        );
+    }
     // SAFETY: the session leaves L2's VMCS current (it runs the guest only through `run`).
     let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
     detach(guest, &mut vmcs);
@@ -409,6 +438,10 @@ struct L1Debuggee<'h, 'g, 'a> {
     guest: &'g mut Guest<'a>,
     /// How the guest's run ended, if it did while gdb was attached.
     end: Option<RunEnd>,
+    /// Single steps completed, and the TSC ticks (instructions, on Bochs) from the entry that
+    /// started each to the exit that ended it, l1-hv's handling included.
+    steps: u64,
+    step_instructions: u64,
 }
 
 impl L1Debuggee<'_, '_, '_> {
@@ -462,9 +495,11 @@ impl Debuggee for L1Debuggee<'_, '_, '_> {
         regs.rip = vmcs.read(guest::RIP);
         regs.eflags = vmcs.read(guest::RFLAGS) as u32;
         let s = &mut regs.segments;
-        for (slot, field) in [&mut s.cs, &mut s.ss, &mut s.ds, &mut s.es, &mut s.fs, &mut s.gs]
-            .into_iter()
-            .zip(SELECTORS)
+        for (slot, field) in [
+            &mut s.cs, &mut s.ss, &mut s.ds, &mut s.es, &mut s.fs, &mut s.gs,
+        ]
+        .into_iter()
+        .zip(SELECTORS)
         {
             *slot = vmcs.read(field) as u32;
         }
@@ -541,7 +576,14 @@ impl Debuggee for L1Debuggee<'_, '_, '_> {
             let rflags = vmcs.read(guest::RFLAGS);
             vmcs.write(guest::RFLAGS, rflags | RFlags::FLAGS_RF.bits());
         }
+        // SAFETY: RDTSC has no side effects; on Bochs it counts instructions.
+        let start = unsafe { core::arch::x86_64::_rdtsc() };
         let end = self.guest.run(self.host);
+        if resume.step && matches!(end, RunEnd::Debug(DebugStop::Step)) {
+            // SAFETY: as above.
+            self.step_instructions += unsafe { core::arch::x86_64::_rdtsc() } - start;
+            self.steps += 1;
+        }
         end_step(self.guest, &mut vmcs);
         match end {
             RunEnd::Debug(DebugStop::Breakpoint) => Ran::Breakpoint,

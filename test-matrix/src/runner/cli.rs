@@ -73,11 +73,17 @@ pub fn demo(args: &[String]) -> ExitCode {
     if runs.is_empty() {
         runs = image::demo();
     }
-    let gdb_tools = if gdb_port.is_some() { tools::GDB_TOOLS } else { &[] };
-    let iso = tools::ensure(&[gdb_tools]).and_then(|()| prepare(platform_tools)).and_then(|()| match &bare_image {
-        Some(name) => bare::iso(name),
-        None => image::iso(&runs),
-    });
+    let gdb_tools = if gdb_port.is_some() {
+        tools::GDB_TOOLS
+    } else {
+        &[]
+    };
+    let iso = tools::ensure(&[gdb_tools])
+        .and_then(|()| prepare(platform_tools))
+        .and_then(|()| match &bare_image {
+            Some(name) => bare::iso(name),
+            None => image::iso(&runs),
+        });
     let iso = match iso {
         Ok(iso) => iso,
         Err(e) => return fail(&e),

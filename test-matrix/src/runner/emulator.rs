@@ -134,9 +134,13 @@ pub fn boot_with(emulator: &Emulator, iso: &Path, settings: &Settings) -> Result
                 settings,
             )?
         }
-        Emulator::QemuTcg { uefi } => {
-            spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, settings)?
-        }
+        Emulator::QemuTcg { uefi } => spawn_qemu(
+            iso,
+            &serial,
+            &["-accel", "tcg", "-cpu", "max"],
+            *uefi,
+            settings,
+        )?,
     };
     Ok(watch(child, &serial, settings))
 }
