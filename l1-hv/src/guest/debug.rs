@@ -89,7 +89,7 @@ impl MovDr {
     fn dr(&self) -> u8 {
         (self.0 & 7) as u8
     }
-    fn from_dr(&self) -> bool {
+    fn reads_dr(&self) -> bool {
         self.0 & (1 << 4) != 0
     }
     fn gpr(&self) -> Gpr {
@@ -232,7 +232,7 @@ pub fn mov_dr(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         .debug
         .as_mut()
         .expect("MOV DR exiting only while attached");
-    if q.from_dr() {
+    if q.reads_dr() {
         let value = match dr {
             0..=3 => debug.guest_dr[usize::from(dr)],
             // SAFETY: reading DR6 has no side effect.
@@ -302,12 +302,10 @@ pub fn run(host: &Host, guest: &mut Guest) -> RunEnd {
         step_instructions,
         ..
     } = session.into_inner();
-    if steps > 0 {
+    if let Some(each) = step_instructions.checked_div(steps) {
         println!(
-            "l1-hv: guest {} {}: gdb: {steps} single steps, {} instructions each from resume to stop",
-            guest.vpid,
-            guest.config.name,
-            step_instructions / steps
+            "l1-hv: guest {} {}: gdb: {steps} single steps, {each} instructions each from resume to stop",
+            guest.vpid, guest.config.name
         );
     }
     // SAFETY: the session leaves L2's VMCS current (it runs the guest only through `run`).
