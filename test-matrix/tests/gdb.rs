@@ -140,3 +140,141 @@ fn gdb_breaks_steps_watches_and_runs_a_guest_to_its_end() {
     assert!(console.contains("l1-hv: verdict PASS"), "l1-hv's verdict");
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// The kernel's `linux_banner` (the "Linux version …" string) at its link address: Debian's
+/// package ships a placeholder System.map (the real one is in the -dbg package), so the address
+/// comes from the kernel image itself: the bzImage's LZ4 payload is the vmlinux ELF, whose
+/// program headers give the string's virtual address. With `nokaslr` the kernel runs there.
+fn linux_banner_address(bzimage: &str) -> u64 {
+    let image = std::fs::read(bzimage).unwrap();
+    // The payload's legacy LZ4 frame (the compression Debian's cloud kernel uses).
+    const LZ4_LEGACY: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
+    let start = image
+        .windows(4)
+        .position(|w| w == LZ4_LEGACY)
+        .expect("an LZ4 payload");
+    let payload = workspace().join("target/run/gdb-vmlinux.lz4");
+    std::fs::write(&payload, &image[start..]).unwrap();
+    let out = Command::new("lz4")
+        .arg("-dc")
+        .arg(&payload)
+        .output()
+        .expect("lz4 runs");
+    let elf = out.stdout;
+    assert!(elf.starts_with(b"\x7fELF"), "vmlinux from the bzImage");
+    let offset = elf
+        .windows(14)
+        .position(|w| w == b"Linux version ")
+        .expect("the banner") as u64;
+    let u16_at = |at: usize| u64::from(u16::from_le_bytes(elf[at..at + 2].try_into().unwrap()));
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    (0..phnum)
+        .map(|i| (phoff + i * phentsize) as usize)
+        .filter(|&ph| elf[ph] == 1) // PT_LOAD
+        .find_map(|ph| {
+            let (file_offset, vaddr, size) = (u64_at(ph + 8), u64_at(ph + 16), u64_at(ph + 32));
+            (file_offset..file_offset + size)
+                .contains(&offset)
+                .then(|| vaddr + offset - file_offset)
+        })
+        .expect("the banner in a loaded segment")
+}
+
+/// Linux under l1-hv with gdb attached from its first (32-bit) instruction: gdb continues it,
+/// interrupts it with Ctrl-C once the workload runs, reads `linux_banner` through the kernel's
+/// page tables, and detaches; the kernel runs on to its power-off and l1-hv's verdict is PASS.
+#[test]
+fn gdb_interrupts_linux_reads_its_banner_and_detaches() {
+    let runner = env!("CARGO_BIN_EXE_test-matrix");
+    let assets = Command::new(runner).arg("linux-assets").output().unwrap();
+    let assets = String::from_utf8_lossy(&assets.stdout).into_owned();
+    let kernel = assets
+        .lines()
+        .find_map(|l| l.strip_prefix("kernel "))
+        .expect("linux-assets names the kernel");
+    let banner = linux_banner_address(kernel);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+        .to_string();
+    let dir = workspace().join("target/run/gdb-linux");
+    // nopti: the kernel half is mapped whatever CR3 the interrupt finds (user or kernel).
+    let run = Command::new(runner)
+        .args([
+            "run",
+            "--linux-test",
+            "--append",
+            "nopti",
+            "--timeout",
+            "600",
+        ])
+        .args(["--gdb", &port, "--run-dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("runner starts");
+    let script = workspace().join("target/run/gdb-linux.gdb");
+    std::fs::write(
+        &script,
+        format!(
+            "set pagination off\nset confirm off\nset tcp connect-timeout 600\n\
+             set remotetimeout 600\ntarget remote 127.0.0.1:{port}\ncontinue\n\
+             info registers rip\nx/s {banner:#x}\ndetach\n"
+        ),
+    )
+    .unwrap();
+    let mut gdb = Command::new("gdb")
+        .args(["-batch", "-nx", "-x"])
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gdb runs");
+    // Ctrl-C once the workload runs (gdb forwards SIGINT to the stub as 0x03).
+    let serial = dir.join("serial.txt");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&serial).is_ok_and(|c| c.contains("signals:")) {
+        assert!(
+            started.elapsed().as_secs() < 600,
+            "the workload never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &gdb.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let gdb_out = gdb.wait_with_output().unwrap();
+    let transcript = String::from_utf8_lossy(&gdb_out.stdout).into_owned()
+        + &String::from_utf8_lossy(&gdb_out.stderr);
+    let out = run.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    eprintln!("--- gdb ---\n{transcript}\n--- console ---\n{console}");
+
+    assert!(
+        transcript.contains("Program received signal SIGINT"),
+        "Ctrl-C stopped it"
+    );
+    let rip = transcript
+        .lines()
+        .find(|l| l.starts_with("rip "))
+        .expect("info registers rip");
+    assert!(rip.contains("0x"), "{rip}");
+    assert!(
+        transcript.contains(&format!("{banner:#x}:\t\"Linux version 6.")),
+        "linux_banner through the kernel's page tables"
+    );
+    assert!(transcript.contains("[Inferior 1 (process 1) detached]"));
+    assert!(console.contains("gdb: detached, the guest runs on"));
+    // The workload's own INT3 ran while gdb was attached: not the debugger's, so Linux got its
+    // #BP and the workload its SIGTRAP, exactly as without a debugger.
+    assert!(console.contains("signals: int3: SIGTRAP SI_KERNEL rip=after-instruction:yes: ok"));
+    assert!(
+        console.contains("l1-hv: verdict PASS"),
+        "the kernel powered off after detach"
+    );
+}
