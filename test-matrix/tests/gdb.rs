@@ -8,9 +8,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// gdb's commands. The watchpoint is a software one: Debian's Bochs 2.7 does not raise #DB for
-/// DR7 data breakpoints, so gdb single-steps and compares (the stub's hardware watchpoints are
-/// host-tested in `guest-gdb`).
+/// gdb's commands: `watch` takes one of the debug registers (a hardware watchpoint, Z2).
 const SCRIPT: &str = "\
 set pagination off
 set confirm off
@@ -26,7 +24,6 @@ stepi
 stepi
 info registers rip
 delete
-set can-use-hw-watchpoints 0
 watch *(unsigned long *)&GDB_COUNTER
 continue
 continue
@@ -124,7 +121,7 @@ fn gdb_breaks_steps_watches_and_runs_a_guest_to_its_end() {
         lines[after_dump + 3].starts_with("rip") && lines[after_dump + 3].contains("<gdb_tick+")
     );
     // The watchpoint sees the second and third calls' stores: 1 → 3 → 6.
-    assert!(transcript.contains("Watchpoint 2: *(unsigned long *)&GDB_COUNTER"));
+    assert!(transcript.contains("Hardware watchpoint 2: *(unsigned long *)&GDB_COUNTER"));
     for (old, new) in [(1, 3), (3, 6)] {
         assert!(
             transcript.contains(&format!("Old value = {old}\nNew value = {new}")),

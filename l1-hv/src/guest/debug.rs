@@ -32,7 +32,7 @@ use x86::io::{inb, outb};
 use x86::irq::{
     BREAKPOINT_VECTOR, DEBUG_VECTOR, GENERAL_PROTECTION_FAULT_VECTOR, INVALID_OPCODE_VECTOR,
 };
-use x86::vmx::vmcs::control::{ExitControls, PinbasedControls, PrimaryControls};
+use x86::vmx::vmcs::control::{EntryControls, ExitControls, PinbasedControls, PrimaryControls};
 use x86::vmx::vmcs::{control, guest, ro};
 
 /// Guest time between two looks at COM2 for gdb's Ctrl-C (TSC ticks; one instruction each on
@@ -79,6 +79,7 @@ struct Saved {
     pin: u64,
     primary: u64,
     exit: u64,
+    entry: u64,
     timer: u64,
 }
 
@@ -352,8 +353,23 @@ fn attach(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) {
         pin: vmcs.read(control::PINBASED_EXEC_CONTROLS),
         primary: vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS),
         exit: vmcs.read(control::VMEXIT_CONTROLS),
+        entry: vmcs.read(control::VMENTRY_CONTROLS),
         timer: vmcs.read(guest::VMX_PREEMPTION_TIMER_VALUE),
     };
+    // DR7 reaches the guest only through "load debug controls" (SDM 27.3.2.1), which is not a
+    // default1 bit on every CPU (Bochs leaves it to the VMM); "save debug controls" keeps the
+    // field current at exits (SDM 28.3.1).
+    if let Ok(entry) = host.caps.entry(
+        saved.entry as u32 | EntryControls::LOAD_DEBUG_CONTROLS.bits(),
+        0,
+    ) {
+        vmcs.write(control::VMENTRY_CONTROLS, entry.into());
+    }
+    let exit = host
+        .caps
+        .exit(saved.exit as u32, ExitControls::SAVE_DEBUG_CONTROLS.bits())
+        .unwrap_or(saved.exit as u32);
+    vmcs.write(control::VMEXIT_CONTROLS, exit.into());
     vmcs.write(
         control::EXCEPTION_BITMAP,
         saved.exception_bitmap | 1 << DEBUG_VECTOR | 1 << BREAKPOINT_VECTOR,
@@ -370,10 +386,10 @@ fn attach(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) {
     ) {
         vmcs.write(control::PINBASED_EXEC_CONTROLS, pin.into());
         vmcs.write(guest::VMX_PREEMPTION_TIMER_VALUE, poll_ticks());
-        if let Ok(exit) = host.caps.exit(
-            saved.exit as u32,
-            ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits(),
-        ) {
+        if let Ok(exit) = host
+            .caps
+            .exit(exit, ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits())
+        {
             vmcs.write(control::VMEXIT_CONTROLS, exit.into());
         }
     }
@@ -412,6 +428,7 @@ fn detach(guest: &mut Guest, vmcs: &mut CurrentVmcs) {
     vmcs.write(control::PINBASED_EXEC_CONTROLS, s.pin);
     vmcs.write(control::PRIMARY_PROCBASED_EXEC_CONTROLS, s.primary);
     vmcs.write(control::VMEXIT_CONTROLS, s.exit);
+    vmcs.write(control::VMENTRY_CONTROLS, s.entry);
     vmcs.write(guest::VMX_PREEMPTION_TIMER_VALUE, s.timer);
     load_debug_registers(vmcs, debug.guest_dr, debug.guest_dr7);
 }
