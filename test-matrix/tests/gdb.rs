@@ -7,6 +7,11 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// One boot at a time: the two boots and their gdbs would share two cores, and the guest's
+/// build lock.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// gdb's commands: `watch` takes one of the debug registers (a hardware watchpoint, Z2).
 const SCRIPT: &str = "\
@@ -40,6 +45,7 @@ fn workspace() -> PathBuf {
 
 #[test]
 fn gdb_breaks_steps_watches_and_runs_a_guest_to_its_end() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let runner = env!("CARGO_BIN_EXE_test-matrix");
     // The images first: gdb reads the guest's symbols from its ELF file.
     let built = Command::new(runner)
@@ -138,13 +144,10 @@ fn gdb_breaks_steps_watches_and_runs_a_guest_to_its_end() {
     assert_eq!(out.status.code(), Some(0));
 }
 
-/// The kernel's `linux_banner` (the "Linux version …" string) at its link address: Debian's
-/// package ships a placeholder System.map (the real one is in the -dbg package), so the address
-/// comes from the kernel image itself: the bzImage's LZ4 payload is the vmlinux ELF, whose
-/// program headers give the string's virtual address. With `nokaslr` the kernel runs there.
-fn linux_banner_address(bzimage: &str) -> u64 {
+/// The kernel's vmlinux ELF file, from the bzImage's LZ4 payload (the compression Debian's
+/// cloud kernel uses).
+fn vmlinux(bzimage: &str) -> Vec<u8> {
     let image = std::fs::read(bzimage).unwrap();
-    // The payload's legacy LZ4 frame (the compression Debian's cloud kernel uses).
     const LZ4_LEGACY: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
     let start = image
         .windows(4)
@@ -157,12 +160,20 @@ fn linux_banner_address(bzimage: &str) -> u64 {
         .arg(&payload)
         .output()
         .expect("lz4 runs");
-    let elf = out.stdout;
-    assert!(elf.starts_with(b"\x7fELF"), "vmlinux from the bzImage");
+    assert!(
+        out.stdout.starts_with(b"\x7fELF"),
+        "vmlinux from the bzImage"
+    );
+    out.stdout
+}
+
+/// The link address of the first occurrence of `bytes` in `elf`'s loaded segments (with
+/// `nokaslr` the kernel runs at its link addresses).
+fn address_of(elf: &[u8], bytes: &[u8]) -> u64 {
     let offset = elf
-        .windows(14)
-        .position(|w| w == b"Linux version ")
-        .expect("the banner") as u64;
+        .windows(bytes.len())
+        .position(|w| w == bytes)
+        .expect("the bytes in vmlinux") as u64;
     let u16_at = |at: usize| u64::from(u16::from_le_bytes(elf[at..at + 2].try_into().unwrap()));
     let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap());
     let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
@@ -175,14 +186,18 @@ fn linux_banner_address(bzimage: &str) -> u64 {
                 .contains(&offset)
                 .then(|| vaddr + offset - file_offset)
         })
-        .expect("the banner in a loaded segment")
+        .expect("in a loaded segment")
 }
+
+/// x86-64 getrusage(2).
+const SYS_GETRUSAGE: u64 = 98;
 
 /// Linux under l1-hv with gdb attached from its first (32-bit) instruction: gdb continues it,
 /// interrupts it with Ctrl-C once the workload runs, reads `linux_banner` through the kernel's
-/// page tables, and detaches; the kernel runs on to its power-off and l1-hv's verdict is PASS.
+/// page tables, stops at the workload's getrusage(2) on a hardware breakpoint, and detaches; the kernel runs on to its power-off and l1-hv's verdict is PASS.
 #[test]
-fn gdb_interrupts_linux_reads_its_banner_and_detaches() {
+fn gdb_interrupts_linux_reads_its_banner_stops_at_a_syscall_and_detaches() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let runner = env!("CARGO_BIN_EXE_test-matrix");
     let assets = Command::new(runner).arg("linux-assets").output().unwrap();
     let assets = String::from_utf8_lossy(&assets.stdout).into_owned();
@@ -190,7 +205,13 @@ fn gdb_interrupts_linux_reads_its_banner_and_detaches() {
         .lines()
         .find_map(|l| l.strip_prefix("kernel "))
         .expect("linux-assets names the kernel");
-    let banner = linux_banner_address(kernel);
+    // Debian's package ships a placeholder System.map (the real one is in the -dbg package),
+    // so the addresses come from the kernel image: `linux_banner` is the "Linux version "
+    // string, and the 64-bit SYSCALL entry (entry_SYSCALL_64, where IA32_LSTAR points) is the
+    // one place that starts `swapgs; mov %rsp, %gs:…`.
+    let elf = vmlinux(kernel);
+    let banner = address_of(&elf, b"Linux version ");
+    let syscall_entry = address_of(&elf, &[0x0f, 0x01, 0xf8, 0x65, 0x48, 0x89, 0x24, 0x25]);
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -219,21 +240,24 @@ fn gdb_interrupts_linux_reads_its_banner_and_detaches() {
         format!(
             "set pagination off\nset confirm off\nset tcp connect-timeout 600\n\
              set remotetimeout 600\ntarget remote 127.0.0.1:{port}\ncontinue\n\
-             info registers rip\nx/s {banner:#x}\ndetach\n"
+             info registers rip\nx/s {banner:#x}\n\
+             hbreak *{syscall_entry:#x} if $rax == {SYS_GETRUSAGE}\ncontinue\n\
+             info registers rax\ndelete\ndetach\n"
         ),
     )
     .unwrap();
-    let mut gdb = Command::new("gdb")
+    let gdb = Command::new("gdb")
         .args(["-batch", "-nx", "-x"])
         .arg(&script)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("gdb runs");
-    // Ctrl-C once the workload runs (gdb forwards SIGINT to the stub as 0x03).
+    // Ctrl-C once the workload's `forkexec` is done (gdb forwards SIGINT to the stub as 0x03):
+    // `memory`, next, calls getrusage(2) before and after touching 64 MiB.
     let serial = dir.join("serial.txt");
     let started = std::time::Instant::now();
-    while !std::fs::read_to_string(&serial).is_ok_and(|c| c.contains("signals:")) {
+    while !std::fs::read_to_string(&serial).is_ok_and(|c| c.contains("forkexec:")) {
         assert!(
             started.elapsed().as_secs() < 600,
             "the workload never started"
@@ -265,10 +289,28 @@ fn gdb_interrupts_linux_reads_its_banner_and_detaches() {
         transcript.contains(&format!("{banner:#x}:\t\"Linux version 6.")),
         "linux_banner through the kernel's page tables"
     );
+    // A hardware breakpoint on the syscall entry, stopping at the workload's getrusage(2)
+    // (`memory` reports its RSS with it).
+    assert!(
+        transcript.contains(&format!(
+            "Hardware assisted breakpoint 1 at {syscall_entry:#x}"
+        )),
+        "hbreak"
+    );
+    assert!(
+        transcript.contains(&format!("Breakpoint 1, {syscall_entry:#018x} in ?? ()")),
+        "stopped at the syscall entry"
+    );
+    let rax = transcript
+        .lines()
+        .find(|l| l.starts_with("rax "))
+        .expect("info registers rax");
+    assert!(rax.contains(&format!("{SYS_GETRUSAGE:#x}")), "{rax}");
     assert!(transcript.contains("[Inferior 1 (process 1) detached]"));
     assert!(console.contains("gdb: detached, the guest runs on"));
-    // The workload's own INT3 ran while gdb was attached: not the debugger's, so Linux got its
-    // #BP and the workload its SIGTRAP, exactly as without a debugger.
+    // After detach nothing of the debugger is left: the workload's own INT3 (its `signals`
+    // run after the detach) gets Linux's SIGTRAP as without a debugger. (A guest's own INT3
+    // while gdb is attached is the gdb-guest test's.)
     assert!(console.contains("signals: int3: SIGTRAP SI_KERNEL rip=after-instruction:yes: ok"));
     assert!(
         console.contains("l1-hv: verdict PASS"),
