@@ -218,6 +218,9 @@ fn gdb_interrupts_linux_reads_its_banner_stops_at_a_syscall_and_detaches() {
         .port()
         .to_string();
     let dir = workspace().join("target/run/gdb-linux");
+    // A console left by an earlier run must not look like this one's workload.
+    let serial = dir.join("serial.txt");
+    let _ = std::fs::remove_file(&serial);
     // nopti: the kernel half is mapped whatever CR3 the interrupt finds (user or kernel).
     let run = Command::new(runner)
         .args([
@@ -255,7 +258,6 @@ fn gdb_interrupts_linux_reads_its_banner_stops_at_a_syscall_and_detaches() {
         .expect("gdb runs");
     // Ctrl-C once the workload's `forkexec` is done (gdb forwards SIGINT to the stub as 0x03):
     // `memory`, next, calls getrusage(2) before and after touching 64 MiB.
-    let serial = dir.join("serial.txt");
     let started = std::time::Instant::now();
     while !std::fs::read_to_string(&serial).is_ok_and(|c| c.contains("forkexec:")) {
         assert!(
