@@ -65,14 +65,17 @@ pub struct GuestDebug {
     /// the debugger's while attached).
     guest_dr: [u64; 4],
     guest_dr7: u64,
-    /// Controls and timer value before attach, restored on detach.
-    saved: Saved,
+    /// The control bits attach set, cleared again on detach, and the timer value before.
+    added: Added,
     /// The CPU has the monitor trap flag; without it (Bochs 2.7) steps use RFLAGS.TF.
     mtf: bool,
     /// A step by RFLAGS.TF is under way: the guest's own TF before it.
     tf_step: Option<bool>,
 }
 
+/// Control words as attach found them (`Saved`), and the bits it set in them (`Added`): detach
+/// clears only those, because l1-hv changes other bits while the guest runs (the IA-32e mode
+/// guest entry control when a kernel enables long mode) and those must stay as they are.
 #[derive(Debug, Default)]
 struct Saved {
     exception_bitmap: u64,
@@ -81,6 +84,41 @@ struct Saved {
     exit: u64,
     entry: u64,
     timer: u64,
+}
+
+type Added = Saved;
+
+/// The control fields attach changes.
+const CONTROL_FIELDS: [u32; 5] = [
+    control::EXCEPTION_BITMAP,
+    control::PINBASED_EXEC_CONTROLS,
+    control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+    control::VMEXIT_CONTROLS,
+    control::VMENTRY_CONTROLS,
+];
+
+impl Saved {
+    fn words(&self) -> [u64; 5] {
+        [
+            self.exception_bitmap,
+            self.pin,
+            self.primary,
+            self.exit,
+            self.entry,
+        ]
+    }
+
+    fn read(vmcs: &CurrentVmcs) -> Self {
+        let [exception_bitmap, pin, primary, exit, entry] = CONTROL_FIELDS.map(|f| vmcs.read(f));
+        Self {
+            exception_bitmap,
+            pin,
+            primary,
+            exit,
+            entry,
+            timer: vmcs.read(guest::VMX_PREEMPTION_TIMER_VALUE),
+        }
+    }
 }
 
 /// MOV-DR exit qualification (SDM 28.2.1, Table 28-4): DR number, direction, GPR.
@@ -348,14 +386,7 @@ fn poll_ticks() -> u64 {
 }
 
 fn attach(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) {
-    let saved = Saved {
-        exception_bitmap: vmcs.read(control::EXCEPTION_BITMAP),
-        pin: vmcs.read(control::PINBASED_EXEC_CONTROLS),
-        primary: vmcs.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS),
-        exit: vmcs.read(control::VMEXIT_CONTROLS),
-        entry: vmcs.read(control::VMENTRY_CONTROLS),
-        timer: vmcs.read(guest::VMX_PREEMPTION_TIMER_VALUE),
-    };
+    let saved = Saved::read(vmcs);
     // DR7 reaches the guest only through "load debug controls" (SDM 27.3.2.1), which is not a
     // default1 bit on every CPU (Bochs leaves it to the VMM); "save debug controls" keeps the
     // field current at exits (SDM 28.3.1).
@@ -409,11 +440,21 @@ fn attach(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) {
             0,
         )
         .is_ok();
+    let now = Saved::read(vmcs).words();
+    let [exception_bitmap, pin, primary, exit, entry] =
+        core::array::from_fn(|i| now[i] & !saved.words()[i]);
     guest.debug = Some(GuestDebug {
         state: DebugState::default(),
         guest_dr,
         guest_dr7: vmcs.read(guest::DR7),
-        saved,
+        added: Added {
+            exception_bitmap,
+            pin,
+            primary,
+            exit,
+            entry,
+            timer: saved.timer,
+        },
         mtf,
         tf_step: None,
     });
@@ -423,13 +464,10 @@ fn detach(guest: &mut Guest, vmcs: &mut CurrentVmcs) {
     let Some(debug) = guest.debug.take() else {
         return;
     };
-    let s = &debug.saved;
-    vmcs.write(control::EXCEPTION_BITMAP, s.exception_bitmap);
-    vmcs.write(control::PINBASED_EXEC_CONTROLS, s.pin);
-    vmcs.write(control::PRIMARY_PROCBASED_EXEC_CONTROLS, s.primary);
-    vmcs.write(control::VMEXIT_CONTROLS, s.exit);
-    vmcs.write(control::VMENTRY_CONTROLS, s.entry);
-    vmcs.write(guest::VMX_PREEMPTION_TIMER_VALUE, s.timer);
+    for (field, added) in CONTROL_FIELDS.into_iter().zip(debug.added.words()) {
+        vmcs.write(field, vmcs.read(field) & !added);
+    }
+    vmcs.write(guest::VMX_PREEMPTION_TIMER_VALUE, debug.added.timer);
     load_debug_registers(vmcs, debug.guest_dr, debug.guest_dr7);
 }
 
