@@ -36,6 +36,23 @@ delete
 continue
 ";
 
+/// Waits until the runner says COM2 waits for gdb (it has installed gdb, built the ISO and
+/// started the emulator), then passes the rest of its stderr through.
+fn wait_for_com2(runner: &mut std::process::Child) {
+    use std::io::BufRead;
+    let stderr = runner.stderr.take().expect("piped stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("runner's stderr");
+        eprintln!("{line}");
+        if line.contains("COM2 waits for gdb") {
+            std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
+            return;
+        }
+    }
+    panic!("the runner ended before COM2 waited for gdb");
+}
+
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -58,14 +75,15 @@ fn gdb_breaks_steps_watches_and_runs_a_guest_to_its_end() {
         .expect("a free port")
         .port()
         .to_string();
-    // Bochs waits for gdb on COM2 before the machine starts; gdb retries its connection.
-    let demo = Command::new(runner)
+    // Bochs waits for gdb on COM2 before the machine starts.
+    let mut demo = Command::new(runner)
         .args(["demo", "--timeout", "600", "--gdb", &port])
         .args(["--guest", "gdb-guest gdb=com2"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("runner starts");
+    wait_for_com2(&mut demo);
     let script = workspace().join("target").join("run").join("gdb-test.gdb");
     std::fs::write(&script, SCRIPT.replace("PORT", &port)).unwrap();
     let elf = workspace().join("target/images/x86_64-unknown-none/image/gdb-guest");

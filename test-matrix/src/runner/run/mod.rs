@@ -143,7 +143,12 @@ fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
         ),
         EmulatorChoice::QemuKvm => (Emulator::QemuKvm { uefi: false }, tools::QEMU_TOOLS),
     };
-    tools::ensure(&[tools::IMAGE_TOOLS, platform])?;
+    let gdb_tools = if args.gdb.is_some() {
+        tools::GDB_TOOLS
+    } else {
+        &[]
+    };
+    tools::ensure(&[tools::IMAGE_TOOLS, platform, gdb_tools])?;
     if !args.bare {
         tools::ensure_kernel_target()?;
     }
@@ -214,6 +219,9 @@ fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
         settings.megs,
         args.timeout
     );
+    if let Some(port) = args.gdb {
+        eprintln!("runner: COM2 waits for gdb: target remote 127.0.0.1:{port}");
+    }
     let boot = match emulator::boot_with(&emulator, &iso, &settings) {
         Ok(boot) => boot,
         Err(e) if e.contains("lacks VMX") || e.contains("no /dev/kvm") => {
