@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bounded fuzz run of every target (nvmx and devices) (docs/fuzzing.md): replays each saved finding under
+# Bounded fuzz run of every target (nvmx's, devices' and the loader's) (docs/fuzzing.md): replays each saved finding under
 # regressions/<target>/, then fuzzes each target from its seed corpus for FUZZ_SECONDS (15) and
 # at most FUZZ_RUNS (2,000,000) executions. Exits non-zero on any finding (a panic, i.e. a
 # violated property, or a sanitizer report); the crashing input is under artifacts/<target>/.
@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 seconds=${FUZZ_SECONDS:-15}
 runs=${FUZZ_RUNS:-2000000}
-targets=(insn intr nested_entry nested_ept route devices)
+targets=(insn intr nested_engine nested_entry nested_ept route devices loader)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz/smoke.sh: FAILED: 'cargo +nightly' does not work, and cargo-fuzz needs the nightly" \

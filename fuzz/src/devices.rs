@@ -122,14 +122,14 @@ pub struct TableInput {
 }
 
 /// Where tables go.
-const TABLE_BASE: usize = 0x10_0000;
+const TABLE_BASE: u64 = 0x10_0000;
 /// The image: the first MiB and four 4 KiB table slots.
-const IMAGE_LEN: usize = TABLE_BASE + 4 * 0x1000;
-const EBDA: usize = 0x9_fc00;
+const IMAGE_END: u64 = TABLE_BASE + 4 * 0x1000;
+const EBDA: u64 = 0x9_fc00;
 
 fn table_address(index: u8) -> u64 {
     if index < 4 {
-        (TABLE_BASE + usize::from(index) * 0x1000) as u64
+        TABLE_BASE + u64::from(index) * 0x1000
     } else {
         u64::from(index) << 12
     }
@@ -141,22 +141,51 @@ fn fix_checksum(bytes: &mut [u8], at: usize) {
     bytes[at] = 0u8.wrapping_sub(sum);
 }
 
+/// Memory below [`IMAGE_END`] that reads as zeros except for a few regions (cheaper per run
+/// than a 1 MiB buffer).
+pub struct Image {
+    regions: Vec<(u64, Vec<u8>)>,
+}
+
+impl Image {
+    fn read(&self, address: u64, buffer: &mut [u8]) -> bool {
+        let Some(end) = address.checked_add(buffer.len() as u64) else {
+            return false;
+        };
+        if end > IMAGE_END {
+            return false;
+        }
+        buffer.fill(0);
+        for (base, bytes) in &self.regions {
+            let (from, to) = (address.max(*base), end.min(base + bytes.len() as u64));
+            if from < to {
+                let source = &bytes[(from - base) as usize..(to - base) as usize];
+                buffer[(from - address) as usize..(to - address) as usize].copy_from_slice(source);
+            }
+        }
+        true
+    }
+}
+
 impl AcpiInput {
-    /// The memory image and where the RSDP is.
-    pub fn image(&self) -> Vec<u8> {
-        let mut image = vec![0u8; IMAGE_LEN];
+    /// The memory image.
+    pub fn image(&self) -> Image {
+        let mut regions = Vec::new();
         let rsdp = if self.in_ebda {
-            image[0x40e..0x410].copy_from_slice(&((EBDA >> 4) as u16).to_le_bytes());
-            EBDA + usize::from(self.slot % 64) * 16
+            regions.push((0x40e, ((EBDA >> 4) as u16).to_le_bytes().to_vec()));
+            EBDA + u64::from(self.slot % 64) * 16
         } else {
-            0xe_0000 + usize::from(self.slot % 8192) * 16
-        } + usize::from(self.flags & 1) * 8;
-        let rsdp = rsdp.min(0xf_ffc0);
+            0xe_0000 + u64::from(self.slot % 8192) * 16
+        } + u64::from(self.flags & 1) * 8;
         let mut header = [0u8; 36];
         header[..8].copy_from_slice(b"RSD PTR ");
         header[15] = self.revision;
         header[16..20].copy_from_slice(&(table_address(self.rsdt) as u32).to_le_bytes());
-        let length: u32 = if self.flags & 0x40 != 0 { u32::from(self.slot) << 8 } else { 36 };
+        let length: u32 = if self.flags & 0x40 != 0 {
+            u32::from(self.slot) << 8
+        } else {
+            36
+        };
         header[20..24].copy_from_slice(&length.to_le_bytes());
         header[24..32].copy_from_slice(&table_address(self.xsdt).to_le_bytes());
         fix_checksum(&mut header[..20], 8);
@@ -164,7 +193,7 @@ impl AcpiInput {
         if self.flags & 2 != 0 {
             header[9] ^= 0x5a;
         }
-        image[rsdp..rsdp + 36].copy_from_slice(&header);
+        regions.push((rsdp, header.to_vec()));
         for (index, table) in self.tables.iter().take(4).enumerate() {
             let mut bytes = vec![0u8; 36];
             let signature: &[u8; 4] = match table.kind % 5 {
@@ -193,14 +222,21 @@ impl AcpiInput {
             if self.flags & (4 << index) == 0 {
                 fix_checksum(&mut bytes, 9);
             }
-            let at = TABLE_BASE + index * 0x1000;
-            image[at..at + bytes.len()].copy_from_slice(&bytes);
+            regions.push((table_address(index as u8), bytes));
         }
+        // Pokes land in the RSDP and the tables (the only non-zero bytes).
+        let total: usize = regions.iter().map(|(_, bytes)| bytes.len()).sum();
         for &(offset, byte) in &self.pokes {
-            let offset = offset as usize % IMAGE_LEN;
-            image[offset] = byte;
+            let mut offset = offset as usize % total;
+            for (_, bytes) in regions.iter_mut() {
+                if offset < bytes.len() {
+                    bytes[offset] = byte;
+                    break;
+                }
+                offset -= bytes.len();
+            }
         }
-        image
+        Image { regions }
     }
 }
 
@@ -208,8 +244,13 @@ impl AcpiInput {
 fn reader<'a>(memory: &'a [u8], read: &'a mut u64) -> impl FnMut(u64, &mut [u8]) -> bool + 'a {
     move |address, buffer| {
         *read += buffer.len() as u64;
-        let Ok(start) = usize::try_from(address) else { return false };
-        match start.checked_add(buffer.len()).and_then(|end| memory.get(start..end)) {
+        let Ok(start) = usize::try_from(address) else {
+            return false;
+        };
+        match start
+            .checked_add(buffer.len())
+            .and_then(|end| memory.get(start..end))
+        {
             Some(bytes) => {
                 buffer.copy_from_slice(bytes);
                 true
@@ -223,16 +264,26 @@ fn reader<'a>(memory: &'a [u8], read: &'a mut u64) -> impl FnMut(u64, &mut [u8])
 fn check_acpi(acpi: &AcpiInput) {
     let image = acpi.image();
     let mut read = 0;
-    let found = find_power_ports(reader(&image, &mut read));
+    let found = find_power_ports(|address, buffer: &mut [u8]| {
+        read += buffer.len() as u64;
+        image.read(address, buffer)
+    });
     // The RSDP search (129 KiB) plus a few tables of at most 64 KiB each, checksummed once.
     assert!(read < 1 << 20, "read {read} bytes");
     if let Ok(ports) = found {
         assert_ne!(ports.pm1a_control, 0);
     }
-    let mut again = 0;
-    assert_eq!(find_power_ports(reader(&image, &mut again)), found);
+    assert_eq!(
+        find_power_ports(|address, buffer| image.read(address, buffer)),
+        found
+    );
     let mut read = 0;
     let raw = power_ports_from_rsdp(reader(&acpi.raw, &mut read), u64::from(acpi.raw_rsdp));
+    assert!(
+        read <= 8 * acpi.raw.len() as u64 + 1024,
+        "read {read} bytes of {}",
+        acpi.raw.len()
+    );
     if let Ok(ports) = raw {
         assert_ne!(ports.pm1a_control, 0);
     }
@@ -240,7 +291,8 @@ fn check_acpi(acpi: &AcpiInput) {
 
 impl PortChoice {
     fn port(self, pm1a: u16) -> u16 {
-        let near = |base: u16, n: u8, span: u8| base.wrapping_sub(3).wrapping_add(u16::from(n % span));
+        let near =
+            |base: u16, n: u8, span: u8| base.wrapping_sub(3).wrapping_add(u16::from(n % span));
         match self {
             PortChoice::Com1(n) => near(COM1_BASE, n, 14),
             PortChoice::Com2(n) => near(COM2_BASE, n, 14),
@@ -262,7 +314,9 @@ pub fn check(input: &Input) {
     check_acpi(&input.acpi);
     let config = BusConfig {
         pm1a_control: input.pm1a_control,
-        reset_register: input.reset_register.map(|(port, value)| IoResetRegister { port, value }),
+        reset_register: input
+            .reset_register
+            .map(|(port, value)| IoResetRegister { port, value }),
         com2_reserved: input.com2_reserved,
     };
     let mut bus = PortBus::new(config);
@@ -286,7 +340,11 @@ pub fn check(input: &Input) {
         };
         let size = [AccessSize::Byte, AccessSize::Word, AccessSize::Dword][usize::from(size % 3)];
         let direction = value.map_or(Direction::In, Direction::Out);
-        let access = IoAccess { port: port.port(input.pm1a_control), size, direction };
+        let access = IoAccess {
+            port: port.port(input.pm1a_control),
+            size,
+            direction,
+        };
         let touches = |range: &std::ops::RangeInclusive<u16>| {
             lanes(access).any(|(_, port)| range.contains(&port))
         };
@@ -343,7 +401,10 @@ pub fn check(input: &Input) {
                 assert!(ok, "{event:?} from {access:?}");
             }
         }
-        assert!(raised.is_none() || bus.com1().irq_level(), "edge without a high line");
+        assert!(
+            raised.is_none() || bus.com1().irq_level(),
+            "edge without a high line"
+        );
     }
 }
 
@@ -356,7 +417,10 @@ fn check_iir(iir: u8, ier: devices::uart::InterruptEnable) {
     assert_eq!(iir & 0x30, 0, "IIR bits 5:4");
     assert!(iir & 0xc0 == 0 || iir & 0xc0 == 0xc0, "IIR bits 7:6");
     if let Some(source) = InterruptSource::from_iir(iir) {
-        assert!(ier.contains(source.enable_bit()), "IIR {iir:#x} with IER {ier:?}");
+        assert!(
+            ier.contains(source.enable_bit()),
+            "IIR {iir:#x} with IER {ier:?}"
+        );
     } else {
         assert_eq!(iir & 0x0f, 0x01, "IIR: a source or 'none'");
     }

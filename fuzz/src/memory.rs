@@ -39,6 +39,11 @@ impl Ram {
         u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"))
     }
 
+    /// All of RAM.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Forgets the undo log: what happens from now on is what [`Ram::changed`] reports.
     pub fn start_logging(&mut self) {
         self.undo.clear();

@@ -9,6 +9,16 @@ pub struct AnyVmcs {
     fields: Vec<(u32, u64)>,
 }
 
+impl AnyVmcs {
+    /// Whether both hold the same value in every field either has written (order aside).
+    pub fn same_as(&self, other: &AnyVmcs) -> bool {
+        self.fields
+            .iter()
+            .chain(&other.fields)
+            .all(|&(f, _)| self.read(f) == other.read(f))
+    }
+}
+
 impl Vmcs for AnyVmcs {
     fn read(&self, field: u32) -> u64 {
         self.fields

@@ -182,6 +182,10 @@ impl<'a> Runs<'a> {
         }
         // SAFETY: RDTSC has no side effects; on Bochs it counts instructions.
         let start = unsafe { core::arch::x86_64::_rdtsc() };
+        if config.boot == Boot::Kernel {
+            // Where the kernel's own timeline starts (benchmarks measure from here to its init).
+            println!("l1-hv: {label}: entered at tsc={start}");
+        }
         let end = crate::guest::debug::run(host, &mut guest);
         // SAFETY: as above.
         let instructions = unsafe { core::arch::x86_64::_rdtsc() } - start;
@@ -230,12 +234,16 @@ impl<'a> Runs<'a> {
             RunEnd::Done(code) => alloc::format!("done({code:#x})"),
             RunEnd::TripleFault => "triple fault (contained)".into(),
             RunEnd::Power(PowerEvent::PoweredOff { sleep_type }) => {
-                alloc::format!("powered off (SLP_TYP {sleep_type})")
+                println!("l1-hv: {label}: sleep request: SLP_EN with SLP_TYP={sleep_type}");
+                "powered off".into()
             }
             RunEnd::Power(PowerEvent::Exited { status }) => {
                 alloc::format!("exited with status {status}")
             }
-            RunEnd::Power(PowerEvent::Reset { how }) => alloc::format!("reset ({how:?})"),
+            RunEnd::Power(PowerEvent::Reset { how }) => {
+                println!("l1-hv: {label}: reset request: {how:?}");
+                "reset".into()
+            }
             RunEnd::Stopped(stop) => alloc::format!("stopped: {stop}"),
             RunEnd::Debug(stop) => alloc::format!("stopped for the debugger ({stop:?})"),
         };

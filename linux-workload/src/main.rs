@@ -17,12 +17,7 @@ const USAGE: &str = "usage: linux-workload signals | memory | forkexec N";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["signals"] => signals::run(),
         ["memory"] => memory::run(),
         ["forkexec", n] => match n.parse() {

@@ -10,7 +10,7 @@ use crate::plan::Plan;
 use crate::{Item, LoadError};
 
 /// Adds the image's loadable segments to `plan` (file part, then zeroed BSS up to p_memsz);
-/// returns the physical entry point.
+/// returns the physical entry point. Segments are numbered among the non-empty PT_LOADs.
 pub fn plan<'a>(image: &'a [u8], plan: &mut Plan<'a>) -> Result<u32, LoadError> {
     let elf = ElfBytes::<LittleEndian>::minimal_parse(image).map_err(LoadError::Elf)?;
     if !matches!(elf.ehdr.e_machine, EM_386 | EM_X86_64) || elf.ehdr.e_type != ET_EXEC {
@@ -18,7 +18,11 @@ pub fn plan<'a>(image: &'a [u8], plan: &mut Plan<'a>) -> Result<u32, LoadError> 
     }
     let segments = elf.segments().ok_or(LoadError::NotX86Executable)?;
     let mut entry = None;
-    for (i, phdr) in segments.iter().filter(|p| p.p_type == PT_LOAD).enumerate() {
+    for (i, phdr) in segments
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0)
+        .enumerate()
+    {
         let file_end = phdr.p_offset.checked_add(phdr.p_filesz);
         let file = file_end
             .filter(|_| phdr.p_filesz <= phdr.p_memsz)

@@ -100,6 +100,8 @@ pub enum LoadError {
     TooManyModules { got: usize, max: usize },
     /// The command line is longer than the kernel or the layout takes.
     CmdlineTooLong { len: usize, max: usize },
+    /// A module (or initrd) of no bytes, by position in the caller's list.
+    EmptyModule(usize),
     /// A command line or module string with a NUL byte (boot strings are C strings).
     NulInString,
     /// More memory-map regions than fit (128, the e820 table's size).
@@ -157,6 +159,7 @@ impl fmt::Display for LoadError {
             Self::NotLoadedHigh => f.write_str("bzImage without LOADED_HIGH (a zImage loads below 1 MiB)"),
             Self::TooManyModules { got, max } => write!(f, "{got} modules given, the format takes at most {max}"),
             Self::CmdlineTooLong { len, max } => write!(f, "command line of {len} bytes, at most {max} allowed"),
+            Self::EmptyModule(i) => write!(f, "module {i} is empty"),
             Self::NulInString => f.write_str("command line or module string contains a NUL byte"),
             Self::TooManyRegions(n) => write!(f, "memory map of {n} regions, at most 128 allowed"),
             Self::BadRsdp => f.write_str("ACPI RSDP is not 20 or 36 bytes starting with \"RSD PTR \""),

@@ -21,7 +21,6 @@ mod multiboot2;
 mod plan;
 
 pub use error::{Format, Item, LoadError};
-pub use layout::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, GDT_BASE, GDT_LIMIT};
 pub use memory_map::{MemoryRegion, RegionKind};
 
 /// Guest RAM: `ram_size()` bytes at guest-physical 0.
@@ -51,8 +50,9 @@ pub struct Module<'a> {
 
 /// The 32-bit protected-mode state the guest starts in: paging off, CR0 = PE (plus the VMX
 /// fixed bits), EFLAGS = 0x2 (IF = 0), CS = `code_selector` and DS/ES/FS/GS/SS =
-/// `data_selector`, flat 4 GiB segments described by the GDT at `gdt_base`. General registers
-/// not named here (ECX, EDX, EBP, EDI, ESP) are zero.
+/// `data_selector`, flat 4 GiB segments described by the GDT at `gdt_base`. The caller sets
+/// the general registers not named here (ECX, EDX, EBP, EDI, ESP) to zero: Linux requires
+/// EBP = EDI = EBX = 0 (boot.rst, "32-bit Boot Protocol"), multiboot leaves them undefined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry32 {
     pub eip: u32,

@@ -128,7 +128,7 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
         })
         .ok_or(LoadError::BadEntry(code32_start.into()))?;
 
-    plan::check_strings(boot)?;
+    plan::check_modules_and_strings(boot)?;
     let max_cmdline = (header_u32(image, offset::CMDLINE_SIZE)? as usize)
         .min((layout::CMDLINE_END - layout::CMDLINE) as usize - 1);
     if boot.cmdline.len() > max_cmdline {

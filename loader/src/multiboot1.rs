@@ -63,7 +63,7 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
             flags & FLAG_REQUIRED_MASK & !FLAGS_MET,
         ));
     }
-    plan::check_strings(boot)?;
+    plan::check_modules_and_strings(boot)?;
     let map = memory_map::checked(boot.map)?;
     let mut plan = Plan::new();
     let entry = if flags & FLAG_ADDRESS_FIELDS != 0 {
@@ -83,10 +83,9 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
         elf_image::plan(image, &mut plan)?
     };
     let image_end = plan.end();
-    let module_starts = plan::place_modules(&mut plan, boot.modules, image_end)?;
+    let module_starts = plan::place_modules(&mut plan, boot.modules, image_end, boot.ram_size)?;
     plan.rsdp(boot.acpi_rsdp)?;
-    let info = boot_information(boot, map, &module_starts);
-    plan.boot_info(info)?;
+    plan.boot_info(boot_information(boot, map, &module_starts)?)?;
     let entry = Entry32 {
         eip: entry,
         eax: BOOTLOADER_MAGIC,
@@ -167,7 +166,7 @@ mod info {
     pub const MMAP_ADDR: usize = 48;
     pub const BOOT_LOADER_NAME: usize = 64;
     pub const SIZE: usize = 88;
-    const _: () = assert!(BOOT_LOADER_NAME + 4 <= SIZE && SIZE % 8 == 0);
+    const _: () = assert!(BOOT_LOADER_NAME + 4 <= SIZE && SIZE.is_multiple_of(8));
 
     /// flags: mem_* valid (0), cmdline (2), mods (3), mmap (6), boot_loader_name (9).
     pub const FLAGS_GIVEN: u32 = 1 << 0 | 1 << 2 | 1 << 3 | 1 << 6 | 1 << 9;
@@ -181,18 +180,26 @@ mod info {
 pub const BOOT_LOADER_NAME: &str = "l1-hv";
 
 /// The boot information at [`layout::BOOT_INFO`]: the structure, the module list, the memory
-/// map, then the NUL-terminated strings (command line, module strings, loader name).
+/// map, then the NUL-terminated strings (command line, module strings, loader name). Refused
+/// if it would reach past [`layout::BOOT_INFO_END`], before any address in it is computed.
 fn boot_information(
     boot: &Boot,
     map: &[memory_map::MemoryRegion],
     module_starts: &[u64],
-) -> Vec<u8> {
+) -> Result<Vec<u8>, LoadError> {
     let base = layout::BOOT_INFO as u32;
     let mods_at = info::SIZE;
     let mmap_at = mods_at + info::MODULE_SIZE * boot.modules.len();
     let strings_at = mmap_at + info::MMAP_ENTRY_SIZE * map.len();
+    let strings = core::iter::once(boot.cmdline)
+        .chain(boot.modules.iter().map(|m| m.cmdline))
+        .chain([BOOT_LOADER_NAME]);
+    let size = strings.fold(strings_at, |size, s| size.saturating_add(s.len() + 1));
+    if size as u64 > layout::BOOT_INFO_END - layout::BOOT_INFO {
+        return Err(LoadError::NoRoom(Item::BootInfo));
+    }
     let mut buf = vec![0; strings_at];
-    // The plan refuses boot information reaching past BOOT_INFO_END, so offsets fit in u32.
+    // Below BOOT_INFO_END, so addresses fit in u32.
     let push_string = |buf: &mut Vec<u8>, s: &str| -> u32 {
         let at = base + buf.len() as u32;
         buf.extend_from_slice(s.as_bytes());
@@ -247,5 +254,5 @@ fn boot_information(
         &(base + mmap_at as u32).to_le_bytes(),
     );
     put(&mut buf, info::BOOT_LOADER_NAME, &loader_name.to_le_bytes());
-    buf
+    Ok(buf)
 }

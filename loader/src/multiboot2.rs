@@ -13,7 +13,7 @@ use crate::layout::{self, BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, GDT_BASE, GDT_
 use crate::memory_map::{self, MemoryRegion, MEM_LOWER_KIB};
 use crate::multiboot1::{plan_address_fields, AddressFields, BOOT_LOADER_NAME};
 use crate::plan::{self, Boot, Plan};
-use crate::{elf_image, Entry32, Format, LoadError};
+use crate::{elf_image, Entry32, Format, Item, LoadError};
 
 const HEADER_MAGIC: u32 = 0xE852_50D6;
 /// EAX at entry (3.3).
@@ -215,7 +215,7 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
         ));
     }
     let requests = read_tags(image, header, boot.acpi_rsdp.is_some())?;
-    plan::check_strings(boot)?;
+    plan::check_modules_and_strings(boot)?;
     let map = memory_map::checked(boot.map)?;
     let mut plan = Plan::new();
     let entry = match requests.address {
@@ -248,9 +248,9 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
         }
     };
     let image_end = plan.end();
-    let module_starts = plan::place_modules(&mut plan, boot.modules, image_end)?;
+    let module_starts = plan::place_modules(&mut plan, boot.modules, image_end, boot.ram_size)?;
     plan.rsdp(boot.acpi_rsdp)?;
-    plan.boot_info(boot_information(boot, map, &module_starts))?;
+    plan.boot_info(boot_information(boot, map, &module_starts)?)?;
     let entry = Entry32 {
         eip: entry,
         eax: BOOTLOADER_MAGIC,
@@ -265,8 +265,19 @@ pub fn plan<'a>(image: &'a [u8], boot: &Boot<'a>) -> Result<(Plan<'a>, Entry32),
 }
 
 /// The boot information tags (3.6): command line, loader name, modules, basic memory
-/// information, memory map (entry_size 24), the old RSDP when given, the end tag.
-fn boot_information(boot: &Boot, map: &[MemoryRegion], module_starts: &[u64]) -> Vec<u8> {
+/// information, memory map (entry_size 24), the old RSDP when given, the end tag. Strings and
+/// map too large for the boot information area are refused before the builder sees them (it
+/// panics on a tag over 4 GiB).
+fn boot_information(
+    boot: &Boot,
+    map: &[MemoryRegion],
+    module_starts: &[u64],
+) -> Result<Vec<u8>, LoadError> {
+    let strings = core::iter::once(boot.cmdline).chain(boot.modules.iter().map(|m| m.cmdline));
+    let payload = strings.fold(24 * map.len(), |size, s| size.saturating_add(s.len()));
+    if payload as u64 > layout::BOOT_INFO_END - layout::BOOT_INFO {
+        return Err(LoadError::NoRoom(Item::BootInfo));
+    }
     let mut builder = Builder::new()
         .cmdline(CommandLineTag::new(boot.cmdline))
         .bootloader(BootLoaderNameTag::new(BOOT_LOADER_NAME))
@@ -295,5 +306,5 @@ fn boot_information(boot: &Boot, map: &[MemoryRegion], module_starts: &[u64]) ->
             rsdt,
         ));
     }
-    builder.build().as_bytes().to_vec()
+    Ok(builder.build().as_bytes().to_vec())
 }

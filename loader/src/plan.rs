@@ -56,8 +56,9 @@ impl<'a> Plan<'a> {
         plan
     }
 
-    /// `bytes` at `at`, then zeroes up to `at + len` (`len >= bytes.len()`, checked by callers).
+    /// `bytes` at `at`, then zeroes up to `at + len` (if `len` is longer).
     pub fn segment(&mut self, item: Item, at: u64, bytes: &'a [u8], len: u64) {
+        let len = len.max(bytes.len() as u64);
         let bytes = Bytes::Borrowed(bytes);
         self.placements.push(Placement {
             item,
@@ -168,17 +169,31 @@ impl<'a> Plan<'a> {
 }
 
 /// Places each module on the next page boundary from `from`; returns each module's start.
+/// Each must end inside RAM and below 4 GiB - 1: the boot information describes it with a
+/// 32-bit exclusive end (multiboot 0.6.96 3.3 `mod_end`, multiboot2 3.6.6), checked here
+/// because that information is built before the plan is.
 pub fn place_modules<'a>(
     plan: &mut Plan<'a>,
     modules: &'a [Module<'a>],
     from: u64,
+    ram_size: u64,
 ) -> Result<Vec<u64>, LoadError> {
+    let limit = ram_size.min(FOUR_GIB - 1);
     let mut next = from;
     let mut starts = Vec::with_capacity(modules.len());
     for (i, module) in modules.iter().enumerate() {
         let at =
             crate::bytes::align_up(next, layout::PAGE).ok_or(LoadError::NoRoom(Item::Module(i)))?;
         let len = module.bytes.len() as u64;
+        let end = at.saturating_add(len);
+        if end > limit {
+            return Err(LoadError::OutsideRam {
+                item: Item::Module(i),
+                start: at,
+                end,
+                limit,
+            });
+        }
         plan.segment(Item::Module(i), at, module.bytes, len);
         starts.push(at);
         next = at.saturating_add(len);
@@ -186,8 +201,12 @@ pub fn place_modules<'a>(
     Ok(starts)
 }
 
-/// Boot strings are C strings: a NUL inside would cut them short.
-pub fn check_strings(boot: &Boot) -> Result<(), LoadError> {
+/// Modules hold bytes (a multiboot2 module tag, 3.6.6, describes a non-empty range), and boot
+/// strings are C strings: a NUL inside would cut them short.
+pub fn check_modules_and_strings(boot: &Boot) -> Result<(), LoadError> {
+    if let Some(i) = boot.modules.iter().position(|m| m.bytes.is_empty()) {
+        return Err(LoadError::EmptyModule(i));
+    }
     let strings = core::iter::once(boot.cmdline).chain(boot.modules.iter().map(|m| m.cmdline));
     for s in strings {
         if s.as_bytes().contains(&0) {

@@ -238,7 +238,10 @@ mod tests {
         assert_eq!(name(EPT_VIOLATION), Some("EPT violation"));
         assert_eq!(name(INVVPID), Some("INVVPID"));
         assert_eq!(name(35), None);
-        assert_eq!(ExitReason(0x8000_0021).name(), "VM-entry failure due to invalid guest state");
+        assert_eq!(
+            ExitReason(0x8000_0021).name(),
+            "VM-entry failure due to invalid guest state"
+        );
         assert!(ExitReason(0x8000_0021).is_entry_failure());
         assert_eq!(ExitReason(0x8000_0021).basic(), ENTRY_FAILURE_GUEST_STATE);
     }

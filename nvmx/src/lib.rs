@@ -4,13 +4,13 @@
 #[cfg(feature = "explain")]
 extern crate alloc;
 
+pub mod ept;
 pub mod event;
+pub mod exit_reason;
 #[cfg(feature = "explain")]
 pub mod explain;
-pub mod exit_reason;
 pub mod inject;
 pub mod intr;
-pub mod route;
 pub mod insn;
 pub mod nested;
-pub mod ept;
+pub mod route;

@@ -170,6 +170,7 @@ const NO_SLOT: u8 = u8::MAX;
 /// Where in [`SLOT_OF`] a field's (width, type, index) lives: the encoding's bits 14:13, 11:10
 /// and 9:1, packed. A constant-time lookup: every vmcs12 access on the nested path goes
 /// through it.
+#[inline]
 const fn slot_key(field: Field) -> usize {
     let encoding = field.encoding() as usize;
     ((encoding >> 13 & 3) * 4 + (encoding >> 10 & 3)) * INDEX_LIMIT + field.index() as usize
@@ -180,7 +181,9 @@ const SLOT_OF: [u8; 16 * INDEX_LIMIT] = {
     let mut table = [NO_SLOT; 16 * INDEX_LIMIT];
     let mut i = 0;
     while i < SUPPORTED.len() {
-        let Some(field) = Field::new(SUPPORTED[i] as u64) else { panic!("SUPPORTED holds valid encodings") };
+        let Some(field) = Field::new(SUPPORTED[i] as u64) else {
+            panic!("SUPPORTED holds valid encodings")
+        };
         assert!((field.index() as usize) < INDEX_LIMIT && i < NO_SLOT as usize);
         table[slot_key(field)] = i as u8;
         i += 1;
@@ -189,6 +192,7 @@ const SLOT_OF: [u8; 16 * INDEX_LIMIT] = {
 };
 
 /// The vmcs12 slot holding `field` (FULL or HIGH access), `None` if vmcs12 lacks the field.
+#[inline]
 pub const fn slot(field: Field) -> Option<usize> {
     if field.index() as usize >= INDEX_LIMIT {
         return None;

@@ -42,6 +42,7 @@ const RESERVED: u32 = !0x6FFF;
 impl Field {
     /// Validates `encoding` as the VMREAD/VMWRITE field operand: bits 63:15 and bit 12 must be
     /// clear, and the HIGH access type exists only for 64-bit fields.
+    #[inline]
     pub const fn new(encoding: u64) -> Option<Field> {
         if encoding > u32::MAX as u64 || encoding as u32 & RESERVED != 0 {
             return None;

@@ -18,4 +18,7 @@ pub use bitmap::VmxBitmap;
 pub use catalogue::{highest_index, is_supported, supported_fields, SUPPORTED};
 pub use field::{Field, FieldType, Width};
 pub use shadow::{sync_from_shadow, sync_to_shadow, ShadowPolicy, SHADOWED};
-pub use soft::{LaunchState, SoftVmcs, UnsupportedField, VMCS12_REVISION_ID, VMCS_REGION_SIZE};
+pub use soft::{
+    LaunchState, Resolved, SoftVmcs, UnsupportedField, SHADOW_INDICATOR, VMCS12_REVISION_ID,
+    VMCS_REGION_SIZE,
+};

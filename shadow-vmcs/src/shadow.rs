@@ -103,6 +103,18 @@ impl ShadowPolicy {
         is_shadowed(field) && (!field.is_read_only() || self.read_only_writable)
     }
 
+    /// Whether the shadow holds the exit-information fields for the guest to read (l1-hv
+    /// copies them in after a nested exit).
+    pub const fn exit_information_readable(&self) -> bool {
+        self.read_only_readable
+    }
+
+    /// Whether the guest may write the exit-information fields in the shadow (l1-hv copies
+    /// them back before reading vmcs12 as a whole).
+    pub const fn exit_information_writable(&self) -> bool {
+        self.read_only_writable
+    }
+
     /// The VMREAD bitmap: clear exactly for the fields [`Self::shadows_read`] accepts.
     pub fn vmread_bitmap(&self) -> VmxBitmap {
         bitmap(|f| self.shadows_read(f))

@@ -25,8 +25,9 @@ pub const VMCS12_REVISION_ID: u32 = 0x4C31_4856;
 /// Size of a VMCS region, reported in the guest's IA32_VMX_BASIC bits 44:32.
 pub const VMCS_REGION_SIZE: usize = 4096;
 
-/// Bit 31 of the first region dword: the VMCS is a shadow VMCS (SDM 24.10).
-const SHADOW_INDICATOR: u32 = 1 << 31;
+/// Bit 31 of the first dword of a VMCS region: the VMCS is a shadow VMCS (SDM 25.2, 25.10).
+/// The one definition for vmcs12 regions, the checks and l1-hv's own shadow VMCS.
+pub const SHADOW_INDICATOR: u32 = 1 << 31;
 
 /// Launch state of a VMCS (SDM 24.1): VMCLEAR makes it clear, a successful VMLAUNCH launched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +147,7 @@ impl SoftVmcs {
     }
 
     /// VMREAD semantics: the field's value, zero-extended; a HIGH access yields bits 63:32.
+    #[inline]
     pub fn get(&self, field: Field) -> Result<u64, UnsupportedField> {
         let value = self.fields[slot(field).ok_or(UnsupportedField)?];
         Ok(if field.is_high() { value >> 32 } else { value })
@@ -153,6 +155,7 @@ impl SoftVmcs {
 
     /// VMWRITE semantics: `value` truncated to the field's width; a HIGH access replaces bits
     /// 63:32 with bits 31:0 of `value` and keeps bits 31:0 (SDM 24.11.2).
+    #[inline]
     pub fn set(&mut self, field: Field, value: u64) -> Result<(), UnsupportedField> {
         let stored = &mut self.fields[slot(field).ok_or(UnsupportedField)?];
         let value = value & field.access_mask();
@@ -165,15 +168,83 @@ impl SoftVmcs {
     }
 }
 
+/// A vmcs12 field (FULL access) resolved once to its place in [`SoftVmcs`], for the loops that
+/// copy many fields between vmcs12 and a hardware VMCS on every nested exit and entry: an access
+/// through it ([`SoftVmcs::read_resolved`], [`SoftVmcs::write_resolved`]) is an index and a mask
+/// instead of decoding the encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    encoding: u32,
+    slot: u16,
+    mask: u64,
+}
+
+impl Resolved {
+    /// `encoding`, which must be the FULL access of a vmcs12 field (checked at compile time
+    /// in a constant).
+    pub const fn new(encoding: u32) -> Resolved {
+        let Some(field) = Field::new(encoding as u64) else {
+            panic!("not a VMCS field encoding");
+        };
+        assert!(!field.is_high(), "FULL accesses only");
+        let Some(slot) = slot(field) else {
+            panic!("not a vmcs12 field");
+        };
+        Resolved {
+            encoding,
+            slot: slot as u16,
+            mask: field.access_mask(),
+        }
+    }
+
+    /// [`Resolved::new`] for each of `encodings`.
+    pub const fn all<const N: usize>(encodings: [u32; N]) -> [Resolved; N] {
+        let mut resolved = [Resolved {
+            encoding: 0,
+            slot: 0,
+            mask: 0,
+        }; N];
+        let mut i = 0;
+        while i < N {
+            resolved[i] = Resolved::new(encodings[i]);
+            i += 1;
+        }
+        resolved
+    }
+
+    /// The field's encoding.
+    pub const fn encoding(self) -> u32 {
+        self.encoding
+    }
+}
+
+impl SoftVmcs {
+    /// The value of a resolved field (as [`Vmcs::read`]).
+    #[inline]
+    pub fn read_resolved(&self, field: Resolved) -> u64 {
+        self.fields[usize::from(field.slot)]
+    }
+
+    /// Writes a resolved field, truncated to its width (as [`Vmcs::write`]).
+    #[inline]
+    pub fn write_resolved(&mut self, field: Resolved, value: u64) {
+        self.fields[usize::from(field.slot)] = value & field.mask;
+    }
+}
+
 /// Panics on a field vmcs12 lacks: through this trait that is a host bug (see [`Vmcs`]); guest
 /// supplied encodings go through [`SoftVmcs::get`]/[`SoftVmcs::set`].
 impl Vmcs for SoftVmcs {
+    // Inlined so that a constant encoding folds to a load of its slot (the nested exit and
+    // entry paths read vmcs12 by constant encodings).
+    #[inline]
     fn read(&self, field: u32) -> u64 {
         Field::new(u64::from(field))
             .and_then(|f| self.get(f).ok())
             .unwrap_or_else(|| panic!("vmcs12 has no field {field:#x}"))
     }
 
+    #[inline]
     fn write(&mut self, field: u32, value: u64) {
         Field::new(u64::from(field))
             .and_then(|f| self.set(f, value).ok())
@@ -208,6 +279,17 @@ mod tests {
         assert_eq!(vmcs.read(control::TSC_OFFSET_HIGH), 0x1111_2222);
         vmcs.write(control::TSC_OFFSET_HIGH, 0xFFFF_FFFF_9999_8888);
         assert_eq!(vmcs.read(control::TSC_OFFSET_FULL), 0x9999_8888_3333_4444);
+    }
+
+    #[test]
+    fn resolved_fields_are_the_same_fields() {
+        let mut vmcs = SoftVmcs::new();
+        let [limit, rip] = Resolved::all([guest::CS_LIMIT, guest::RIP]);
+        vmcs.write_resolved(limit, 0xAAAA_BBBB_CCCC_DDDD);
+        vmcs.write(guest::RIP, 0x1000);
+        assert_eq!(vmcs.read(guest::CS_LIMIT), 0xCCCC_DDDD);
+        assert_eq!(vmcs.read_resolved(rip), 0x1000);
+        assert_eq!(rip.encoding(), guest::RIP);
     }
 
     #[test]

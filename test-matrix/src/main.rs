@@ -29,9 +29,12 @@ subcommands:
                          --bare boots a guest image (ghv) directly, as the L1; --gdb puts COM2
                          on 127.0.0.1:PORT for a guest with gdb=com2 (docs/debugging.md)
                          (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)
-  run --kernel PATH [--initrd PATH] [--append ARGS] [--mem SIZE] [--forward none|all] [--bare] ...
-                         boot your own kernel under l1-hv (or bare) and stream its console;
-                         `run --help` explains every flag (docs/linux.md)
+  run --kernel PATH [--initrd PATH] [--append ARGS] [--mem SIZE] [--forward none|all]
+      [--expect poweroff|reset] [--emulator bochs|qemu-kvm] [--cpu MODEL] [--bare] [--timeout SECONDS]
+      [--guest \"IMAGE OPTIONS\"]... [--name NAME] [--run-dir DIR] | run --linux-test [...]
+                         boot your own kernel (bzImage, multiboot, multiboot2) under l1-hv, or
+                         --bare on the emulator, streaming the console; `run --help` explains
+                         every flag (docs/linux.md; exit status as demo's)
   linux-assets           fetch Debian's cloud kernel and build the Linux test's initramfs
                          under target/linux/; prints their paths and the test command line
   bench [--json]         boot the benchmark payloads in Bochs and print instructions per event

@@ -1,5 +1,6 @@
 //! Writes the checked-in seed corpus: `cargo +nightly run --release --bin seeds` from `fuzz/`
-//! (docs/fuzzing.md). Deterministic: the same corpus every run.
+//! (docs/fuzzing.md); `... --bin seeds loader` writes only the loader's. Deterministic: the
+//! same corpus every run.
 //!
 //! For each target it decodes many pseudo-random byte strings (a fixed-seed xorshift generator)
 //! exactly as libFuzzer's `fuzz_target!` does, sorts them into the target's behaviour classes
@@ -191,6 +192,19 @@ where
 }
 
 fn main() {
+    // `seeds loader` writes only the loader's corpus: the nvmx targets share one generator
+    // (each one's seeds depend on those before it), the loader has its own.
+    let loader_only = std::env::args().nth(1).as_deref() == Some("loader");
+    if !loader_only {
+        nvmx_seeds();
+    }
+    // Each image shape (the first field of the input) as a prefix.
+    let shapes: Vec<Vec<u8>> = (0..4).map(|i| variant(i, 4).to_vec()).collect();
+    let mut rng = Rng(0x6C31_2D68_7620_6C64);
+    search("loader", &shapes, nvmx_fuzz::loader::classify, &mut rng);
+}
+
+fn nvmx_seeds() {
     let mut rng = Rng(0x6C31_2D68_7620_6675);
     search(
         "insn",
@@ -212,4 +226,11 @@ fn main() {
     );
     search("route", &[Vec::new()], nvmx_fuzz::route::classify, &mut rng);
     search("intr", &[Vec::new()], nvmx_fuzz::intr::classify, &mut rng);
+    // Last, so that the other targets' seeds stay as they were.
+    search(
+        "nested_engine",
+        &[Vec::new()],
+        nvmx_fuzz::nested_engine::classify,
+        &mut rng,
+    );
 }

@@ -68,7 +68,7 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         }),
         exit_reason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
         exit_reason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
-            let in_vmx = g.nested.vmx.in_vmx_operation();
+            let in_vmx = g.nested.engine.vmx().in_vmx_operation();
             cpu::mov_to_cr(
                 &mut L2Context {
                     regs: &mut g.regs,

@@ -21,5 +21,5 @@ pub mod vmcs_setup;
 pub use boot::Extra;
 pub use machine::Forwarded;
 pub use msr_bitmap::MsrBitmaps;
-pub use platform::Platform;
+pub use platform::{end_of_interrupt, Platform};
 pub use vcpu::{ExitCounts, Guest, Observation, RunEnd, Stop};

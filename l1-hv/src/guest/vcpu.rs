@@ -242,6 +242,11 @@ impl<'a> Guest<'a> {
         // happens in the nested entry and exit paths, which leave the right one current.
         let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
         loop {
+            if self.nested.in_l3 && self.machine.as_ref().is_some_and(|m| !m.events.is_empty()) {
+                if let l3_exit::Handled::End(end) = l3_exit::deliver_pending(host, self, &mut vmcs) {
+                    return end;
+                }
+            }
             let step_origin = debug::step_origin(self, &vmcs);
             let in_l3 = self.nested.in_l3;
             let (launched, host_rsp) = match (in_l3, self.nested.l3.as_mut()) {

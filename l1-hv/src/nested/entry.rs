@@ -4,20 +4,15 @@
 
 use super::ept02::Ept02;
 use super::{complete, L2Memory, L3Vcpu, Nested};
-use crate::guest::vmcs_setup::write_host_state;
 use crate::guest::{Guest, RunEnd, Stop};
 use crate::memory::PhysPages;
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
-use l1_vmx::instructions::{invept_all_contexts, vmclear, vmptrld};
+use l1_vmx::instructions::{invept_all_contexts, vmclear};
 use l1_vmx::HostRsp;
 use nvmx::insn::Outcome;
-use nvmx::nested::EFER_LMA;
-use nvmx::nested::{
-    check_vmcs12, load_l2_host_state, prepare_vmcs02, EntryContext, EntryFailure, L1Needs,
-    L2Inherited, Vmcs12Pages,
-};
-use shadow_vmcs::{LaunchState, Vmcs};
+use nvmx::nested::{Entry, EntryContext, L1Needs, L2Inherited, Vmcs12Pages, EFER_LMA};
+use shadow_vmcs::{SoftVmcs, Vmcs};
 use x86::controlregs::Cr4;
 use x86::vmx::vmcs::control::{
     self, EntryControls, ExitControls, PinbasedControls, PrimaryControls, SecondaryControls,
@@ -35,21 +30,23 @@ pub enum Entered {
     End(RunEnd),
 }
 
-/// Performs the guest hypervisor's VMLAUNCH (`launch`) or VMRESUME; vmcs01 is current.
+/// Performs the guest hypervisor's VMLAUNCH (`launch`) or VMRESUME through the nested engine;
+/// vmcs01 is current, and vmcs02 is on return if L3 is to run.
+// Not inlined into the run loop or the L2 exit dispatch: the nested paths inline many vmcs12
+// accesses, which would otherwise weigh on every other exit path.
+#[inline(never)]
 pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool) -> Entered {
     let vmcs01_phys = g.vmcs_region.phys();
     let l2_ept = g.ept.pointer();
     let vpid02 = g.vpid + VPID_L3_OFFSET;
     let exception_bitmap = g.config.exception_bitmap;
-    let memory = L2Memory(&mut g.ram);
-    let nested: &mut Nested = &mut g.nested;
-    let Some(vmcs12) = nested.vmx.current_vmcs12_mut() else {
-        return Entered::End(RunEnd::Stopped(Stop::Internal(
-            "nested entry without a current vmcs12",
-        )));
-    };
-    if let Some(shadow) = &nested.shadow {
-        shadow.store(vmcs12, vmcs01_phys);
+    if g.nested.l3.is_none() {
+        match L3Vcpu::new(host.caps.revision_id()) {
+            Some(l3) => g.nested.l3 = Some(l3),
+            None => {
+                return Entered::End(RunEnd::Stopped(Stop::Internal("out of memory for vmcs02")))
+            }
+        }
     }
     let context = EntryContext {
         caps: &host.offered,
@@ -57,119 +54,83 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
         ia32e_mode: vmcs.read(guest::IA32_EFER_FULL) & EFER_LMA != 0,
         l2_debugctl: vmcs.read(guest::IA32_DEBUGCTL_FULL),
     };
-    if let Err(failure) = check_vmcs12(vmcs12, &memory, &context) {
-        failure.write_to(vmcs12);
-        match failure {
-            // VMfailValid: the guest hypervisor continues after its instruction (SDM 27.1).
-            EntryFailure::VmFailValid(error) => {
-                let mut cx = super::L2Context {
-                    regs: &mut g.regs,
-                    vmcs,
-                    memory,
-                };
-                complete(&mut cx, Outcome::FailValid(error));
-            }
-            // A VM-entry failure exit: L2 resumes at its host state (SDM 27.8).
-            EntryFailure::Exit { .. } => {
-                if load_l2_host_state(vmcs12, vmcs, &memory, host.phys_addr_bits).is_err() {
-                    return Entered::End(RunEnd::Stopped(Stop::Internal(
-                        "VMX abort loading the host state",
-                    )));
-                }
-                if let Some(shadow) = &nested.shadow {
-                    shadow.load(vmcs12, vmcs01_phys);
-                }
-            }
+    let l2 = L2Inherited {
+        efer: vmcs.read(guest::IA32_EFER_FULL),
+        pat: vmcs.read(guest::IA32_PAT_FULL),
+        dr7: vmcs.read(guest::DR7),
+        debugctl: vmcs.read(guest::IA32_DEBUGCTL_FULL),
+    };
+    let memory = L2Memory(&mut g.ram);
+    // SAFETY: vmcs01 is current (an L2 exit is being handled).
+    let mut hw = unsafe { g.nested.hardware(vmcs01_phys) };
+    let Nested {
+        engine,
+        l3: Some(l3),
+        stats,
+        in_l3,
+        ..
+    } = &mut g.nested
+    else {
+        return Entered::End(RunEnd::Stopped(Stop::Internal(
+            "nested entry without vmcs02",
+        )));
+    };
+    let needs = |vmcs12: &SoftVmcs, memory: &L2Memory<'_>| {
+        let pages = Vmcs12Pages::of(vmcs12);
+        L1Needs {
+            pin: PinbasedControls::EXTERNAL_INTERRUPT_EXITING | PinbasedControls::NMI_EXITING,
+            primary: PrimaryControls::empty(),
+            secondary: SecondaryControls::empty(),
+            exit: ExitControls::HOST_ADDRESS_SPACE_SIZE
+                | ExitControls::SAVE_IA32_EFER
+                | ExitControls::LOAD_IA32_EFER
+                | ExitControls::ACK_INTERRUPT_ON_EXIT,
+            entry: EntryControls::LOAD_IA32_EFER,
+            exception_bitmap,
+            cr0_mask: 0,
+            cr4_mask: Cr4::CR4_ENABLE_VMX.bits() as u64,
+            tsc_offset: 0,
+            eptp02: l3.eptp02(vmcs12, l2_ept),
+            vpid02,
+            msr_bitmap: None,
+            io_bitmaps: None,
+            virtual_apic_page: pages
+                .virtual_apic
+                .and_then(|gpa| memory.host_phys(gpa))
+                .unwrap_or(0),
+            apic_access_page: pages
+                .apic_access
+                .and_then(|gpa| memory.host_phys(gpa))
+                .unwrap_or(0),
+            preemption_timer_value: 0,
+            l2,
         }
-        return Entered::Resume;
-    }
-
-    let l3 = match nested.l3.as_mut() {
-        Some(l3) => l3,
-        None => match L3Vcpu::new(host.caps.revision_id()) {
-            Some(l3) => nested.l3.insert(l3),
-            None => {
-                return Entered::End(RunEnd::Stopped(Stop::Internal("out of memory for vmcs02")))
-            }
-        },
     };
-    let secondary12 = SecondaryControls::from_bits_truncate(
-        vmcs12.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32,
-    );
-    let primary12 = PrimaryControls::from_bits_truncate(
-        vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32,
-    );
-    let secondary12 = if primary12.contains(PrimaryControls::SECONDARY_CONTROLS) {
-        secondary12
-    } else {
-        SecondaryControls::empty()
-    };
-    let eptp02 = if secondary12.contains(SecondaryControls::ENABLE_EPT) {
-        let eptp12 = vmcs12.read(control::EPTP_FULL);
-        if eptp12 != l3.eptp12 {
-            // Another EPT hierarchy: compose afresh (SDM 29.4.3: translations are per EPTP).
-            l3.ept02.clear();
-            l3.eptp12 = eptp12;
-            invalidate_ept();
+    match engine.enter(&mut hw, &memory, &context, launch, needs) {
+        Entry::L3 => {
+            *in_l3 = true;
+            stats.entered();
+            Entered::Resume
         }
-        l3.ept02.pointer()
-    } else {
-        // L3 addresses L2-physical memory directly through l1-hv's EPT.
-        l2_ept
-    };
-    if !secondary12.contains(SecondaryControls::ENABLE_VPID) {
-        // Without VPID the guest hypervisor relies on VM entries and exits flushing linear
-        // translations (SDM 29.4.3.3); vpid02 is l1-hv's, so l1-hv flushes.
-        invalidate_ept();
+        // VMfailValid: the guest hypervisor continues after its instruction (SDM 27.1).
+        Entry::FailValid(error) => {
+            let mut cx = super::L2Context {
+                regs: &mut g.regs,
+                vmcs,
+                memory,
+            };
+            complete(&mut cx, Outcome::FailValid(error));
+            Entered::Resume
+        }
+        // A VM-entry failure exit: L2 resumes at its host state (SDM 27.8).
+        Entry::FailureExit => Entered::Resume,
+        Entry::Abort(_) => Entered::End(RunEnd::Stopped(Stop::Internal(
+            "VMX abort loading the host state",
+        ))),
+        Entry::NoVmcs12 => Entered::End(RunEnd::Stopped(Stop::Internal(
+            "nested entry without a current vmcs12",
+        ))),
     }
-    let pages = Vmcs12Pages::of(vmcs12);
-    let needs = L1Needs {
-        pin: PinbasedControls::EXTERNAL_INTERRUPT_EXITING | PinbasedControls::NMI_EXITING,
-        primary: PrimaryControls::empty(),
-        secondary: SecondaryControls::empty(),
-        exit: ExitControls::HOST_ADDRESS_SPACE_SIZE
-            | ExitControls::SAVE_IA32_EFER
-            | ExitControls::LOAD_IA32_EFER
-            | ExitControls::ACK_INTERRUPT_ON_EXIT,
-        entry: EntryControls::LOAD_IA32_EFER,
-        exception_bitmap,
-        cr0_mask: 0,
-        cr4_mask: Cr4::CR4_ENABLE_VMX.bits() as u64,
-        tsc_offset: 0,
-        eptp02,
-        vpid02,
-        msr_bitmap: None,
-        io_bitmaps: None,
-        virtual_apic_page: pages
-            .virtual_apic
-            .and_then(|gpa| memory.host_phys(gpa))
-            .unwrap_or(0),
-        apic_access_page: pages
-            .apic_access
-            .and_then(|gpa| memory.host_phys(gpa))
-            .unwrap_or(0),
-        preemption_timer_value: 0,
-        l2: L2Inherited {
-            efer: vmcs.read(guest::IA32_EFER_FULL),
-            pat: vmcs.read(guest::IA32_PAT_FULL),
-            dr7: vmcs.read(guest::DR7),
-            debugctl: vmcs.read(guest::IA32_DEBUGCTL_FULL),
-        },
-    };
-    // SAFETY: vmcs02 is a VMCS region l1-hv owns; vmcs01 is made current again on the way out.
-    if unsafe { vmptrld(l3.vmcs02.phys()) }.is_err() {
-        return Entered::End(RunEnd::Stopped(Stop::Internal("VMPTRLD of vmcs02 failed")));
-    }
-    if !l3.launched {
-        write_host_state(vmcs);
-    }
-    prepare_vmcs02(vmcs12, vmcs, &needs, &memory);
-    if launch {
-        vmcs12.set_launch_state(LaunchState::Launched);
-    }
-    nested.in_l3 = true;
-    nested.stats.entered();
-    Entered::Resume
 }
 
 fn invalidate_ept() {
@@ -191,6 +152,38 @@ impl L3Vcpu {
             ept02: Ept02::new().ok()?,
             eptp12: u64::MAX,
         })
+    }
+
+    /// vmcs02's EPT pointer for `vmcs12`: the composed EPT02 when vmcs12 enables EPT (dropped
+    /// when the guest hypervisor's EPTP changed), else l1-hv's EPT for L2 (`l2_ept`), on which L3
+    /// addresses L2-physical memory directly. Flushes what the entry must flush.
+    fn eptp02(&mut self, vmcs12: &SoftVmcs, l2_ept: u64) -> u64 {
+        let primary12 = PrimaryControls::from_bits_truncate(
+            vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32,
+        );
+        let secondary12 = if primary12.contains(PrimaryControls::SECONDARY_CONTROLS) {
+            SecondaryControls::from_bits_truncate(
+                vmcs12.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32,
+            )
+        } else {
+            SecondaryControls::empty()
+        };
+        if !secondary12.contains(SecondaryControls::ENABLE_VPID) {
+            // Without VPID the guest hypervisor relies on VM entries and exits flushing linear
+            // translations (SDM 29.4.3.3); vpid02 is l1-hv's, so l1-hv flushes.
+            invalidate_ept();
+        }
+        if !secondary12.contains(SecondaryControls::ENABLE_EPT) {
+            return l2_ept;
+        }
+        let eptp12 = vmcs12.read(control::EPTP_FULL);
+        if eptp12 != self.eptp12 {
+            // Another EPT hierarchy: compose afresh (SDM 29.4.3: translations are per EPTP).
+            self.ept02.clear();
+            self.eptp12 = eptp12;
+            invalidate_ept();
+        }
+        self.ept02.pointer()
     }
 }
 

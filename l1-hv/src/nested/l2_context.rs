@@ -1,15 +1,16 @@
 //! What VMX-instruction emulation sees of an L2 guest hypervisor: its registers (GPRs in the
 //! saved register block, RSP in vmcs01), its mode, and its memory — guest-physical RAM, and
-//! linear addresses translated through its own 4-level page tables (SDM 4.5).
+//! linear addresses translated through its own 4-level page tables (`nvmx::insn::translate`,
+//! SDM 4.5).
 
 use crate::memory::PhysPages;
 use l1_vmx::GuestRegisters;
-use nvmx::insn::{Fault, Gpr, GuestMemory, GuestMode, GuestOperands, MemOperand, NotRam, Segment};
+use nvmx::insn::{
+    translate, Fault, Gpr, GuestMemory, GuestMode, GuestOperands, MemOperand, NotRam, Paging,
+    Segment,
+};
 use nvmx::nested::{ar, EFER_LMA};
 use shadow_vmcs::Vmcs;
-use x86::bits64::paging::{PDFlags, PTFlags};
-use x86::controlregs::Cr0;
-use x86::irq::PageFaultError;
 use x86::vmx::vmcs::{control, guest};
 
 /// An L2 vCPU's state while l1-hv emulates one of its instructions.
@@ -26,21 +27,7 @@ pub struct L2Context<'a, V: Vmcs> {
 /// is RAM.
 pub struct L2Memory<'a>(pub &'a mut PhysPages);
 
-const PRESENT: u64 = PTFlags::P.bits();
-const WRITABLE: u64 = PTFlags::RW.bits();
-const USER: u64 = PTFlags::US.bits();
-const PAGE_SIZE: u64 = PDFlags::PS.bits();
-/// Bits 51:12 of a paging-structure entry: the next table or the page (SDM 4.5; the `x86`
-/// crate keeps its mask private).
-const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
-const CR0_WP: u64 = Cr0::CR0_WRITE_PROTECT.bits() as u64;
-const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
-const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;
 const AR_L: u64 = ar::L as u64;
-/// #PF error-code bits (SDM 4.7).
-const PF_PRESENT: u32 = PageFaultError::P.bits();
-const PF_WRITE: u32 = PageFaultError::WR.bits();
-const PF_USER: u32 = PageFaultError::US.bits();
 
 impl<V: Vmcs> L2Context<'_, V> {
     /// L2's mode as VMX instructions see it: CR4 through the read shadow for the bits l1-hv owns.
@@ -98,48 +85,14 @@ impl<V: Vmcs> L2Context<'_, V> {
         }
     }
 
-    /// Translates `linear` through L2's paging (4-level; 2 MiB and 1 GiB pages), checking the
-    /// access like the CPU would for a supervisor or user access.
+    /// Translates `linear` through L2's paging, for a supervisor or user access by its CPL.
     fn translate(&self, linear: u64, write: bool) -> Result<u64, Fault> {
-        let cr0 = self.vmcs.read(guest::CR0);
-        if cr0 & (CR0_PE | CR0_PG) != (CR0_PE | CR0_PG) {
-            return Ok(linear);
-        }
-        let user = self.cpl() == 3;
-        let fault = |present: bool| Fault::Pf {
-            linear,
-            error_code: if present { PF_PRESENT } else { 0 }
-                | if write { PF_WRITE } else { 0 }
-                | if user { PF_USER } else { 0 },
+        let paging = Paging {
+            cr0: self.vmcs.read(guest::CR0),
+            cr3: self.vmcs.read(guest::CR3),
+            user: self.cpl() == 3,
         };
-        let mut table = self.vmcs.read(guest::CR3) & ADDRESS_MASK;
-        let (mut writable, mut user_ok) = (true, true);
-        for level in (0..4).rev() {
-            let index = (linear >> (12 + 9 * level)) & 0x1ff;
-            let mut entry = [0u8; 8];
-            self.memory
-                .read(table + index * 8, &mut entry)
-                .map_err(|_| fault(false))?;
-            let entry = u64::from_le_bytes(entry);
-            if entry & PRESENT == 0 {
-                return Err(fault(false));
-            }
-            writable &= entry & WRITABLE != 0;
-            user_ok &= entry & USER != 0;
-            let leaf = level == 0 || (level < 3 && entry & PAGE_SIZE != 0);
-            if leaf {
-                let page_bits = 12 + 9 * level;
-                let denied =
-                    (user && !user_ok) || (write && !writable && (user || cr0 & CR0_WP != 0));
-                if denied {
-                    return Err(fault(true));
-                }
-                let frame = entry & ADDRESS_MASK & !((1 << page_bits) - 1);
-                return Ok(frame | (linear & ((1 << page_bits) - 1)));
-            }
-            table = entry & ADDRESS_MASK;
-        }
-        unreachable!("level 0 is always a leaf")
+        translate(&self.memory, &paging, linear, write)
     }
 
     fn access(&mut self, operand: &MemOperand, len: usize, write: bool) -> Result<u64, Fault> {
@@ -240,8 +193,7 @@ impl L2Memory<'_> {
 
 impl GuestMemory for L2Memory<'_> {
     fn is_ram(&self, gpa: u64, len: u64) -> bool {
-        gpa.checked_add(len)
-            .is_some_and(|end| end <= self.0.len() as u64)
+        gpa.checked_add(len).is_some_and(|end| end <= self.0.len() as u64)
     }
 
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), NotRam> {

@@ -8,18 +8,16 @@ use crate::guest::inject_host::VcpuInjectHost;
 use crate::guest::{Guest, RunEnd, Stop};
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
-use l1_vmx::instructions::vmptrld;
 use l1_vmx::GuestRegisters;
 use nvmx::ept::{
     compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions,
 };
-use nvmx::event::Event;
+use nvmx::event::{Event, InterruptionInfo};
+use nvmx::intr::{self, AssistOutcome, L3Outcome};
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
 use nvmx::insn::GuestMemory;
-use nvmx::nested::{
-    l2_wants_exit, load_l2_host_state, reflect_exit, Decision, ExitFacts, ExitFields,
-};
+use nvmx::nested::{l2_wants_exit, Decision, ExitFacts, ExitFields};
 use nvmx::route::InterceptControls;
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
@@ -37,20 +35,22 @@ pub enum Handled {
 }
 
 /// Handles the exit L3 just took; vmcs02 is current.
+// Not inlined into the run loop or the L2 exit dispatch: the nested paths inline many vmcs12
+// accesses, which would otherwise weigh on every other exit path.
+#[inline(never)]
 pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     let reason = ExitReason(vmcs.read(ro::EXIT_REASON) as u32);
     if let Some(count) = g.nested.stats.l3_exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
     }
     if reason.is_entry_failure() {
-        // nvmx's checks accept only a vmcs12 whose vmcs02 the CPU accepts: this is an l1-hv bug,
-        // contained to this guest.
-        return Handled::End(RunEnd::Stopped(Stop::Internal(
-            "vmcs02 failed the CPU's VM-entry checks",
-        )));
+        // The processor checks vmcs02's guest state itself (the engine does not re-check the
+        // state an exit saved): the guest hypervisor gets the failure as the processor reports
+        // it (SDM 27.8).
+        return reflect(host, g, vmcs, ExitFields::FromVmcs02);
     }
     let memory = L2Memory(&mut g.ram);
-    let Some(vmcs12) = g.nested.vmx.current_vmcs12_mut() else {
+    let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
@@ -63,9 +63,18 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
         Decision::ReflectToL2 => reflect(host, g, vmcs, ExitFields::FromVmcs02),
         Decision::L1Handles => match reason.basic() {
             exit_reason::EXCEPTION_OR_NMI => reinject(host, g, vmcs),
-            // l1-hv's own interrupt (it masks its PIC, so a stray one): nothing to do.
+            // An interrupt l1-hv intercepts and the guest hypervisor does not: a kernel
+            // guest's goes into its pending events (acknowledged on exit, it must not be lost);
+            // a test image's is a stray one, ended and dropped.
             exit_reason::EXTERNAL_INTERRUPT => {
                 redeliver_interrupted(vmcs);
+                let info = InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32);
+                match g.machine.as_mut() {
+                    Some(machine) if info.valid() => {
+                        machine.events.raise_interrupt(info.vector());
+                    }
+                    _ => crate::guest::end_of_interrupt(),
+                }
                 Handled::Resume
             }
             _ => Handled::End(RunEnd::Stopped(Stop::Unhandled {
@@ -79,7 +88,7 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
 /// An exception vmcs12 does not intercept, which l1-hv intercepted for itself: deliver it to
 /// L3 as the hardware would have, through the routing core with the guest hypervisor's controls.
 fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
-    let Some(vmcs12) = g.nested.vmx.current_vmcs12() else {
+    let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
@@ -135,7 +144,7 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
     };
     let memory = L2Memory(&mut g.ram);
     let nested: &mut Nested = &mut g.nested;
-    let Some(vmcs12) = nested.vmx.current_vmcs12() else {
+    let Some(vmcs12) = nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
@@ -198,24 +207,17 @@ fn reflect(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, fields: ExitField
         ExitFields::FromVmcs02 if vmcs.read(ro::EXIT_REASON) as u16 == exit_reason::EXCEPTION_OR_NMI
     ) || matches!(&fields, ExitFields::Event(info) if info.reason == nvmx::route::ExitReason::ExceptionOrNmi);
     let memory = L2Memory(&mut g.ram);
+    // SAFETY: L3 exited, so vmcs02 is current.
+    let mut hw = unsafe { g.nested.hardware(vmcs01_phys) };
     let nested: &mut Nested = &mut g.nested;
-    let Some(vmcs12) = nested.vmx.current_vmcs12_mut() else {
-        return Handled::End(RunEnd::Stopped(Stop::Internal(
-            "L3 ran without a current vmcs12",
-        )));
-    };
-    reflect_exit(vmcs, vmcs12, fields);
-    // SAFETY: vmcs01 is this guest's VMCS region.
-    if unsafe { vmptrld(vmcs01_phys) }.is_err() {
-        return Handled::End(RunEnd::Stopped(Stop::Internal("VMPTRLD of vmcs01 failed")));
-    }
-    if load_l2_host_state(vmcs12, vmcs, &memory, host.phys_addr_bits).is_err() {
+    if nested
+        .engine
+        .l3_exit(&mut hw, fields, &memory, host.phys_addr_bits)
+        .is_err()
+    {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "VMX abort loading the host state",
         )));
-    }
-    if let Some(shadow) = &nested.shadow {
-        shadow.load(vmcs12, vmcs01_phys);
     }
     nested.in_l3 = false;
     nested.stats.reflected(exception);
@@ -256,4 +258,24 @@ fn gprs(r: &GuestRegisters, vmcs: &CurrentVmcs) -> [u64; 16] {
         r.r14,
         r.r15,
     ]
+}
+
+/// Before entering L3: the machine's pending NMIs and interrupts go where the guest
+/// hypervisor's controls send them (`nvmx::intr::assist_l3`): a virtual VM exit to the guest
+/// hypervisor when vmcs12 intercepts them, else injection into L3.
+pub fn deliver_pending(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
+    let (Some(vmcs12), Some(machine)) = (g.nested.engine.vmx().current_vmcs12(), g.machine.as_mut()) else {
+        return Handled::Resume;
+    };
+    // Interrupts and NMIs only: never the debugger's INT3.
+    let mut inject_host =
+        VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace, cet: g.cet, debugger_breakpoint: false };
+    match intr::assist_l3(vmcs, vmcs12, &mut inject_host, &mut machine.events) {
+        L3Outcome::VmExit(info) => reflect(host, g, vmcs, ExitFields::Event(info)),
+        L3Outcome::Assist(AssistOutcome::Injected { event, .. }) => {
+            machine.forwarded.count(&event);
+            Handled::Resume
+        }
+        L3Outcome::Assist(_) => Handled::Resume,
+    }
 }

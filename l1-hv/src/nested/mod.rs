@@ -5,6 +5,7 @@
 
 pub mod entry;
 mod ept02;
+mod hw;
 mod l2_context;
 pub mod l3_exit;
 mod shadow;
@@ -16,6 +17,7 @@ pub use stats::NestedStats;
 
 use crate::memory::PhysPages;
 use ept02::Ept02;
+use hw::Hardware;
 use l1_vmx::HostRsp;
 
 use l1_vmx::current_vmcs::CurrentVmcs;
@@ -25,6 +27,7 @@ use nvmx::insn::{
     decode_field_access, decode_invalidation, decode_pointer_operand, Fault, NestedVmx, Outcome,
     VmxCapabilities,
 };
+use nvmx::nested::NestedVcpu;
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::{guest, ro};
 
@@ -33,8 +36,9 @@ pub const GUEST_FEATURE_CONTROL: u64 = 0b101;
 
 /// One L2 vCPU's virtual VMX state.
 pub struct Nested {
-    /// VMX-operation state and the current vmcs12 (SDM 24.1, 24.11).
-    pub vmx: NestedVmx,
+    /// The nested engine: VMX-operation state, the current vmcs12 (SDM 24.1, 24.11) and what
+    /// vmcs02 and the shadow VMCS hold of it.
+    pub engine: NestedVcpu,
     /// The hardware shadow of the current vmcs12, when l1-hv uses VMCS shadowing for this guest.
     pub shadow: Option<ShadowVmcs>,
     /// The L3 side of the vCPU, from the first nested VM entry on.
@@ -60,13 +64,36 @@ pub struct L3Vcpu {
 impl Nested {
     /// A vCPU outside VMX operation, offered `caps`; `shadow` mirrors vmcs12 if given.
     pub fn new(caps: VmxCapabilities, phys_addr_bits: u8, shadow: Option<ShadowVmcs>) -> Self {
+        let engine = NestedVcpu::new(
+            caps,
+            phys_addr_bits,
+            shadow.as_ref().map(ShadowVmcs::policy),
+        );
         Self {
-            vmx: NestedVmx::new(caps, phys_addr_bits),
+            engine,
             shadow,
             l3: None,
             in_l3: false,
             stats: NestedStats::default(),
         }
+    }
+
+    /// The engine's view of this vCPU's VMCSs.
+    ///
+    /// # Safety
+    /// vmcs02 (`self.in_l3`) or else vmcs01 (at `vmcs01_phys`) must be current.
+    unsafe fn hardware(&self, vmcs01_phys: u64) -> Hardware {
+        let (vmcs02, fresh) = match &self.l3 {
+            Some(l3) => (Some(l3.vmcs02.phys()), !l3.launched),
+            None => (None, false),
+        };
+        Hardware::new(
+            self.in_l3,
+            vmcs01_phys,
+            vmcs02,
+            fresh,
+            self.shadow.as_ref().map(ShadowVmcs::phys),
+        )
     }
 }
 
@@ -80,44 +107,40 @@ pub enum InstructionEnd {
     Enter { launch: bool },
 }
 
-/// Emulates the VMX instruction that caused `reason` in L2, keeping the shadow VMCS in step:
-/// what the guest wrote into the shadow goes back into vmcs12 before an instruction reads or
-/// releases vmcs12 as a whole, and a newly current vmcs12 is copied into the shadow.
+/// Emulates the VMX instruction that caused `reason` in L2 through the nested engine, which
+/// keeps vmcs12, the shadow VMCS and vmcs02 in step; links the shadow anew when the current
+/// vmcs12 changed.
+// Not inlined into the run loop or the L2 exit dispatch: the nested paths inline many vmcs12
+// accesses, which would otherwise weigh on every other exit path.
+#[inline(never)]
 pub fn emulate_instruction(
     nested: &mut Nested,
     cx: &mut L2Context<'_, CurrentVmcs>,
     reason: u16,
     vmcs01_phys: u64,
 ) -> InstructionEnd {
-    let before = nested.vmx.current_vmcs_pointer();
-    if let (Some(shadow), Some(vmcs12)) = (&nested.shadow, nested.vmx.current_vmcs12_mut()) {
-        // VMLAUNCH/VMRESUME: the nested entry copies the shadow back itself, after the
-        // instruction checks (which read no shadowed field).
-        if matches!(
-            reason,
-            exit_reason::VMCLEAR | exit_reason::VMPTRLD | exit_reason::VMXOFF
-        ) {
-            shadow.store(vmcs12, vmcs01_phys);
-        }
-    }
-    let end = emulate(nested, cx, reason);
-    let after = nested.vmx.current_vmcs_pointer();
-    if let Some(shadow) = &nested.shadow {
-        if after != before {
-            if let Some(vmcs12) = nested.vmx.current_vmcs12() {
-                shadow.load(vmcs12, vmcs01_phys);
-            }
-            shadow.link(cx.vmcs, after.is_some());
-        }
+    // SAFETY: L2 exited, so vmcs01 is current.
+    let mut hw = unsafe { nested.hardware(vmcs01_phys) };
+    let Nested {
+        engine, l3, shadow, ..
+    } = nested;
+    let (end, changed) =
+        engine.instruction(&mut hw, reason, |vmx| emulate(vmx, l3.as_mut(), cx, reason));
+    if let (Some(shadow), true) = (shadow, changed) {
+        shadow.link(cx.vmcs, engine.vmx().current_vmcs_pointer().is_some());
     }
     end
 }
 
-fn emulate<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16) -> InstructionEnd {
+fn emulate<V: Vmcs>(
+    vmx: &mut NestedVmx,
+    l3: Option<&mut L3Vcpu>,
+    cx: &mut L2Context<'_, V>,
+    reason: u16,
+) -> InstructionEnd {
     let info = cx.vmcs.read(ro::VMEXIT_INSTRUCTION_INFO) as u32;
     let qualification = cx.vmcs.read(ro::EXIT_QUALIFICATION);
     let mode = cx.mode();
-    let vmx = &mut nested.vmx;
     let outcome = match reason {
         exit_reason::VMXON | exit_reason::VMCLEAR | exit_reason::VMPTRLD | exit_reason::VMPTRST => {
             match decode_pointer_operand(info, qualification) {
@@ -164,7 +187,7 @@ fn emulate<V: Vmcs>(nested: &mut Nested, cx: &mut L2Context<'_, V>, reason: u16)
         Outcome::Invalidate(_) => {
             // EPT02 caches the guest hypervisor's EPT: drop it (refilled on demand), and every
             // translation the CPU derived from it.
-            if let Some(l3) = nested.l3.as_mut() {
+            if let Some(l3) = l3 {
                 l3.ept02.clear();
             }
             // SAFETY: CPL 0 in VMX root operation; INVEPT support was checked at bring-up.

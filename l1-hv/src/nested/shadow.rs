@@ -1,18 +1,15 @@
 //! Hardware VMCS shadowing for a guest hypervisor (SDM 25.10, 26.3): vmcs01 links a shadow
 //! VMCS that mirrors the shadowed part of the current vmcs12, so the guest hypervisor's
-//! VMREAD/VMWRITE of those fields complete without a VM exit. l1-hv copies vmcs12 into the
-//! shadow when vmcs12 changes behind the guest's back (VMPTRLD, a nested VM exit) and copies it
-//! back before reading vmcs12 as a whole (VMLAUNCH/VMRESUME, VMCLEAR, VMPTRLD, VMXOFF).
+//! VMREAD/VMWRITE of those fields complete without a VM exit. The nested engine
+//! (`nvmx::nested::NestedVcpu`) decides when the shadow and vmcs12 are copied; this is the
+//! shadow's memory and its link from vmcs01.
 
 use crate::memory::PhysPages;
 use l1_vmx::current_vmcs::CurrentVmcs;
-use l1_vmx::instructions::{vmclear, vmptrld};
-use shadow_vmcs::{sync_from_shadow, sync_to_shadow, ShadowPolicy, Vmcs};
+use l1_vmx::instructions::vmclear;
+use shadow_vmcs::{ShadowPolicy, Vmcs, SHADOW_INDICATOR};
 use x86::vmx::vmcs::control::{self, SecondaryControls};
 use x86::vmx::vmcs::guest;
-
-/// Bit 31 of a VMCS region's first dword: this is a shadow VMCS.
-const SHADOW_INDICATOR: u32 = 1 << 31;
 
 /// One guest hypervisor's shadow VMCS and its VMREAD/VMWRITE bitmaps.
 pub struct ShadowVmcs {
@@ -63,30 +60,14 @@ impl ShadowVmcs {
         );
     }
 
-    /// Copies `vmcs12` into the shadow; vmcs01 (at `vmcs01_phys`) is current again afterwards.
-    pub fn load(&self, vmcs12: &impl Vmcs, vmcs01_phys: u64) {
-        self.with_shadow_current(vmcs01_phys, |shadow| {
-            sync_to_shadow(&self.policy, vmcs12, shadow)
-        });
+    /// Which fields the shadow mirrors.
+    pub fn policy(&self) -> ShadowPolicy {
+        self.policy
     }
 
-    /// Copies what the guest wrote into the shadow back into `vmcs12`.
-    pub fn store(&self, vmcs12: &mut impl Vmcs, vmcs01_phys: u64) {
-        self.with_shadow_current(vmcs01_phys, |shadow| {
-            sync_from_shadow(&self.policy, shadow, vmcs12)
-        });
-    }
-
-    fn with_shadow_current(&self, vmcs01_phys: u64, f: impl FnOnce(&mut CurrentVmcs)) {
-        // SAFETY: both regions are valid VMCSs; VMPTRLD of a shadow VMCS is allowed when the CPU
-        // supports VMCS shadowing (SDM 31.3, VMPTRLD), and vmcs01 is current again on return.
-        unsafe {
-            let loaded = vmptrld(self.region.phys());
-            debug_assert!(loaded.is_ok(), "VMPTRLD of the shadow VMCS failed");
-            f(&mut CurrentVmcs::assume_loaded());
-            let restored = vmptrld(vmcs01_phys);
-            debug_assert!(restored.is_ok(), "VMPTRLD of vmcs01 failed");
-        }
+    /// The shadow VMCS region's physical address.
+    pub fn phys(&self) -> u64 {
+        self.region.phys()
     }
 }
 

@@ -9,9 +9,9 @@
 //! 2. `Err(`[`EptFault::Violation`]`)`: reflect an EPT violation (reason 48) with that
 //!    qualification, plus bits 7, 8 and 12 of vmcs02's ([`reflected_qualification`]);
 //!    `Err(`[`EptFault::Misconfiguration`]`)`: reflect an EPT misconfiguration (reason 49).
-//! 3. `Ok(translation)`: look the L2-physical page up in EPT01. Not mapped there: an access of
-//!    L2's own outside its memory, handled as for L2 (e.g. MMIO emulation). Mapped: install
-//!    [`compose`]'s leaf for `gpa`'s 4 KiB page in EPT02 and resume L3.
+//! 3. `Ok(translation)`: look the L2-physical page up in EPT01. Not mapped there: an access
+//!    outside the guest hypervisor's memory, which l1-hv does not emulate (the kernel stops the
+//!    guest). Mapped: install [`compose`]'s leaf for `gpa`'s 4 KiB page in EPT02 and resume L3.
 //!
 //! EPT02 holds only 4 KiB leaves, each permitting the AND of both levels' permissions, so any
 //! access EPT02 allows, EPT12 and EPT01 both allow. The kernel owns the EPT02 tables. When the

@@ -1,5 +1,5 @@
-use crate::nested::test_support::AnyVmcs;
 use super::*;
+use crate::nested::test_support::AnyVmcs;
 use shadow_vmcs::Vmcs;
 
 const ERROR_CODE_VECTORS: [u8; 8] = [8, 10, 11, 12, 13, 14, 17, 21];

@@ -1,9 +1,9 @@
 //! Error codes: the page-fault error code (SDM Vol. 3, 4.7) and the selector error code the
 //! other error-code exceptions push (SDM 6.13).
 
-use alloc::{format, string::String, vec, vec::Vec, string::ToString};
 use super::interruption::exception_name;
 use super::{error, SEP};
+use alloc::{format, string::String, string::ToString, vec, vec::Vec};
 use x86::irq::PageFaultError;
 
 /// #PF error-code bit 6: the access was a shadow-stack access (not in `x86`'s `PageFaultError`).

@@ -1,10 +1,8 @@
 //! The exit-reason field (SDM Vol. 3, 25.9.1, Table 25-17) and the basic exit reasons
 //! (Appendix C).
 
-use alloc::{format, string::String, vec, string::ToString};
 use super::{error, SEP};
-
-
+use alloc::{format, string::String, string::ToString, vec};
 
 /// Basic reasons that only VM-entry failures report (SDM 27.8): bit 31 accompanies them.
 const ENTRY_FAILURES: [u16; 3] = [33, 34, 41];

@@ -3,11 +3,11 @@
 //! layout — vector 7:0, type 10:8, error-code bit 11, valid bit 31 — with per-format rules for
 //! bit 12, the types that may appear, and what VM entry checks (SDM 27.2.1.3).
 
-use alloc::{format, string::String, vec, string::ToString};
 use super::{error, note, SEP};
 use crate::event::{
     vector_has_error_code, InfoFlags, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR,
 };
+use alloc::{format, string::String, string::ToString, vec};
 use x86::irq::{
     BREAKPOINT_VECTOR, DEBUG_VECTOR, EXCEPTIONS, NONMASKABLE_INTERRUPT_VECTOR, OVERFLOW_VECTOR,
 };

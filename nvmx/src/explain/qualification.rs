@@ -2,10 +2,10 @@
 //! Table 28-1), control-register accesses (Table 28-3), I/O instructions (Table 28-5) and EPT
 //! violations (Table 28-7).
 
-use alloc::{format, string::String, vec, vec::Vec, string::ToString};
 use super::exit_reason::basic_reason_name;
 use super::interruption::exception_name;
 use super::{error, note, SEP};
+use alloc::{format, string::String, string::ToString, vec, vec::Vec};
 use x86::debugregs::Dr6;
 use x86::irq::{DEBUG_VECTOR, PAGE_FAULT_VECTOR};
 

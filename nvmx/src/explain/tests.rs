@@ -173,4 +173,3 @@ fn qualifications() {
     assert!(qualification(12, None, 5)
         .starts_with("no exit qualification decoded for basic reason 12 (HLT)"));
 }
-

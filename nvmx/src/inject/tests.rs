@@ -474,7 +474,10 @@ fn redelivery_rearms_the_interrupted_event_without_touching_its_payload() {
     vmcs.write(ro::IDT_VECTORING_ERR_CODE, 2);
     let event = Event::from_idt_vectoring(&vmcs).expect("valid IDT-vectoring information");
     redeliver(&mut vmcs, &event);
-    assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), 0x8000_0b0e);
+    assert_eq!(
+        vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
+        0x8000_0b0e
+    );
     assert_eq!(vmcs.read(control::VMENTRY_EXCEPTION_ERR_CODE), 2);
 
     // A software exception (INT3) keeps its instruction length.
@@ -484,7 +487,10 @@ fn redelivery_rearms_the_interrupted_event_without_touching_its_payload() {
     vmcs.write(ro::VMEXIT_INSTRUCTION_LEN, 1);
     let event = Event::from_idt_vectoring(&vmcs).expect("valid");
     redeliver(&mut vmcs, &event);
-    assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), 0x8000_0603);
+    assert_eq!(
+        vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
+        0x8000_0603
+    );
     assert_eq!(vmcs.read(control::VMENTRY_INSTRUCTION_LEN), 1);
 }
 
@@ -495,10 +501,17 @@ fn cp_delivers_an_error_code_only_where_cet_exists() {
     for cet in [false, true] {
         let mut vmcs = AnyVmcs::new();
         vmcs.write(guest::CR0, 1);
-        let mut host = Host { cet, ..Host::default() };
+        let mut host = Host {
+            cet,
+            ..Host::default()
+        };
         let event = Event::hardware_exception(CONTROL_PROTECTION_VECTOR, 3);
         inject_event(&mut vmcs, &mut host, Running::L2, event, None);
         let expected = if cet { 0x8000_0b15 } else { 0x8000_0315 };
-        assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), expected, "CET {cet}");
+        assert_eq!(
+            vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
+            expected,
+            "CET {cet}"
+        );
     }
 }

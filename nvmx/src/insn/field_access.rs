@@ -5,6 +5,7 @@ use super::decode::{FieldAccessOperands, Operand};
 use super::guest::{GuestMode, GuestOperands};
 use super::outcome::{Fault, Outcome, VmInstructionError};
 use super::state::NestedVmx;
+use crate::nested::Dirty;
 use shadow_vmcs::Field;
 
 /// IA32_VMX_MISC bit 29: VMWRITE may write VM-exit information fields.
@@ -88,6 +89,7 @@ impl NestedVmx {
         if let Some(current) = &mut self.current {
             // Supported fields always take the write; the check above guarantees it.
             let _ = current.vmcs12.set(field, value);
+            current.dirty |= Dirty::of(field);
         }
         Outcome::Succeed
     }

@@ -6,8 +6,8 @@
 //! [`decode_field_access`], [`decode_invalidation`]), calls the [`NestedVmx`] method for the
 //! instruction with the guest's [`GuestMode`] and its [`GuestOperands`]/[`GuestMemory`], then
 //! applies the outcome: inject the fault, or set RFLAGS with [`Outcome::rflags`] and advance RIP,
-//! or carry out the nested entry / invalidation first. Shadow-VMCS sync around the instructions
-//! is the kernel's (see docs/vmcs12.md).
+//! or carry out the nested entry / invalidation first. Shadow-VMCS sync and the lazy copy of L3's
+//! state around the instructions are the nested engine's ([`crate::nested::NestedVcpu`]).
 
 mod caps;
 mod decode;
@@ -17,10 +17,11 @@ mod guest;
 mod invalidate;
 mod operation;
 mod outcome;
+mod paging;
 mod pointer;
 mod state;
 #[cfg(test)]
-mod test_guest;
+pub(crate) mod test_guest;
 
 pub use caps::VmxCapabilities;
 pub use decode::{
@@ -31,4 +32,5 @@ pub use decode::{
 pub use guest::{GuestMemory, GuestMode, GuestOperands, NotRam};
 pub use invalidate::eptp_valid;
 pub use outcome::{Fault, Invalidation, Outcome, VmInstructionError};
+pub use paging::{translate, Paging};
 pub use state::NestedVmx;

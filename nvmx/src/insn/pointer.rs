@@ -5,13 +5,12 @@ use super::decode::MemOperand;
 use super::guest::{GuestMemory, GuestMode, GuestOperands};
 use super::outcome::{Outcome, VmInstructionError};
 use super::state::{read_m64, read_revision, Current, NestedVmx};
-use shadow_vmcs::{SoftVmcs, VMCS12_REVISION_ID, VMCS_REGION_SIZE};
+use crate::nested::Dirty;
+use shadow_vmcs::{SoftVmcs, SHADOW_INDICATOR, VMCS12_REVISION_ID, VMCS_REGION_SIZE};
 use x86::vmx::vmcs::control::SecondaryControls;
 
 /// Offset of the launch-state word in a vmcs12 region (see shadow-vmcs's `SoftVmcs`).
 const LAUNCH_STATE_OFFSET: u64 = 8;
-/// Bit 31 of a region's first dword: shadow-VMCS indicator.
-const SHADOW_INDICATOR: u32 = 1 << 31;
 
 impl NestedVmx {
     /// Emulates VMCLEAR of the VMCS whose address is in the m64 `operand`. After the common
@@ -95,6 +94,7 @@ impl NestedVmx {
         self.current = Some(Current {
             gpa: addr,
             vmcs12: SoftVmcs::from_region(&region),
+            dirty: Dirty::all(),
         });
         Outcome::Succeed
     }

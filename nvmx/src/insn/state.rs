@@ -5,14 +5,17 @@ use super::caps::VmxCapabilities;
 use super::decode::MemOperand;
 use super::guest::{GuestMemory, GuestMode, GuestOperands};
 use super::outcome::{Fault, Outcome, VmInstructionError};
+use crate::nested::Dirty;
 use shadow_vmcs::{SoftVmcs, Vmcs, VMCS_REGION_SIZE};
 use x86::vmx::vmcs::ro;
 
 /// The current VMCS: its guest-physical address and l1-hv's cached copy of its vmcs12.
 #[derive(Clone, Debug)]
-pub(super) struct Current {
-    pub(super) gpa: u64,
-    pub(super) vmcs12: SoftVmcs,
+pub(crate) struct Current {
+    pub(crate) gpa: u64,
+    pub(crate) vmcs12: SoftVmcs,
+    /// Field groups changed since the last successful nested entry (all after VMPTRLD).
+    pub(crate) dirty: Dirty,
 }
 
 /// Per-vCPU nested-VMX state of a guest hypervisor.
@@ -25,7 +28,7 @@ pub struct NestedVmx {
     pub(super) caps: VmxCapabilities,
     pub(super) phys_addr_bits: u8,
     pub(super) vmxon_pointer: Option<u64>,
-    pub(super) current: Option<Current>,
+    pub(crate) current: Option<Current>,
 }
 
 impl NestedVmx {

@@ -3,9 +3,9 @@
 
 use super::decode::{AddressSize, Gpr, MemOperand, Segment};
 use super::guest::{GuestMemory, GuestMode, GuestOperands, NotRam};
-use crate::nested::test_support::Ram;
 use super::outcome::Fault;
 use super::{NestedVmx, VmxCapabilities};
+use crate::nested::test_support::Ram;
 use shadow_vmcs::VMCS12_REVISION_ID;
 
 pub const VMXON_REGION: u64 = 0x1000;
@@ -53,7 +53,11 @@ impl FakeGuest {
     }
 
     pub fn u32_at(&self, gpa: u64) -> u32 {
-        u32::from_le_bytes(self.ram.bytes[gpa as usize..gpa as usize + 4].try_into().unwrap())
+        u32::from_le_bytes(
+            self.ram.bytes[gpa as usize..gpa as usize + 4]
+                .try_into()
+                .unwrap(),
+        )
     }
 
     /// Puts `value` at the scratch location `[rbx]` points at.

@@ -174,6 +174,57 @@ pub(crate) const PLAIN_GUEST_FIELDS: [u32; 47] = [
     guest::ACTIVITY_STATE,
 ];
 
+/// The guest-state fields a guest hypervisor reads and writes on its common exit path: those
+/// l1-hv shadows ([`shadow_vmcs::SHADOWED`]). A nested exit saves them into vmcs12 at once.
+pub(crate) const FREQUENT_GUEST_FIELDS: [u32; 7] = [
+    guest::RIP,
+    guest::RSP,
+    guest::RFLAGS,
+    guest::CR0,
+    guest::CR3,
+    guest::CR4,
+    guest::INTERRUPTIBILITY_STATE,
+];
+
+/// The other guest-state fields a nested exit saves unconditionally: [`PLAIN_GUEST_FIELDS`]
+/// without [`FREQUENT_GUEST_FIELDS`], and the pending debug exceptions.
+pub(crate) const RARE_GUEST_FIELDS: [u32; 41] = {
+    let mut fields = [guest::PENDING_DBG_EXCEPTIONS; 41];
+    let mut n = 0;
+    let mut i = 0;
+    while i < PLAIN_GUEST_FIELDS.len() {
+        let field = PLAIN_GUEST_FIELDS[i];
+        let mut frequent = false;
+        let mut j = 0;
+        while j < FREQUENT_GUEST_FIELDS.len() {
+            frequent |= FREQUENT_GUEST_FIELDS[j] == field;
+            j += 1;
+        }
+        if !frequent {
+            fields[n] = field;
+            n += 1;
+        }
+        i += 1;
+    }
+    // The last slot keeps PENDING_DBG_EXCEPTIONS.
+    assert!(n == fields.len() - 1);
+    fields
+};
+
+const _: () = {
+    let mut i = 0;
+    while i < FREQUENT_GUEST_FIELDS.len() {
+        let mut j = 0;
+        let mut shadowed = false;
+        while j < shadow_vmcs::SHADOWED.len() {
+            shadowed |= shadow_vmcs::SHADOWED[j] == FREQUENT_GUEST_FIELDS[i];
+            j += 1;
+        }
+        assert!(shadowed, "frequent guest fields are the shadowed ones");
+        i += 1;
+    }
+};
+
 /// The guest PDPTE fields, PDPTE0 first.
 pub(crate) const PDPTE_FIELDS: [u32; 4] = [
     guest::PDPTE0_FULL,

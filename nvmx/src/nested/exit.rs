@@ -4,17 +4,17 @@
 //! (SDM 27.8).
 
 use super::arch::{
-    ar, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA, EFER_LME, ES, FS, GS, LDTR, PDPTE_FIELDS,
-    PLAIN_GUEST_FIELDS, SS, TR,
+    ar, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA, EFER_LME, ES, FREQUENT_GUEST_FIELDS, FS, GS,
+    LDTR, PDPTE_FIELDS, RARE_GUEST_FIELDS, SS, TR,
 };
 use super::controls::Controls;
-use crate::exit_reason;
 use super::pdpte::{pdpte_valid, read_pdpt};
 use crate::event::{InfoFlags, InterruptionInfo, InterruptionType};
+use crate::exit_reason;
 use crate::insn::GuestMemory;
 use crate::intr::{ActivityState, Interruptibility};
 use crate::route::ExitInfo;
-use shadow_vmcs::Vmcs;
+use shadow_vmcs::{Resolved, SoftVmcs, Vmcs};
 use x86::vmx::vmcs::control::{self, EntryControls, ExitControls};
 use x86::vmx::vmcs::{guest, host, ro};
 
@@ -38,7 +38,7 @@ pub enum ExitFields {
 }
 
 /// Exit-information fields a reflected hardware exit copies.
-const EXIT_INFORMATION_FIELDS: [u32; 14] = [
+const EXIT_INFORMATION_FIELDS: [Resolved; 14] = Resolved::all([
     ro::EXIT_REASON,
     ro::EXIT_QUALIFICATION,
     ro::VMEXIT_INTERRUPTION_INFO,
@@ -53,7 +53,7 @@ const EXIT_INFORMATION_FIELDS: [u32; 14] = [
     ro::IO_RSI,
     ro::IO_RDI,
     ro::IO_RIP,
-];
+]);
 
 /// CR0 bits a VM exit does not load from the host-state area: ET, NW, CD and the reserved bits
 /// 63:32, 28:19, 17, 15:6 (SDM 28.5.1). The bits fixed in VMX operation agree already: both the
@@ -80,7 +80,22 @@ const LIMIT_DESCRIPTOR_TABLE: u64 = 0xFFFF;
 /// "IA-32e mode guest" := L3's EFER.LMA; the valid bit of vmcs12's VM-entry
 /// interruption-information field cleared. For a VM-entry failure of vmcs02 (reason bit 31)
 /// only the exit reason and qualification change (SDM 27.8).
-pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields) {
+pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut SoftVmcs, info: ExitFields) {
+    if let Some(rare) = save_exit(vmcs02, vmcs12, info) {
+        save_rare_guest_state(vmcs02, vmcs12, rare);
+    }
+}
+
+/// The part of [`reflect_exit`] a guest hypervisor reads after nearly every exit: the exit
+/// information, the entry-information valid bit, the guest-state fields it can read without an
+/// exit ([`FREQUENT_GUEST_FIELDS`]) and "IA-32e mode guest". Returns what else the exit saves
+/// (`None` for a VM-entry failure, which saves no guest state): [`save_rare_guest_state`] does it
+/// later, when vmcs12's other guest fields are needed.
+pub(crate) fn save_exit(
+    vmcs02: &impl Vmcs,
+    vmcs12: &mut SoftVmcs,
+    info: ExitFields,
+) -> Option<RareGuestState> {
     match info {
         ExitFields::FromVmcs02 => copy(vmcs02, vmcs12, &EXIT_INFORMATION_FIELDS),
         ExitFields::Rewritten {
@@ -95,7 +110,7 @@ pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields
     }
     if vmcs12.read(ro::EXIT_REASON) as u32 & exit_reason::ENTRY_FAILURE != 0 {
         // No guest state was loaded, so none is saved; the entry information stays.
-        return;
+        return None;
     }
 
     let entry_info = vmcs12.read(control::VMENTRY_INTERRUPTION_INFO_FIELD);
@@ -103,22 +118,7 @@ pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields
         control::VMENTRY_INTERRUPTION_INFO_FIELD,
         entry_info & !u64::from(InfoFlags::VALID.bits()),
     );
-
-    let c12 = Controls::read(vmcs12);
-    copy(vmcs02, vmcs12, &PLAIN_GUEST_FIELDS);
-    copy(vmcs02, vmcs12, &[guest::PENDING_DBG_EXCEPTIONS]);
-    if c12.exit.contains(ExitControls::SAVE_DEBUG_CONTROLS) {
-        copy(vmcs02, vmcs12, &[guest::DR7, guest::IA32_DEBUGCTL_FULL]);
-    }
-    if c12.exit.contains(ExitControls::SAVE_IA32_PAT) {
-        copy(vmcs02, vmcs12, &[guest::IA32_PAT_FULL]);
-    }
-    if c12.exit.contains(ExitControls::SAVE_IA32_EFER) {
-        copy(vmcs02, vmcs12, &[guest::IA32_EFER_FULL]);
-    }
-    if c12.ept() {
-        copy(vmcs02, vmcs12, &PDPTE_FIELDS);
-    }
+    copy(vmcs02, vmcs12, &FREQUENT_GUEST);
     let lma =
         vmcs02.read(control::VMENTRY_CONTROLS) & u64::from(EntryControls::IA32E_MODE_GUEST.bits());
     let entry12 = vmcs12.read(control::VMENTRY_CONTROLS);
@@ -126,16 +126,70 @@ pub fn reflect_exit(vmcs02: &impl Vmcs, vmcs12: &mut impl Vmcs, info: ExitFields
         control::VMENTRY_CONTROLS,
         entry12 & !u64::from(EntryControls::IA32E_MODE_GUEST.bits()) | lma,
     );
+    let c12 = Controls::read(vmcs12);
+    Some(RareGuestState {
+        debug_controls: c12.exit.contains(ExitControls::SAVE_DEBUG_CONTROLS),
+        pat: c12.exit.contains(ExitControls::SAVE_IA32_PAT),
+        efer: c12.exit.contains(ExitControls::SAVE_IA32_EFER),
+        pdptes: c12.ept(),
+    })
 }
 
-fn copy(from: &impl Vmcs, to: &mut impl Vmcs, fields: &[u32]) {
-    for &field in fields {
-        to.write(field, from.read(field));
+/// What a VM exit saves beyond [`save_exit`], decided by vmcs12's controls at the exit (the
+/// guest hypervisor may change them before the state is copied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RareGuestState {
+    /// DR7 and IA32_DEBUGCTL ("save debug controls").
+    debug_controls: bool,
+    /// IA32_PAT ("save IA32_PAT").
+    pat: bool,
+    /// IA32_EFER ("save IA32_EFER").
+    efer: bool,
+    /// The PDPTEs (with EPT).
+    pdptes: bool,
+}
+
+/// The rest of [`reflect_exit`]'s guest state, as [`save_exit`] decided it: [`RARE_GUEST_FIELDS`]
+/// and what the controls ask for. vmcs02 must still hold L3's state of that exit.
+pub(crate) fn save_rare_guest_state(
+    vmcs02: &impl Vmcs,
+    vmcs12: &mut SoftVmcs,
+    what: RareGuestState,
+) {
+    copy(vmcs02, vmcs12, &RARE_GUEST);
+    if what.debug_controls {
+        copy(
+            vmcs02,
+            vmcs12,
+            &Resolved::all([guest::DR7, guest::IA32_DEBUGCTL_FULL]),
+        );
+    }
+    if what.pat {
+        copy(vmcs02, vmcs12, &Resolved::all([guest::IA32_PAT_FULL]));
+    }
+    if what.efer {
+        copy(vmcs02, vmcs12, &Resolved::all([guest::IA32_EFER_FULL]));
+    }
+    if what.pdptes {
+        copy(vmcs02, vmcs12, &PDPTES);
     }
 }
 
-/// A VMX abort (SDM 28.7): the guest hypervisor's processor cannot continue. The kernel writes
-/// the indicator at offset 4 of vmcs12's region and stops the guest hypervisor's vCPU (shutdown).
+/// Copies `fields` of vmcs02 into vmcs12.
+fn copy(vmcs02: &impl Vmcs, vmcs12: &mut SoftVmcs, fields: &[Resolved]) {
+    for &field in fields {
+        vmcs12.write_resolved(field, vmcs02.read(field.encoding()));
+    }
+}
+
+const FREQUENT_GUEST: [Resolved; FREQUENT_GUEST_FIELDS.len()] =
+    Resolved::all(FREQUENT_GUEST_FIELDS);
+const RARE_GUEST: [Resolved; RARE_GUEST_FIELDS.len()] = Resolved::all(RARE_GUEST_FIELDS);
+const PDPTES: [Resolved; 4] = Resolved::all(PDPTE_FIELDS);
+
+/// A VMX abort (SDM 28.7): the guest hypervisor's processor cannot continue. The abort
+/// indicator would go to offset 4 of vmcs12's region; l1-hv does not write it and stops the
+/// guest hypervisor instead (an internal stop), so no one reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum VmxAbort {
@@ -203,7 +257,11 @@ pub fn load_l2_host_state(
     // `x86` crate's type would drop.
     let ia32e = u64::from(EntryControls::IA32E_MODE_GUEST.bits());
     let entry01 = vmcs01.read(control::VMENTRY_CONTROLS);
-    let entry01 = if host64 { entry01 | ia32e } else { entry01 & !ia32e };
+    let entry01 = if host64 {
+        entry01 | ia32e
+    } else {
+        entry01 & !ia32e
+    };
     vmcs01.write(control::VMENTRY_CONTROLS, entry01);
 
     load_host_segments(vmcs12, vmcs01, host64);
@@ -282,6 +340,7 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
     use crate::event::Event;
+    use crate::nested::arch::PLAIN_GUEST_FIELDS;
     use crate::route::{route, InterceptControls, Outcome, Scenario};
     use shadow_vmcs::SoftVmcs;
 

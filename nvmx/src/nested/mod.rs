@@ -14,6 +14,8 @@
 mod arch;
 mod checks;
 mod controls;
+mod dirty;
+mod engine;
 mod exit;
 mod pdpte;
 mod reflect;
@@ -23,6 +25,8 @@ mod vmcs02;
 
 pub use arch::{ar, EFER_LMA, EFER_LME};
 pub use checks::{check_vmcs12, EntryContext, EntryFailure};
+pub use dirty::Dirty;
+pub use engine::{Entry, NestedHardware, NestedVcpu};
 pub use exit::{load_l2_host_state, reflect_exit, ExitFields, VmxAbort};
 pub use reflect::{l2_wants_exit, Decision, ExitFacts};
 pub use vmcs02::{merge_exit_bitmaps, prepare_vmcs02, L1Needs, L2Inherited, Vmcs12Pages};

@@ -3,9 +3,9 @@
 //! events); otherwise vmcs02 caused it for l1-hv's own needs and l1-hv handles it.
 
 use super::arch::{ar, CR0_TS, CS};
-use crate::exit_reason as reason;
 use super::controls::Controls;
 use crate::event::{Event, InterruptionInfo, InterruptionType};
+use crate::exit_reason as reason;
 use crate::insn::{Gpr, GuestMemory};
 use crate::route::{intercepts, InterceptControls};
 use shadow_vmcs::Vmcs;

@@ -20,6 +20,14 @@ impl AnyVmcs {
         }
     }
 
+    /// Whether both hold the same value in every field either has written (order aside).
+    pub(crate) fn same_as(&self, other: &AnyVmcs) -> bool {
+        self.fields[..self.len]
+            .iter()
+            .chain(&other.fields[..other.len])
+            .all(|&(f, _)| self.read(f) == other.read(f))
+    }
+
     /// Whether `field` was ever written.
     pub(crate) fn written(&self, field: u32) -> bool {
         self.fields[..self.len].iter().any(|&(f, _)| f == field)

@@ -10,6 +10,7 @@
 
 use super::arch::{CR0_PG, EFER_LMA, EFER_LME, PDPTE_FIELDS, PLAIN_GUEST_FIELDS};
 use super::controls::{Controls, RawControls};
+use super::dirty::INJECTION_FIELDS;
 use super::pdpte::{guest_uses_pae_paging, read_pdpt};
 use crate::insn::GuestMemory;
 use shadow_vmcs::Vmcs;
@@ -291,8 +292,8 @@ fn write_controls(
         vmcs02.write(field, vmcs12.read(field));
     }
 
-    // The MSR-load/store areas of vmcs12 are guest-hypervisor-physical lists; vmcs02 uses none
-    // (the kernel processes vmcs12's lists in software, see docs/nested-engine.md).
+    // The MSR-load/store areas of vmcs12 are guest-hypervisor-physical lists; vmcs02 uses none,
+    // and nothing processes vmcs12's lists yet (docs/nested-engine.md, "Not emulated").
     for field in [
         control::VMEXIT_MSR_STORE_COUNT,
         control::VMEXIT_MSR_LOAD_COUNT,
@@ -301,13 +302,7 @@ fn write_controls(
         vmcs02.write(field, 0);
     }
 
-    for field in [
-        control::VMENTRY_INTERRUPTION_INFO_FIELD,
-        control::VMENTRY_EXCEPTION_ERR_CODE,
-        control::VMENTRY_INSTRUCTION_LEN,
-    ] {
-        vmcs02.write(field, vmcs12.read(field));
-    }
+    write_injection(vmcs12, vmcs02);
 
     if pin.contains(PinbasedControls::VMX_PREEMPTION_TIMER) {
         vmcs02.write(
@@ -321,6 +316,13 @@ fn write_controls(
         secondary,
         exit,
         entry,
+    }
+}
+
+/// The event injection is vmcs12's as it is (checked by [`super::check_vmcs12`]).
+pub(crate) fn write_injection(vmcs12: &impl Vmcs, vmcs02: &mut impl Vmcs) {
+    for field in INJECTION_FIELDS {
+        vmcs02.write(field, vmcs12.read(field));
     }
 }
 

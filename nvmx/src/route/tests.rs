@@ -1,6 +1,6 @@
 use super::*;
-use crate::nested::test_support::AnyVmcs;
 use crate::event::ExceptionClass::{Benign, Contributory, DoubleFault, PageFault};
+use crate::nested::test_support::AnyVmcs;
 use Combination::{DoubleFault as Df, Serial, TripleFault as Tf};
 
 const GP: u8 = 13;

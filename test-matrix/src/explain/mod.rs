@@ -8,9 +8,7 @@
 #[cfg(test)]
 mod tests;
 
-use nvmx::explain::{
-    exit_reason, interruption_info, pfec, qualification, selector_error_code, InfoFormat,
-};
+use nvmx::explain::{exit_reason, interruption_info, pfec, qualification, selector_error_code, InfoFormat};
 
 use std::process::ExitCode;
 

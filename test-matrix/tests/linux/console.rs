@@ -27,10 +27,7 @@ pub struct GuestReport {
 impl GuestReport {
     /// The forwarded count of exception `name` (e.g. `#PF`), 0 when not listed.
     pub fn exception(&self, name: &str) -> u64 {
-        self.exceptions
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or(0, |(_, n)| *n)
+        self.exceptions.iter().find(|(k, _)| k == name).map_or(0, |(_, n)| *n)
     }
 
     /// Whether l1-hv judged the run's end as expected.
@@ -50,10 +47,8 @@ pub fn guest_report(console: &str, index: usize, name: &str) -> GuestReport {
             report.exceptions = counts(list);
         } else if let Some(list) = what.strip_prefix("forwarded interrupts ") {
             report.interrupts = counts(list);
-            report.interrupts_total = list
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("total="))
-                .and_then(|n| n.parse().ok());
+            report.interrupts_total =
+                list.split_whitespace().find_map(|w| w.strip_prefix("total=")).and_then(|n| n.parse().ok());
         } else if let Some(n) = what.strip_prefix("forwarded nmis ") {
             report.nmis = n.trim().parse().ok();
         } else if let Some(n) = what.strip_prefix("instructions ") {
@@ -80,10 +75,7 @@ pub fn counts(list: &str) -> Counts {
 /// The lines guest `name` printed through l1-hv, without the `guest NAME: ` prefix.
 pub fn guest_lines<'a>(console: &'a str, name: &str) -> Vec<&'a str> {
     let prefix = format!("guest {name}: ");
-    console
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .collect()
+    console.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect()
 }
 
 /// The workload's output: the lines strictly between `workload: begin` and `workload: end`.
@@ -102,9 +94,7 @@ pub fn workload_output<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<V
 
 /// l1-hv's verdict line's words after `verdict`, e.g. `PASS (3 runs)`.
 pub fn verdict(console: &str) -> Option<&str> {
-    console
-        .lines()
-        .find_map(|l| l.strip_prefix("l1-hv: verdict "))
+    console.lines().find_map(|l| l.strip_prefix("l1-hv: verdict "))
 }
 
 #[cfg(test)]
@@ -144,10 +134,7 @@ l1-hv: verdict PASS (2 runs)
         assert_eq!(r.exception("#PF"), 12345);
         assert_eq!(r.exception("#UD"), 1);
         assert_eq!(r.exception("#GP"), 0);
-        assert_eq!(
-            r.interrupts,
-            [("0xec".to_string(), 2400), ("0x24".into(), 300)]
-        );
+        assert_eq!(r.interrupts, [("0xec".to_string(), 2400), ("0x24".into(), 300)]);
         assert_eq!(r.interrupts_total, Some(2700));
         assert_eq!(r.nmis, Some(0));
         assert_eq!(r.instructions, Some(3_456_789_012));
@@ -172,10 +159,7 @@ l1-hv: verdict PASS (2 runs)
             ]
         );
         // Bare consoles have no prefixes; an unfinished workload has no output.
-        assert_eq!(
-            workload_output("x\nworkload: begin\na\nworkload: end\n".lines()).unwrap(),
-            ["a"]
-        );
+        assert_eq!(workload_output("x\nworkload: begin\na\nworkload: end\n".lines()).unwrap(), ["a"]);
         assert_eq!(workload_output("workload: begin\na\n".lines()), None);
         assert_eq!(workload_output("a\n".lines()), None);
     }

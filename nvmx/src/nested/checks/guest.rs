@@ -14,7 +14,7 @@ use super::{EntryContext, QUALIFICATION_DEFAULT, QUALIFICATION_LINK_POINTER, QUA
 use crate::event::{InterruptionInfo, InterruptionType};
 use crate::insn::GuestMemory;
 use crate::intr::{ActivityState, Interruptibility};
-use shadow_vmcs::{Vmcs, VMCS12_REVISION_ID};
+use shadow_vmcs::{Vmcs, SHADOW_INDICATOR, VMCS12_REVISION_ID};
 use x86::bits64::rflags::RFlags;
 use x86::irq::{DEBUG_VECTOR, MACHINE_CHECK_VECTOR};
 use x86::vmx::vmcs::control::{EntryControls, PinbasedControls, SecondaryControls};
@@ -35,8 +35,6 @@ const PENDING_DEBUG_ALLOWED: u64 = 0xF | 1 << 12 | 1 << 14;
 const PENDING_DEBUG_BS: u64 = 1 << 14;
 /// IA32_VMX_MISC bit 6: the HLT activity state is supported.
 const MISC_ACTIVITY_HLT: u64 = 1 << 6;
-/// Bit 31 of the first word of a VMCS region: shadow-VMCS indicator.
-const SHADOW_INDICATOR: u32 = 1 << 31;
 
 pub(super) fn check_guest_state(
     v: &impl Vmcs,
@@ -44,12 +42,7 @@ pub(super) fn check_guest_state(
     ctx: &EntryContext<'_>,
 ) -> Result<(), u64> {
     let c = Controls::read(v);
-    let mode = SegmentMode {
-        ia32e: c.ia32e_guest(),
-        unrestricted: c.unrestricted_guest(),
-        v8086: v.read(guest::RFLAGS) & RFLAGS_VM != 0,
-        protected: v.read(guest::CR0) & CR0_PE != 0,
-    };
+    let mode = segment_mode(v, &c);
     let valid = registers_valid(v, ctx, &c)
         && segments_valid(v, mode)
         && descriptor_tables_valid(v)
@@ -69,6 +62,29 @@ pub(super) fn check_guest_state(
         }
     }
     Ok(())
+}
+
+/// The guest-state rules that look at the injected event (SDM 27.3.1.4 RFLAGS.IF for an external
+/// interrupt, 27.3.1.5), for an entry where only the injection fields changed since vmcs12 last
+/// passed every check: the other guest-state rules read no injection field.
+pub(super) fn injection_guest_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>) -> bool {
+    let c = Controls::read(v);
+    rip_rflags_valid(v, &c, segment_mode(v, &c)) && non_register_state_valid(v, ctx, &c)
+}
+
+/// Whether the guest-state checks read the guest hypervisor's memory for `v`: a VMCS link
+/// pointer other than all ones (its region), PAE paging without EPT (the PDPTEs).
+pub(super) fn reads_memory(v: &impl Vmcs, c: &Controls) -> bool {
+    v.read(guest::LINK_PTR_FULL) != u64::MAX || (guest_uses_pae_paging(v, c) && !c.ept())
+}
+
+fn segment_mode(v: &impl Vmcs, c: &Controls) -> SegmentMode {
+    SegmentMode {
+        ia32e: c.ia32e_guest(),
+        unrestricted: c.unrestricted_guest(),
+        v8086: v.read(guest::RFLAGS) & RFLAGS_VM != 0,
+        protected: v.read(guest::CR0) & CR0_PE != 0,
+    }
 }
 
 /// SDM 27.3.1.1: control registers, debug registers and MSRs.

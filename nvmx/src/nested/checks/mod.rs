@@ -15,6 +15,7 @@ mod segments;
 #[cfg(test)]
 mod tests;
 
+use super::controls::Controls;
 use crate::exit_reason;
 use crate::insn::{GuestMemory, VmInstructionError, VmxCapabilities};
 use shadow_vmcs::Vmcs;
@@ -107,4 +108,35 @@ pub fn check_vmcs12(
         ));
     }
     guest::check_guest_state(vmcs12, mem, ctx).map_err(EntryFailure::guest_state)
+}
+
+/// The checks of an entry where only the VM-entry event-injection fields (SDM 25.8.3) changed
+/// since vmcs12 last passed [`check_vmcs12`] under the same context: the injection rules
+/// (VMfailValid 7) and the guest-state rules that read the injected event (failure exit,
+/// qualification 0). Every other rule reads no injection field and passed before, so the result
+/// equals [`check_vmcs12`]'s; the caller must not use this for a vmcs12 whose checks read
+/// memory ([`reads_memory`]), which can change behind any field.
+pub(crate) fn check_injection(
+    vmcs12: &impl Vmcs,
+    ctx: &EntryContext<'_>,
+) -> Result<(), EntryFailure> {
+    if !controls::injection_controls_valid(vmcs12, ctx) {
+        return Err(EntryFailure::VmFailValid(
+            VmInstructionError::EntryInvalidControls,
+        ));
+    }
+    if !guest::injection_guest_state_valid(vmcs12, ctx) {
+        return Err(EntryFailure::guest_state(QUALIFICATION_DEFAULT));
+    }
+    Ok(())
+}
+
+/// Whether [`check_vmcs12`] reads the guest hypervisor's memory for `vmcs12`: the virtual-APIC
+/// page (TPR shadow), the VMCS link pointer's region, PAE PDPTEs without EPT. Memory changes
+/// without a VMWRITE, so such a vmcs12 is checked in full at every entry.
+pub(crate) fn reads_memory(vmcs12: &impl Vmcs) -> bool {
+    let c = Controls::read(vmcs12);
+    c.primary
+        .contains(x86::vmx::vmcs::control::PrimaryControls::USE_TPR_SHADOW)
+        || guest::reads_memory(vmcs12, &c)
 }

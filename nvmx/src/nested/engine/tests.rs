@@ -1,0 +1,272 @@
+//! The engine's round trips on software VMCSs; the `nested_engine` fuzz target compares random
+//! sequences with the slow way.
+
+use super::*;
+use crate::insn::test_guest::{
+    FakeGuest, AT_RBX, FEATURE_CONTROL, LONG_MODE, VMCS_A, VMXON_REGION,
+};
+use crate::insn::{FieldAccessOperands, Gpr, Operand, Outcome};
+use crate::nested::test_support::{good_vmcs12, guest_caps, l1_needs, AnyVmcs, PHYS_ADDR_BITS};
+use crate::nested::{prepare_vmcs02, reflect_exit};
+use shadow_vmcs::VMCS_REGION_SIZE;
+use x86::vmx::vmcs::{control, guest, ro};
+
+/// A VMCS that counts the writes it takes.
+#[derive(Clone, Debug)]
+struct Counted {
+    vmcs: AnyVmcs,
+    writes: usize,
+}
+
+impl Vmcs for Counted {
+    fn read(&self, field: u32) -> u64 {
+        self.vmcs.read(field)
+    }
+    fn write(&mut self, field: u32, value: u64) {
+        self.writes += 1;
+        self.vmcs.write(field, value);
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Soft {
+    vmcs01: AnyVmcs,
+    vmcs02: Counted,
+    shadow: AnyVmcs,
+}
+
+impl NestedHardware for Soft {
+    type Vmcs01 = AnyVmcs;
+    type Vmcs02 = Counted;
+    type Shadow = AnyVmcs;
+    fn vmcs01(&mut self) -> &mut AnyVmcs {
+        &mut self.vmcs01
+    }
+    fn vmcs02(&mut self) -> &mut Counted {
+        &mut self.vmcs02
+    }
+    fn shadow(&mut self) -> &mut AnyVmcs {
+        &mut self.shadow
+    }
+}
+
+struct Setup {
+    engine: NestedVcpu,
+    hw: Soft,
+    guest: FakeGuest,
+}
+
+/// VMXON, then VMPTRLD of a vmcs12 that passes the checks; the shadow holds exit information.
+fn setup() -> Setup {
+    let mut guest = FakeGuest::new();
+    let mut region = [0u8; VMCS_REGION_SIZE];
+    good_vmcs12().to_region(&mut region);
+    guest.ram.bytes[VMCS_A as usize..VMCS_A as usize + VMCS_REGION_SIZE].copy_from_slice(&region);
+    let policy = ShadowPolicy::new(1 << 29, 0);
+    let mut s = Setup {
+        engine: NestedVcpu::new(guest_caps(), PHYS_ADDR_BITS, Some(policy)),
+        hw: Soft {
+            vmcs01: AnyVmcs::new(),
+            vmcs02: Counted {
+                vmcs: AnyVmcs::new(),
+                writes: 0,
+            },
+            shadow: AnyVmcs::new(),
+        },
+        guest,
+    };
+    for (reason, pointer) in [
+        (exit_reason::VMXON, VMXON_REGION),
+        (exit_reason::VMPTRLD, VMCS_A),
+    ] {
+        s.guest.put_operand(pointer);
+        let guest = &mut s.guest;
+        let (outcome, _) = s.engine.instruction(&mut s.hw, reason, |vmx| match reason {
+            exit_reason::VMXON => vmx.vmxon(&LONG_MODE, FEATURE_CONTROL, guest, &AT_RBX),
+            _ => vmx.vmptrld(&LONG_MODE, guest, &AT_RBX),
+        });
+        assert_eq!(outcome, Outcome::Succeed);
+    }
+    s
+}
+
+impl Setup {
+    fn enter(&mut self, launch: bool) -> Entry {
+        let caps = guest_caps();
+        let ctx = EntryContext {
+            caps: &caps,
+            phys_addr_bits: PHYS_ADDR_BITS,
+            ia32e_mode: true,
+            l2_debugctl: 0,
+        };
+        self.hw.vmcs02.writes = 0;
+        self.engine
+            .enter(&mut self.hw, &self.guest, &ctx, launch, |_, _| l1_needs())
+    }
+
+    /// L3 runs (to a new RIP and ES base) and takes a #PF exit, reflected.
+    fn l3_page_fault(&mut self) {
+        let vmcs02 = &mut self.hw.vmcs02.vmcs;
+        vmcs02.write(guest::RIP, 0x40_2000);
+        vmcs02.write(guest::ES_BASE, 0x1234_0000);
+        vmcs02.write(ro::EXIT_REASON, exit_reason::EXCEPTION_OR_NMI.into());
+        vmcs02.write(ro::VMEXIT_INTERRUPTION_INFO, 0x8000_0B0E);
+        vmcs02.write(ro::EXIT_QUALIFICATION, 0xDEAD_0000);
+        let exit = self.engine.l3_exit(
+            &mut self.hw,
+            ExitFields::FromVmcs02,
+            &self.guest,
+            PHYS_ADDR_BITS,
+        );
+        assert_eq!(exit, Ok(()));
+    }
+
+    /// An emulated VMREAD (`read`) or VMWRITE of `field` with RCX.
+    fn access(&mut self, read: bool, field: u32, value: u64) -> (Outcome, u64) {
+        self.guest.regs[Gpr::Rax as usize] = field.into();
+        self.guest.regs[Gpr::Rcx as usize] = value;
+        let ops = FieldAccessOperands {
+            rm: Operand::Register(Gpr::Rcx),
+            field: Gpr::Rax,
+        };
+        let reason = if read {
+            exit_reason::VMREAD
+        } else {
+            exit_reason::VMWRITE
+        };
+        let guest = &mut self.guest;
+        let (outcome, _) = self.engine.instruction(&mut self.hw, reason, |vmx| {
+            if read {
+                vmx.vmread(&LONG_MODE, guest, &ops)
+            } else {
+                vmx.vmwrite(&LONG_MODE, guest, &ops)
+            }
+        });
+        (outcome, self.guest.regs[Gpr::Rcx as usize])
+    }
+
+    /// vmcs12 with L3's state synced, as the slow way keeps it.
+    fn vmcs12_synced(&self) -> SoftVmcs {
+        let mut synced = self.engine.clone();
+        let mut hw = self.hw.clone();
+        synced.sync_l3_state(&mut hw);
+        synced
+            .vmx()
+            .current_vmcs12()
+            .cloned()
+            .expect("a current vmcs12")
+    }
+}
+
+#[test]
+fn a_reflected_exception_round_trip_writes_only_the_injection_into_vmcs02() {
+    let mut s = setup();
+    assert_eq!(s.enter(true), Entry::L3);
+    assert!(
+        s.hw.vmcs02.writes > 50,
+        "the first entry builds vmcs02 in full"
+    );
+    s.l3_page_fault();
+    assert_eq!(
+        s.hw.shadow.read(ro::EXIT_REASON),
+        u64::from(exit_reason::EXCEPTION_OR_NMI)
+    );
+    assert_eq!(s.hw.shadow.read(guest::RIP), 0x40_2000);
+    // The guest hypervisor reflects the #PF: VMWRITEs into the shadow, then VMRESUME.
+    s.hw.shadow
+        .write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0x8000_0B0E);
+    s.hw.shadow.write(control::VMENTRY_EXCEPTION_ERR_CODE, 2);
+    assert_eq!(s.enter(false), Entry::L3);
+    assert_eq!(s.hw.vmcs02.writes, 3);
+    // The same vmcs02 as a full rebuild from the synced vmcs12.
+    let mut rebuilt = s.hw.vmcs02.clone();
+    prepare_vmcs02(&s.vmcs12_synced(), &mut rebuilt, &l1_needs(), &s.guest);
+    assert!(rebuilt.vmcs.same_as(&s.hw.vmcs02.vmcs));
+    assert_eq!(s.hw.vmcs02.read(guest::ES_BASE), 0x1234_0000);
+}
+
+#[test]
+fn rarely_read_l3_state_reaches_vmcs12_when_read() {
+    let mut s = setup();
+    assert_eq!(s.enter(true), Entry::L3);
+    s.l3_page_fault();
+    // Saved at once: what the guest hypervisor reads after every exit.
+    let vmcs12 = s.engine.vmx().current_vmcs12().unwrap();
+    assert_eq!(vmcs12.read(guest::RIP), 0x40_2000);
+    assert_eq!(vmcs12.read(guest::ES_BASE), 0, "ES base still in vmcs02");
+    assert_eq!(
+        s.access(true, guest::ES_BASE, 0),
+        (Outcome::Succeed, 0x1234_0000)
+    );
+    let mut slow = good_vmcs12();
+    reflect_exit(&s.hw.vmcs02, &mut slow, ExitFields::FromVmcs02);
+    assert_eq!(
+        s.engine
+            .vmx()
+            .current_vmcs12()
+            .unwrap()
+            .read(guest::ES_BASE),
+        slow.read(guest::ES_BASE)
+    );
+}
+
+#[test]
+fn a_guest_state_vmwrite_is_checked_in_full() {
+    let mut s = setup();
+    assert_eq!(s.enter(true), Entry::L3);
+    s.l3_page_fault();
+    assert_eq!(
+        s.access(false, guest::CS_ACCESS_RIGHTS, 0).0,
+        Outcome::Succeed
+    );
+    assert_eq!(s.enter(false), Entry::FailureExit);
+    let reason = s
+        .engine
+        .vmx()
+        .current_vmcs12()
+        .unwrap()
+        .read(ro::EXIT_REASON);
+    assert_eq!(
+        reason,
+        u64::from(exit_reason::ENTRY_FAILURE_GUEST_STATE) | 1 << 31
+    );
+    assert_eq!(s.hw.shadow.read(ro::EXIT_REASON), reason);
+}
+
+#[test]
+fn an_injection_alone_is_still_checked() {
+    let mut s = setup();
+    assert_eq!(s.enter(true), Entry::L3);
+    s.l3_page_fault();
+    // Type 1 is reserved (SDM 27.2.1.3).
+    s.hw.shadow
+        .write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0x8000_0100);
+    assert_eq!(
+        s.enter(false),
+        Entry::FailValid(VmInstructionError::EntryInvalidControls)
+    );
+}
+
+#[test]
+fn an_entry_failure_of_vmcs02_reaches_the_guest_hypervisor_and_vmcs02_is_rebuilt() {
+    let mut s = setup();
+    assert_eq!(s.enter(true), Entry::L3);
+    let failure = u64::from(exit_reason::ENTRY_FAILURE_GUEST_STATE) | 1 << 31;
+    s.hw.vmcs02.vmcs.write(ro::EXIT_REASON, failure);
+    s.hw.vmcs02.vmcs.write(guest::RIP, 0x40_2000);
+    assert_eq!(
+        s.engine
+            .l3_exit(&mut s.hw, ExitFields::FromVmcs02, &s.guest, PHYS_ADDR_BITS),
+        Ok(())
+    );
+    let vmcs12 = s.engine.vmx().current_vmcs12().unwrap();
+    assert_eq!(vmcs12.read(ro::EXIT_REASON), failure);
+    assert_eq!(
+        vmcs12.read(guest::RIP),
+        good_vmcs12().read(guest::RIP),
+        "no guest state saved"
+    );
+    assert_eq!(s.enter(false), Entry::L3);
+    assert!(s.hw.vmcs02.writes > 50, "rebuilt in full");
+    assert_eq!(s.hw.vmcs02.read(guest::RIP), good_vmcs12().read(guest::RIP));
+}
