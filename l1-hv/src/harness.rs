@@ -186,7 +186,7 @@ impl<'a> Runs<'a> {
             // Where the kernel's own timeline starts (benchmarks measure from here to its init).
             println!("l1-hv: {label}: entered at tsc={start}");
         }
-        let end = guest.run(host);
+        let end = crate::guest::debug::run(host, &mut guest);
         // SAFETY: as above.
         let instructions = unsafe { core::arch::x86_64::_rdtsc() } - start;
         for o in &guest.observations {
@@ -245,6 +245,7 @@ impl<'a> Runs<'a> {
                 "reset".into()
             }
             RunEnd::Stopped(stop) => alloc::format!("stopped: {stop}"),
+            RunEnd::Debug(stop) => alloc::format!("stopped for the debugger ({stop:?})"),
         };
         println!(
             "l1-hv: {label}: {ended}: {}",

@@ -24,8 +24,10 @@ subcommands:
                          decode a VMCS field or error code in words (docs/fields.md)
   build                  build l1-hv, the guests and the bootable ISO (target/run/l1-hv.iso)
   demo [--emulator bochs|qemu-kvm|qemu-tcg|qemu-kvm-uefi|qemu-tcg-uefi] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]...
-       [--bare IMAGE]    build, boot headless, stream l1-hv's console, exit with its verdict;
-                         --bare boots a guest image (ghv) directly, as the L1
+       [--gdb PORT] [--bare IMAGE]
+                         build, boot headless, stream l1-hv's console, exit with its verdict;
+                         --bare boots a guest image (ghv) directly, as the L1; --gdb puts COM2
+                         on 127.0.0.1:PORT for a guest with gdb=com2 (docs/debugging.md)
                          (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)
   run --kernel PATH [--initrd PATH] [--append ARGS] [--mem SIZE] [--forward none|all]
       [--expect poweroff|reset] [--emulator bochs|qemu-kvm] [--cpu MODEL] [--bare] [--timeout SECONDS]

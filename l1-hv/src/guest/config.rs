@@ -2,7 +2,7 @@
 //! Parsed from the words of its multiboot2 module line (the harness takes the words that are
 //! about judging the run, such as `expect=`, before handing the rest here):
 //! `[boot=abi|auto] [mem=SIZE] [forward=none|all] [exceptions=none|all|pf|0xMASK]
-//! [shadowing=on|off]`. Unknown words are errors: a typo must not silently change a run.
+//! [shadowing=on|off] [gdb=com2]`. Unknown words are errors: a typo must not silently change a run.
 
 use l2_abi::RAM_SIZE as ABI_RAM_SIZE;
 
@@ -24,6 +24,13 @@ pub enum Forward {
     /// Every exception (bitmap all ones, PFEC mask/match 0/0), external interrupt and NMI
     /// exits to l1-hv and is re-injected through `nvmx::inject`.
     All,
+}
+
+/// Where l1-hv serves gdb for a guest (docs/debugging.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugPort {
+    /// The second serial port (0x2f8), which guests never see.
+    Com2,
 }
 
 /// Default RAM of a kernel guest.
@@ -49,6 +56,8 @@ pub struct GuestConfig<'a> {
     pub shadowing: bool,
     /// The kernel's command line (the words after `--`).
     pub cmdline: &'a str,
+    /// Serve gdb for this guest on this port, stopped at its first instruction.
+    pub debugger: Option<DebugPort>,
 }
 
 impl<'a> GuestConfig<'a> {
@@ -62,6 +71,7 @@ impl<'a> GuestConfig<'a> {
             exception_bitmap: 0,
             shadowing: true,
             cmdline,
+            debugger: None,
         }
     }
 
@@ -81,6 +91,7 @@ impl<'a> GuestConfig<'a> {
             ("exceptions", value) => self.exception_bitmap = parse_bitmap(value).ok_or(word)?,
             ("shadowing", "on") => self.shadowing = true,
             ("shadowing", "off") => self.shadowing = false,
+            ("gdb", "com2") => self.debugger = Some(DebugPort::Com2),
             _ => return Err(word),
         }
         Ok(())

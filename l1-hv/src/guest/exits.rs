@@ -3,6 +3,7 @@
 //! hypercalls, and contain everything else by stopping the guest with a one-line reason.
 
 use super::cpu;
+use super::debug::{self, DebugStop};
 use super::inject_host::VcpuInjectHost;
 use super::io;
 use super::platform;
@@ -50,7 +51,9 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
                 error: u64::from(reason.0),
             }))
         }
-        exit_reason::EXCEPTION_OR_NMI => reinject(guest, vmcs),
+        exit_reason::EXCEPTION_OR_NMI => {
+            debug::debug_exception(guest, vmcs).unwrap_or_else(|| reinject(guest, vmcs))
+        }
         exit_reason::EXTERNAL_INTERRUPT => external_interrupt(guest, vmcs),
         // The assist before the next entry injects what the guest can now take.
         exit_reason::INTERRUPT_WINDOW | exit_reason::NMI_WINDOW => Next::Resume,
@@ -94,6 +97,9 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
                 rip: vmcs.read(guest::RIP),
             }))
         }
+        exit_reason::MONITOR_TRAP_FLAG if guest.debug.is_some() => debug::stepped(guest, vmcs),
+        exit_reason::MOV_DR if guest.debug.is_some() => debug::mov_dr(guest, vmcs),
+        exit_reason::PREEMPTION_TIMER if guest.debug.is_some() => debug::tick(vmcs),
         // A kernel's timer only brings it back to drain l1-hv's console (`Machine::before_entry`).
         exit_reason::PREEMPTION_TIMER if guest.machine.is_some() => Next::Resume,
         exit_reason::PREEMPTION_TIMER => Next::End(RunEnd::Stopped(Stop::Runaway {
@@ -210,10 +216,12 @@ pub(super) fn inject(
     event: Event,
     during: Option<Event>,
 ) -> Next {
+    let debugger_breakpoint = debug::owns_breakpoint(guest, vmcs, &event);
     let mut host = VcpuInjectHost {
         regs: &mut guest.regs,
         trace: &mut guest.trace,
         cet: guest.cet,
+        debugger_breakpoint,
     };
     let outcome = inject::inject_event(vmcs, &mut host, Running::L2, event, during);
     if let (InjectOutcome::Injected { .. }, Some(machine)) = (outcome, guest.machine.as_mut()) {
@@ -222,9 +230,8 @@ pub(super) fn inject(
             .count(&Event::from_entry(vmcs).unwrap_or(event));
     }
     match outcome {
-        InjectOutcome::Injected { requeue: None } | InjectOutcome::PausedForDebugger => {
-            Next::Resume
-        }
+        InjectOutcome::Injected { requeue: None } => Next::Resume,
+        InjectOutcome::PausedForDebugger => Next::End(RunEnd::Debug(DebugStop::Breakpoint)),
         // A displaced NMI or interrupt is never lost: the machine's queue delivers it later.
         InjectOutcome::Injected {
             requeue: Some(displaced),

@@ -14,6 +14,8 @@ pub struct VcpuInjectHost<'a> {
     pub trace: &'a mut TraceRing,
     /// Whether the CPU supports CET (#CP then pushes an error code).
     pub cet: bool,
+    /// The event being injected is an INT3 of l1-hv's debugger (`debug::owns_breakpoint`).
+    pub debugger_breakpoint: bool,
 }
 
 impl TraceSink for VcpuInjectHost<'_> {
@@ -37,11 +39,14 @@ impl InjectHost for VcpuInjectHost<'_> {
         };
     }
 
+    // Attached, for the #BP being injected, means: the debugger set a breakpoint at its
+    // address. A guest's own INT3 elsewhere is delivered as if no debugger were there.
     fn debugger_attached(&self) -> bool {
-        // l1-hv has no debugger to attach yet.
-        false
+        self.debugger_breakpoint
     }
 
+    // The pause is the caller's: `InjectOutcome::PausedForDebugger` ends the run with
+    // `RunEnd::Debug` (exits.rs), and the stub reports the stop to gdb.
     fn pause_for_debugger(&mut self) {}
 
     fn cet_supported(&self) -> bool {

@@ -89,18 +89,22 @@ impl Machine {
         (self.io_bitmaps[0].phys(), self.io_bitmaps[1].phys())
     }
 
-    /// Just before VM entry: an NMI that arrived while l1-hv ran is the guest's; then the
-    /// pending events go in as the guest can take them (nvmx's assist).
-    pub fn before_entry(&mut self, vmcs: &mut impl Vmcs, host: &mut VcpuInjectHost, in_l3: bool) {
+    /// Just before VM entry: an NMI that arrived while l1-hv ran is the guest's; l1-hv's queued
+    /// console output goes out (with the drain timer armed, unless L3 runs, whose own exits come
+    /// often, or an attached debugger polls with the timer); then the pending events go in as
+    /// the guest can take them (nvmx's assist; for L3 that is `l3_exit::deliver_pending`).
+    pub fn before_entry(&mut self, vmcs: &mut impl Vmcs, host: &mut VcpuInjectHost, in_l3: bool, debugging: bool) {
         if idt::take_guest_nmi() {
             self.events.raise_nmi();
         }
-        if in_l3 {
-            // L3's entries and exits bring l1-hv back often enough to drain its console.
+        if in_l3 || debugging {
             crate::console::pump();
+        } else {
+            self.drain_console(vmcs);
+        }
+        if in_l3 {
             return;
         }
-        self.drain_console(vmcs);
         // An empty queue with no window armed needs no VMCS access at all.
         if self.events.is_empty() && !self.windows_armed {
             return;

@@ -4,6 +4,7 @@
 mod boot;
 pub mod config;
 mod cpu;
+pub mod debug;
 pub mod ept;
 mod exits;
 mod image;

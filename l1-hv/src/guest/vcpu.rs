@@ -2,6 +2,7 @@
 
 use super::boot::{self, BootError, Extra};
 use super::config::{Boot, GuestConfig};
+use super::debug::{self, DebugStop, GuestDebug};
 use super::ept::Ept;
 use super::exits::{self, Next};
 use super::machine::Machine;
@@ -41,6 +42,8 @@ pub enum RunEnd {
     Power(PowerEvent),
     /// l1-hv stopped the guest; the text says why in one line.
     Stopped(Stop),
+    /// The guest stopped for l1-hv's debugger (only while one is attached); `run` resumes it.
+    Debug(DebugStop),
 }
 
 /// Why l1-hv stopped a guest.
@@ -156,6 +159,8 @@ pub struct Guest<'a> {
     pub(crate) vpid: u16,
     /// Whether the CPU supports CET (an injected #CP then pushes an error code).
     pub(crate) cet: bool,
+    /// The debugger's state while gdb is attached (`debug::run`).
+    pub(crate) debug: Option<GuestDebug>,
 }
 
 impl<'a> Guest<'a> {
@@ -226,6 +231,7 @@ impl<'a> Guest<'a> {
             nested: Nested::new(host.offered, host.phys_addr_bits, shadow),
             vpid,
             cet: host.cet,
+            debug: None,
         })
     }
 
@@ -241,6 +247,7 @@ impl<'a> Guest<'a> {
                     return end;
                 }
             }
+            let step_origin = debug::step_origin(self, &vmcs);
             let in_l3 = self.nested.in_l3;
             let (launched, host_rsp) = match (in_l3, self.nested.l3.as_mut()) {
                 (true, Some(l3)) => (&mut l3.launched, &mut l3.host_rsp),
@@ -251,8 +258,9 @@ impl<'a> Guest<'a> {
                     regs: &mut self.regs,
                     trace: &mut self.trace,
                     cet: self.cet,
+                    debugger_breakpoint: false,
                 };
-                machine.before_entry(&mut vmcs, &mut inject_host, in_l3);
+                machine.before_entry(&mut vmcs, &mut inject_host, in_l3, self.debug.is_some());
             }
             // SAFETY: the current VMCS is fully initialised and its host RIP is `vmx_exit`.
             match unsafe { vmx::enter(&mut self.regs, *launched, host_rsp) } {
@@ -277,6 +285,9 @@ impl<'a> Guest<'a> {
                 exits::handle(host, self, &mut vmcs)
             };
             match next {
+                Next::Resume if debug::step_retired(self, &mut vmcs, step_origin) => {
+                    return RunEnd::Debug(DebugStop::Step)
+                }
                 Next::Resume => {}
                 Next::End(end) => return end,
             }

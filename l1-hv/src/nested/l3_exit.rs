@@ -103,6 +103,8 @@ fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
         regs: &mut g.regs,
         trace: &mut g.trace,
         cet: g.cet,
+        // l1-hv's debugger works in L2's address space; L3's INT3s go by vmcs12 as before.
+        debugger_breakpoint: false,
     };
     match inject_event(
         vmcs,
@@ -265,7 +267,9 @@ pub fn deliver_pending(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Ha
     let (Some(vmcs12), Some(machine)) = (g.nested.engine.vmx().current_vmcs12(), g.machine.as_mut()) else {
         return Handled::Resume;
     };
-    let mut inject_host = VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace, cet: g.cet };
+    // Interrupts and NMIs only: never the debugger's INT3.
+    let mut inject_host =
+        VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace, cet: g.cet, debugger_breakpoint: false };
     match intr::assist_l3(vmcs, vmcs12, &mut inject_host, &mut machine.events) {
         L3Outcome::VmExit(info) => reflect(host, g, vmcs, ExitFields::Event(info)),
         L3Outcome::Assist(AssistOutcome::Injected { event, .. }) => {

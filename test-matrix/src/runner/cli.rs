@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const DEMO_USAGE: &str =
-    "demo [--emulator bochs|qemu-kvm|qemu-tcg|qemu-kvm-uefi|qemu-tcg-uefi] [--cpu MODEL] [--timeout SECONDS] [--guest \"IMAGE OPTIONS\"]... | [--bare IMAGE]";
+    "demo [--emulator bochs|qemu-kvm|qemu-tcg|qemu-kvm-uefi|qemu-tcg-uefi] [--cpu MODEL] [--timeout SECONDS] [--gdb PORT] [--guest \"IMAGE OPTIONS\"]... | [--bare IMAGE]";
 
 /// Exit status when the chosen platform has no VT-x (l1-hv said NO-VMX, or the host lacks VMX).
 const EXIT_NO_VMX: u8 = 3;
@@ -32,6 +32,7 @@ pub fn demo(args: &[String]) -> ExitCode {
     let mut limit = Duration::from_secs(120);
     let mut runs = Vec::new();
     let mut bare_image = None;
+    let mut gdb_port = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let value = args.next();
@@ -44,6 +45,7 @@ pub fn demo(args: &[String]) -> ExitCode {
             ("--cpu", Some(model)) => emulator = Emulator::Bochs { cpu: model.into() },
             ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => limit = Duration::from_secs(s.parse().unwrap_or(120)),
             ("--bare", Some(name)) => bare_image = Some(name.to_string()),
+            ("--gdb", Some(port)) if port.parse::<u16>().is_ok() => gdb_port = port.parse().ok(),
             ("--guest", Some(spec)) => match image::GuestRun::parse(spec) {
                 Ok(run) => runs.push(run),
                 Err(e) => return fail(&e),
@@ -61,16 +63,27 @@ pub fn demo(args: &[String]) -> ExitCode {
     if runs.is_empty() {
         runs = image::demo();
     }
-    let iso = prepare(platform_tools).and_then(|()| match &bare_image {
-        Some(name) => bare::iso(name),
-        None => image::iso(&runs),
-    });
+    let gdb_tools = if gdb_port.is_some() {
+        tools::GDB_TOOLS
+    } else {
+        &[]
+    };
+    let iso = tools::ensure(&[gdb_tools])
+        .and_then(|()| prepare(platform_tools))
+        .and_then(|()| match &bare_image {
+            Some(name) => bare::iso(name),
+            None => image::iso(&runs),
+        });
     let iso = match iso {
         Ok(iso) => iso,
         Err(e) => return fail(&e),
     };
     eprintln!("runner: booting {} on {emulator:?} (limit {} s)", iso.display(), limit.as_secs());
-    let boot = match emulator::boot(&emulator, &iso, limit, true) {
+    let settings = emulator::Settings { gdb_port, ..emulator::Settings::standard(&emulator, limit, true) };
+    if let Some(port) = gdb_port {
+        eprintln!("runner: COM2 waits for gdb: target remote 127.0.0.1:{port}");
+    }
+    let boot = match emulator::boot_with(&emulator, &iso, &settings) {
         Ok(boot) => boot,
         Err(e) if e.contains("lacks VMX") || e.contains("no /dev/kvm") => {
             eprintln!("runner: {e}");

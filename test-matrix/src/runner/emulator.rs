@@ -70,6 +70,9 @@ pub struct Settings {
     pub echo: bool,
     /// What ends the boot.
     pub end: End,
+    /// COM2 as a TCP server on 127.0.0.1 at this port, for gdb (docs/debugging.md): l1-hv
+    /// serves gdb there for a guest with the option `gdb=com2`.
+    pub gdb_port: Option<u16>,
 }
 
 /// What ends a boot.
@@ -93,7 +96,7 @@ impl Settings {
             Emulator::QemuTcg { uefi: false } => "qemu-tcg",
             Emulator::QemuTcg { uefi: true } => "qemu-tcg-uefi",
         });
-        Self { dir, megs: 256, ips: 4_000_000, limit, echo, end: End::Verdict }
+        Self { dir, megs: 256, ips: 4_000_000, limit, echo, end: End::Verdict, gdb_port: None }
     }
 }
 
@@ -111,22 +114,27 @@ pub fn boot_with(emulator: &Emulator, iso: &Path, settings: &Settings) -> Result
     std::fs::write(&serial, b"").map_err(|e| format!("{}: {e}", serial.display()))?;
     // A stale log would be read as this boot's (`bochs_panic`).
     let _ = std::fs::remove_file(dir.join("bochs.log"));
-    let megs = settings.megs;
     let child = match emulator {
-        Emulator::Bochs { cpu } => spawn_bochs(dir, iso, &serial, cpu, megs, settings.ips)?,
+        Emulator::Bochs { cpu } => spawn_bochs(dir, iso, &serial, cpu, settings)?,
         Emulator::QemuKvm { uefi } => {
             if settings.end == End::Verdict {
                 check_kvm_vmx()?;
             }
-            spawn_qemu(iso, &serial, &["-accel", "kvm", "-cpu", "host"], *uefi, megs)?
+            spawn_qemu(iso, &serial, &["-accel", "kvm", "-cpu", "host"], *uefi, settings)?
         }
-        Emulator::QemuTcg { uefi } => spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, megs)?,
+        Emulator::QemuTcg { uefi } => spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, settings)?,
     };
     Ok(watch(child, &serial, settings))
 }
 
-fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str, megs: u32, ips: u32) -> Result<Child, String> {
+fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str, settings: &Settings) -> Result<Child, String> {
+    let (megs, ips) = (settings.megs, settings.ips);
     let config = dir.join("bochsrc");
+    // Bochs' socket-server mode waits for gdb to connect before the machine starts.
+    let com2 = match settings.gdb_port {
+        Some(port) => format!("com2: enabled=1, mode=socket-server, dev=127.0.0.1:{port}\n"),
+        None => String::new(),
+    };
     // `reset_on_triple_fault=0`: a host triple fault ends Bochs at once instead of rebooting.
     let text = format!(
         "megs: {megs}\n\
@@ -137,6 +145,7 @@ fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str, megs: u32, ips:
          ata0-master: type=cdrom, path={iso}, status=inserted\n\
          boot: cdrom\n\
          com1: enabled=1, mode=file, dev={serial}\n\
+         {com2}\
          display_library: term\n\
          panic: action=fatal\n\
          error: action=report\n\
@@ -168,8 +177,14 @@ fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str, megs: u32, ips:
 /// QEMU's UEFI firmware (Debian package `ovmf`).
 const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
 
-fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool, megs: u32) -> Result<Child, String> {
+fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool, settings: &Settings) -> Result<Child, String> {
+    let megs = settings.megs;
     let firmware: &[&str] = if uefi { &["-bios", OVMF] } else { &[] };
+    // QEMU's `server` waits for gdb to connect before the machine starts, as Bochs does.
+    let com2: Vec<String> = match settings.gdb_port {
+        Some(port) => vec!["-serial".into(), format!("tcp:127.0.0.1:{port},server")],
+        None => Vec::new(),
+    };
     Command::new("qemu-system-x86_64")
         .args(accel)
         .args(firmware)
@@ -179,6 +194,7 @@ fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool, megs: u32) 
         .arg(iso)
         .arg("-serial")
         .arg(format!("file:{}", serial.display()))
+        .args(com2)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -70,6 +70,7 @@ pub const IMAGES: &[&str] = &[
     "flood-guest",
     "matrix-ghv",
     "matrix-l2",
+    "gdb-guest",
     NOT_AN_ELF,
 ];
 

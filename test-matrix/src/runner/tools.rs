@@ -25,6 +25,13 @@ pub const BOCHS_TOOLS: &[Tool] = &[Tool { program: "bochs", package: "bochs" }];
 /// What booting in QEMU needs.
 pub const QEMU_TOOLS: &[Tool] = &[Tool { program: "qemu-system-x86_64", package: "qemu-system-x86" }];
 
+/// What attaching to l1-hv's gdb stub needs (`--gdb PORT`, test-matrix/tests/gdb.rs): Debian's
+/// gdb, which knows x86-64 without a multiarch build.
+pub const GDB_TOOLS: &[Tool] = &[Tool {
+    program: "gdb",
+    package: "gdb",
+}];
+
 /// Extra packages without a program to probe: Bochs' BIOS images and term display, GRUB's BIOS
 /// and UEFI platforms (the ISO boots both ways), QEMU's UEFI firmware.
 const DATA_PACKAGES: &[&str] =

@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// The run's name in l1-hv's report (its first module word).
     #[arg(long, default_value = "linux")]
     pub name: String,
+    /// Serve gdb for the kernel guest: it stops at its first instruction and l1-hv's stub waits
+    /// on COM2, which the emulator puts on 127.0.0.1:PORT (`target remote 127.0.0.1:PORT`,
+    /// docs/debugging.md). Not with --bare.
+    #[arg(long, value_name = "PORT", conflicts_with = "bare")]
+    pub gdb: Option<u16>,
     /// The boot's own directory (ISO, bochsrc, serial log); default target/run/run-bare or
     /// target/run/run-l1hv. Boots with different directories can run in parallel.
     #[arg(long, value_name = "DIR")]

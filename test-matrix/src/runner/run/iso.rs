@@ -25,6 +25,8 @@ pub struct KernelGuest {
     pub append: String,
     /// Whether an initrd (or multiboot module) comes with it.
     pub initrd: bool,
+    /// `gdb=com2`: l1-hv serves gdb for it.
+    pub gdb: bool,
 }
 
 impl KernelGuest {
@@ -38,9 +40,14 @@ impl KernelGuest {
             format!("mem={}", self.mem),
             format!("forward={}", self.forward),
             format!("expect={}", self.expect),
-            "--".into(),
         ];
-        let words = options.into_iter().chain(self.append.split_whitespace().map(str::to_string)).collect();
+        let gdb = self.gdb.then(|| "gdb=com2".to_string());
+        let words = options
+            .into_iter()
+            .chain(gdb)
+            .chain(["--".to_string()])
+            .chain(self.append.split_whitespace().map(str::to_string))
+            .collect();
         let mut modules = vec![Module { file: "kernel".into(), words }];
         if self.initrd {
             modules.push(Module { file: "initrd".into(), words: vec!["+".into()] });
@@ -148,6 +155,7 @@ mod tests {
             expect: Expect::Poweroff,
             append: append.into(),
             initrd: true,
+            gdb: false,
         }
     }
 

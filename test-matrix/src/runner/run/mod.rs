@@ -136,7 +136,12 @@ pub fn boot(args: &RunArgs, echo: bool) -> Result<emulator::Boot, RunError> {
         EmulatorChoice::Bochs => (Emulator::Bochs { cpu: args.cpu.clone() }, tools::BOCHS_TOOLS),
         EmulatorChoice::QemuKvm => (Emulator::QemuKvm { uefi: false }, tools::QEMU_TOOLS),
     };
-    tools::ensure(&[tools::IMAGE_TOOLS, platform])?;
+    let gdb_tools = if args.gdb.is_some() {
+        tools::GDB_TOOLS
+    } else {
+        &[]
+    };
+    tools::ensure(&[tools::IMAGE_TOOLS, platform, gdb_tools])?;
     if !args.bare {
         tools::ensure_kernel_target()?;
     }
@@ -158,6 +163,7 @@ pub fn boot(args: &RunArgs, echo: bool) -> Result<emulator::Boot, RunError> {
             expect,
             append: input.append.clone(),
             initrd: input.initrd.is_some(),
+            gdb: args.gdb.is_some(),
         };
         iso::under_l1hv(&dir, &guest, &input.kernel, input.initrd.as_deref(), &others)?
     };
@@ -168,6 +174,7 @@ pub fn boot(args: &RunArgs, echo: bool) -> Result<emulator::Boot, RunError> {
         limit: Duration::from_secs(args.timeout),
         echo,
         end: if args.bare { End::EmulatorExit } else { End::Verdict },
+        gdb_port: args.gdb,
     };
     eprintln!(
         "runner: booting {} ({kind:?}{}) on {emulator:?}, {} MiB, limit {} s",
@@ -176,5 +183,8 @@ pub fn boot(args: &RunArgs, echo: bool) -> Result<emulator::Boot, RunError> {
         settings.megs,
         args.timeout
     );
+    if let Some(port) = args.gdb {
+        eprintln!("runner: COM2 waits for gdb: target remote 127.0.0.1:{port}");
+    }
     Ok(emulator::boot_with(&emulator, &iso, &settings)?)
 }
