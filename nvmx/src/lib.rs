@@ -10,6 +10,7 @@ pub mod explain;
 pub mod exit_reason;
 pub mod inject;
 pub mod intr;
+pub mod retire;
 pub mod route;
 pub mod insn;
 pub mod nested;

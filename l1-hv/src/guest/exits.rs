@@ -15,6 +15,7 @@ use nvmx::event::{Event, InfoFlags, InterruptionInfo, InterruptionType};
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{self, InjectOutcome, Running};
 use nvmx::intr::{self, ActivityState, Interruptibility};
+use nvmx::retire;
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::{guest, ro};
 
@@ -149,9 +150,10 @@ fn external_interrupt(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
 /// HLT of a kernel guest: it has retired; with an event the guest can take now, that event
 /// ends the halt at this very entry, otherwise the guest waits in the HLT activity state for
 /// the next interrupt or NMI, which exits to l1-hv and is injected (SDM 27.7.1 "HLT").
+/// Retiring HLT ends an STI shadow it ran in (`sti; hlt` is how a kernel idles), which VM entry
+/// requires for the HLT activity state (SDM 27.3.1.5).
 fn halt(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
-    let rip = vmcs.read(guest::RIP) + vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
-    vmcs.write(guest::RIP, rip);
+    retire::retire(vmcs);
     let Some(machine) = guest.machine.as_ref() else {
         return Next::Resume;
     };
@@ -166,7 +168,8 @@ fn cpl(vmcs: &CurrentVmcs) -> u8 {
     ((vmcs.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8
 }
 
-/// An instruction l1-hv emulates for L2: on success RIP moves past it, else its exception is
+/// An instruction l1-hv emulates for L2: on success it retires (RIP moves past it, with the
+/// single-step trap and interrupt-shadow effects of `nvmx::retire`), else its exception is
 /// delivered to L2 (through the same injection routine as every other event).
 fn emulated(
     guest: &mut Guest,
@@ -175,8 +178,7 @@ fn emulated(
 ) -> Next {
     match emulate(guest, vmcs) {
         Ok(()) => {
-            let rip = vmcs.read(guest::RIP) + vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
-            vmcs.write(guest::RIP, rip);
+            retire::retire(vmcs);
             Next::Resume
         }
         Err(event) => inject(guest, vmcs, event, None),
@@ -192,7 +194,11 @@ fn vmx_instruction(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs, reaso
         memory: L2Memory(&mut guest.ram),
     };
     match nested::emulate_instruction(&mut guest.nested, &mut cx, reason, vmcs01_phys) {
-        InstructionEnd::Resume => Next::Resume,
+        // The nested engine moved RIP past the instruction.
+        InstructionEnd::Resume => {
+            retire::complete(vmcs);
+            Next::Resume
+        }
         InstructionEnd::Fault(event) => inject(guest, vmcs, event, None),
         InstructionEnd::Enter { launch } => match entry::enter_l3(host, guest, vmcs, launch) {
             entry::Entered::Resume => Next::Resume,
@@ -274,7 +280,6 @@ fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         }
     };
     guest.regs.rax = status;
-    let length = vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
-    vmcs.write(guest::RIP, rip + length);
+    retire::retire(vmcs);
     Next::Resume
 }

@@ -13,10 +13,11 @@ use bitflags::bitflags;
 use shadow_vmcs::Vmcs;
 use x86::debugregs::Dr6;
 use x86::irq::{
-    ALIGNMENT_CHECK_VECTOR, DEBUG_VECTOR, DIVIDE_ERROR_VECTOR, DOUBLE_FAULT_VECTOR,
-    GENERAL_PROTECTION_FAULT_VECTOR, INVALID_TSS_VECTOR, NONMASKABLE_INTERRUPT_VECTOR,
-    PAGE_FAULT_VECTOR, SEGMENT_NOT_PRESENT_VECTOR, STACK_SEGEMENT_FAULT_VECTOR,
-    VIRTUALIZATION_VECTOR,
+    ALIGNMENT_CHECK_VECTOR, BOUND_RANGE_EXCEEDED_VECTOR, DEBUG_VECTOR, DEVICE_NOT_AVAILABLE_VECTOR,
+    DIVIDE_ERROR_VECTOR, DOUBLE_FAULT_VECTOR, GENERAL_PROTECTION_FAULT_VECTOR,
+    INVALID_OPCODE_VECTOR, INVALID_TSS_VECTOR, NONMASKABLE_INTERRUPT_VECTOR, PAGE_FAULT_VECTOR,
+    SEGMENT_NOT_PRESENT_VECTOR, SIMD_FLOATING_POINT_VECTOR, STACK_SEGEMENT_FAULT_VECTOR,
+    VIRTUALIZATION_VECTOR, X87_FPU_VECTOR,
 };
 use x86::vmx::vmcs::{control, ro};
 
@@ -151,6 +152,30 @@ pub const fn vector_has_error_code(vector: u8) -> bool {
             | GENERAL_PROTECTION_FAULT_VECTOR
             | PAGE_FAULT_VECTOR
             | ALIGNMENT_CHECK_VECTOR
+            | CONTROL_PROTECTION_VECTOR
+    )
+}
+
+/// Whether exception `vector` is a fault (SDM Table 6-1): its frame returns to the faulting
+/// instruction, and the processor pushes RFLAGS.RF = 1 with it (SDM 18.3.1.1) so that the
+/// return does not re-trigger an instruction breakpoint. #DB is excluded: it is a fault or a
+/// trap depending on its cause. #DF and #MC are aborts; #BP and #OF traps.
+pub const fn vector_is_fault(vector: u8) -> bool {
+    matches!(
+        vector,
+        DIVIDE_ERROR_VECTOR
+            | BOUND_RANGE_EXCEEDED_VECTOR
+            | INVALID_OPCODE_VECTOR
+            | DEVICE_NOT_AVAILABLE_VECTOR
+            | INVALID_TSS_VECTOR
+            | SEGMENT_NOT_PRESENT_VECTOR
+            | STACK_SEGEMENT_FAULT_VECTOR
+            | GENERAL_PROTECTION_FAULT_VECTOR
+            | PAGE_FAULT_VECTOR
+            | X87_FPU_VECTOR
+            | ALIGNMENT_CHECK_VECTOR
+            | SIMD_FLOATING_POINT_VECTOR
+            | VIRTUALIZATION_VECTOR
             | CONTROL_PROTECTION_VECTOR
     )
 }

@@ -168,3 +168,14 @@ fn software_types_are_the_three_instruction_types() {
         }
     }
 }
+
+#[test]
+fn fault_class_vectors() {
+    // SDM Table 6-1: faults, except #DB (fault or trap by cause); traps and aborts are not.
+    for vector in [0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19, 20, 21] {
+        assert!(vector_is_fault(vector), "{vector}");
+    }
+    for vector in [1, 2, 3, 4, 8, 9, 15, 18, 22, 31] {
+        assert!(!vector_is_fault(vector), "{vector}");
+    }
+}

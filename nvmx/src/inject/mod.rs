@@ -10,7 +10,9 @@
 #[cfg(test)]
 pub(crate) mod tests;
 
-use crate::event::{Event, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR};
+use crate::event::{
+    vector_is_fault, Event, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR,
+};
 use crate::route::{route, ExitInfo, ExitReason, InterceptControls, Outcome, Scenario};
 use shadow_vmcs::Vmcs;
 use x86::bits64::rflags::RFlags;
@@ -237,7 +239,10 @@ pub fn inject_event(
 /// re-inject the event"). Its payload is not applied again: CR2 or DR6 already hold it.
 pub fn redeliver(vmcs: &mut impl Vmcs, event: &Event) {
     let protected_mode = guest_flag(vmcs, guest::CR0, Cr0::CR0_PROTECTED_MODE.bits() as u64);
-    vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, event.info(protected_mode).bits().into());
+    vmcs.write(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        event.info(protected_mode).bits().into(),
+    );
     if let Some(error_code) = event.pushed_error_code(protected_mode) {
         vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, error_code.into());
     }
@@ -255,8 +260,8 @@ fn write_entry(
     event: &Event,
     error_code: Option<u16>,
 ) {
-    let error_code =
-        error_code.filter(|_| !event.is_hardware(CONTROL_PROTECTION_VECTOR) || host.cet_supported());
+    let error_code = error_code
+        .filter(|_| !event.is_hardware(CONTROL_PROTECTION_VECTOR) || host.cet_supported());
     let info = InterruptionInfo::new(event.kind, event.vector, error_code.is_some());
     vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, info.bits().into());
     if let Some(ec) = error_code {
@@ -264,6 +269,14 @@ fn write_entry(
     }
     if event.kind.is_software() {
         vmcs.write(control::VMENTRY_INSTRUCTION_LEN, event.insn_len.into());
+    }
+    // Injection pushes the guest-state RF unchanged whatever the event (SDM 27.6.1.1), and an
+    // instruction exit saved RF = 0 (SDM 28.3.1.4): a fault raised for an instruction l1-hv
+    // emulated must be given the RF = 1 a processor pushes for every fault (SDM 18.3.1.1). An
+    // intercepted fault's exit already saved RF = 1, so setting it changes nothing there.
+    if event.kind == InterruptionType::HardwareException && vector_is_fault(event.vector) {
+        let rflags = vmcs.read(guest::RFLAGS);
+        vmcs.write(guest::RFLAGS, rflags | RFlags::FLAGS_RF.bits());
     }
     if event.is_hardware(PAGE_FAULT_VECTOR) {
         host.set_cr2(event.payload);

@@ -39,6 +39,7 @@ pub const IMAGES: &[&str] = &[
     "flood-guest",
     "matrix-ghv",
     "matrix-l2",
+    "mb-contract",
     NOT_AN_ELF,
 ];
 
