@@ -9,6 +9,7 @@ use super::platform;
 use super::vcpu::{Guest, Observation, RunEnd, Stop};
 use crate::nested::{self, entry, InstructionEnd, L2Context, L2Memory};
 use crate::Host;
+use devices::apic_base::Write as ApicWrite;
 use l1_vmx::current_vmcs::CurrentVmcs;
 use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
 use nvmx::event::{Event, InfoFlags, InterruptionInfo, InterruptionType};
@@ -17,6 +18,7 @@ use nvmx::inject::{self, InjectOutcome, Running};
 use nvmx::intr::{self, ActivityState, Interruptibility};
 use nvmx::retire;
 use shadow_vmcs::Vmcs;
+use x86::msr::IA32_APIC_BASE;
 use x86::vmx::vmcs::{guest, ro};
 
 /// What the run loop does after an exit.
@@ -61,6 +63,11 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         exit_reason::VMCALL => hypercall(guest, vmcs),
         exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
+        exit_reason::RDMSR | exit_reason::WRMSR
+            if guest.machine.is_some() && guest.regs.rcx as u32 == IA32_APIC_BASE =>
+        {
+            apic_base(guest, vmcs, reason.basic() == exit_reason::WRMSR)
+        }
         exit_reason::RDMSR => emulated(guest, vmcs, |g, v| {
             cpu::rdmsr(&mut g.regs, v, &host.offered)
         }),
@@ -183,6 +190,42 @@ fn emulated(
         }
         Err(event) => inject(guest, vmcs, event, None),
     }
+}
+
+/// RDMSR/WRMSR of IA32_APIC_BASE by a kernel guest: its view in the machine, the hardware
+/// changed as `devices::apic_base` decides.
+fn apic_base(guest: &mut Guest, vmcs: &mut CurrentVmcs, write: bool) -> Next {
+    let Some(machine) = guest.machine.as_mut() else {
+        return Next::End(RunEnd::Stopped(Stop::Internal(
+            "APIC base without a machine",
+        )));
+    };
+    let regs = &mut guest.regs;
+    if !write {
+        let value = machine.apic_base.read();
+        (regs.rax, regs.rdx) = (value & 0xffff_ffff, value >> 32);
+        retire::retire(vmcs);
+        return Next::Resume;
+    }
+    let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+    // CPUID.80000008H:EAX[7:0] is the physical-address width.
+    let max_phys_bits = core::arch::x86_64::__cpuid(0x8000_0008).eax as u8;
+    match machine.apic_base.write(value, max_phys_bits) {
+        ApicWrite::Fault => {
+            let gp = Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, 0);
+            return inject(guest, vmcs, gp, None);
+        }
+        ApicWrite::SoftwareDisable => platform::software_disable_apic(),
+        ApicWrite::Hardware(value) => {
+            if !platform::set_apic_base(value) {
+                return Next::End(RunEnd::Stopped(Stop::Internal(
+                    "the machine cannot return its APIC from x2APIC to xAPIC mode",
+                )));
+            }
+        }
+    }
+    retire::retire(vmcs);
+    Next::Resume
 }
 
 /// A VMX instruction of an L2 guest hypervisor.

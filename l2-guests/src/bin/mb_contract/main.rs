@@ -15,7 +15,7 @@
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 use x86::io::{inb, inl, outb, outl};
-use x86::msr::{rdmsr, IA32_APIC_BASE, IA32_FEATURE_CONTROL};
+use x86::msr::{rdmsr, wrmsr, IA32_APIC_BASE, IA32_FEATURE_CONTROL};
 
 core::arch::global_asm!(include_str!("entry.s"));
 
@@ -473,6 +473,31 @@ fn check_hlt_wake() -> Check {
     }
 }
 
+/// Clears the APIC's global enable and sets it again, as kvm-unit-tests' `reset_apic` does at
+/// every test's start: xAPIC mode must come back (SDM 11.12.5, Figure 11-27: disabled to xAPIC
+/// by writing 10b to bits 11:10) with the APIC's registers reachable. Bochs 2.7 ignores the
+/// second write (its erratum, docs/kvm-unit-tests.md), so this runs after every other APIC check.
+fn check_apic_reenable() -> Check {
+    let version = apic_read(APIC_VERSION);
+    // SAFETY: the APIC is idle (interrupts off, timer expired); it is enabled again below.
+    unsafe {
+        let base = rdmsr(IA32_APIC_BASE);
+        wrmsr(IA32_APIC_BASE, base & !APIC_ENABLE);
+        if rdmsr(IA32_APIC_BASE) & APIC_ENABLE != 0 {
+            return Err("global enable does not clear");
+        }
+        wrmsr(IA32_APIC_BASE, base);
+        if rdmsr(IA32_APIC_BASE) != base {
+            return Err("IA32_APIC_BASE not enabled again");
+        }
+    }
+    apic_write(APIC_SPIV, SPIV_ENABLE | u32::from(SPURIOUS_VECTOR));
+    match apic_read(APIC_VERSION) == version {
+        true => Ok(()),
+        false => Err("xAPIC registers unreachable after re-enabling"),
+    }
+}
+
 /// A MOV to CR4 that sets a reserved bit faults (#GP, SDM 2.5); CR4.VMXE in the same value
 /// makes a hypervisor that owns VMXE emulate it. A fault's frame has RF set (SDM 18.3.1.1: the
 /// processor sets RF in the RFLAGS image of every fault-class exception but instruction
@@ -616,6 +641,7 @@ extern "C" fn contract_main(magic: u32, info: u32) -> ! {
     report("self-ipi-nmi", check_nmi_self_ipi());
     report("apic-timer-oneshot", check_timer_one_shot());
     report("hlt-wake", check_hlt_wake());
+    report("apic-reenable", check_apic_reenable());
     report("single-step-cpuid", single_step!("cpuid", 0u32, 0u32, 0u32));
     report(
         "single-step-rdmsr",
