@@ -6,6 +6,9 @@
 //! diagram (11.12.5, Figure 11-27) lets software go from disabled back to xAPIC mode with
 //! `IA32_APIC_BASE[11:10] = 10b`, as KVM and hardware of the modelled generation do.
 //!
+//! l1-hv hides x2APIC from its guests: the real APIC stays in xAPIC mode, the one mode a
+//! disable can be undone in without writing the real MSR.
+//!
 //! So a guest's global disable is kept here (the guest reads it back) and applied to the real
 //! APIC as a software disable only (SPIV bit 8 clear, the SPIV value after a global disable,
 //! SDM 11.4.7.2); re-enabling writes the real MSR again. Every other write goes to the hardware
@@ -78,10 +81,15 @@ impl ApicBase {
         if value & (RESERVED_LOW | beyond_physical) != 0 {
             return Write::Fault;
         }
+        // l1-hv hides x2APIC (CPUID.1:ECX[21] = 0), so EXTD is a reserved bit to a guest that
+        // is not already in x2APIC mode; from x2APIC mode the only way out is a disable, and
+        // EXTD without EN is never valid (SDM 11.12.5, Figure 11-27).
         let (from, to) = (Mode::of(self.guest), Mode::of(value));
         let illegal = matches!(
             (from, to),
-            (_, Mode::Invalid) | (Mode::X2Apic, Mode::XApic) | (Mode::Disabled, Mode::X2Apic)
+            (_, Mode::Invalid)
+                | (Mode::X2Apic, Mode::XApic)
+                | (Mode::Disabled | Mode::XApic, Mode::X2Apic)
         );
         if illegal {
             return Write::Fault;
@@ -126,11 +134,18 @@ mod tests {
             assert_eq!(msr.write(value, 36), Write::Fault, "{value:#x}");
         }
         assert_eq!(msr.read(), XAPIC);
-        // x2APIC goes back to xAPIC only through disabled; disabled cannot go to x2APIC.
-        assert_eq!(msr.write(XAPIC | EXTD, 36), Write::Hardware(XAPIC | EXTD));
-        assert_eq!(msr.write(XAPIC, 36), Write::Fault);
+        // x2APIC is not offered: EXTD is reserved from xAPIC and from disabled.
+        assert_eq!(msr.write(XAPIC | EXTD, 36), Write::Fault);
         assert_eq!(msr.write(BASE, 36), Write::SoftwareDisable);
         assert_eq!(msr.write(BASE | ENABLE | EXTD, 36), Write::Fault);
         assert_eq!(msr.write(BASE | ENABLE, 36), Write::Hardware(XAPIC));
+    }
+
+    #[test]
+    fn a_guest_started_in_x2apic_mode_leaves_it_only_by_a_disable() {
+        let mut msr = ApicBase::new(XAPIC | EXTD);
+        assert_eq!(msr.write(XAPIC, 36), Write::Fault);
+        assert_eq!(msr.write(XAPIC | EXTD, 36), Write::Hardware(XAPIC | EXTD));
+        assert_eq!(msr.write(BASE, 36), Write::SoftwareDisable);
     }
 }

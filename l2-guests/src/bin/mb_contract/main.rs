@@ -30,10 +30,11 @@ const INFO_MMAP: u32 = 1 << 6;
 const MMAP_AVAILABLE: u32 = 1;
 
 const COM1: u16 = 0x3f8;
-/// COM1 registers: line status (THRE, bit 5) and scratch.
+/// COM1 registers: line status (THRE, bit 5; TEMT, bit 6) and scratch.
 const COM1_LSR: u16 = COM1 + 5;
 const COM1_SCR: u16 = COM1 + 7;
 const LSR_THRE: u8 = 1 << 5;
+const LSR_TEMT: u8 = 1 << 6;
 /// QEMU's exit device (isa-debug-exit), which l1-hv emulates: status (code << 1) | 1.
 const EXIT_PORT: u16 = 0xf4;
 /// Bochs' shutdown port: writing "Shutdown" ends the emulator.
@@ -563,8 +564,10 @@ fn check_scratch_step() -> Check {
 /// Ends the run: the exit port (status (code << 1) | 1), then Bochs' shutdown port for a
 /// machine without an exit device.
 fn exit(pass: bool) -> ! {
-    // SAFETY: the run is over; both ports only end it.
+    // SAFETY: the run is over; both ports only end it. LSR.TEMT first: every byte has left the
+    // UART, so ending the machine loses none of the last line.
     unsafe {
+        while inb(COM1_LSR) & LSR_TEMT == 0 {}
         outl(EXIT_PORT, u32::from(!pass));
         for byte in b"Shutdown" {
             outb(BOCHS_SHUTDOWN, *byte);
