@@ -196,6 +196,17 @@ pub const DEBUG_PAYLOAD_BITS: u64 = (Dr6::B0.bits()
     | Dr6::BD.bits()
     | Dr6::BS.bits()) as u64;
 
+/// DR6 after a #DB with `payload` (DR6-format bits) is delivered on a DR6 of `dr6`: the
+/// breakpoint-match bits B0–B3 describe this exception only, so delivery replaces them, while
+/// BD, BS and BT accumulate (SDM 18.2.3: "certain debug exceptions may clear bits 0-3"; the
+/// processors l1-hv runs on clear them on every #DB, and software such as kvm-unit-tests'
+/// `debug` test checks the exact value). Hardware cannot do this for l1-hv: a #DB that exits
+/// leaves DR6 unchanged (SDM 28.1) and injection never writes it (SDM 27.6.1.1).
+pub const fn dr6_after_delivery(dr6: u64, payload: u64) -> u64 {
+    const MATCHES: u64 = (Dr6::B0.bits() | Dr6::B1.bits() | Dr6::B2.bits() | Dr6::B3.bits()) as u64;
+    dr6 & !MATCHES | payload & DEBUG_PAYLOAD_BITS
+}
+
 /// One exception, NMI or interrupt, with everything delivery or a VM exit needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Event {

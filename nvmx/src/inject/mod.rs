@@ -87,7 +87,8 @@ pub trait InjectHost: TraceSink {
     /// Loads the guest's CR2 (not a VMCS field) before the next VM entry; called only when a
     /// #PF is set up for delivery, never when one is reflected.
     fn set_cr2(&mut self, cr2: u64);
-    /// ORs `bits` (DR6 format) into the guest's DR6 (not a VMCS field) before the next VM entry.
+    /// Applies a delivered #DB's `bits` (DR6 format) to the guest's DR6 (not a VMCS field)
+    /// before the next VM entry, as [`crate::event::dr6_after_delivery`] says.
     fn merge_dr6(&mut self, bits: u64);
     /// Whether l1-hv's debugger is attached to this guest.
     fn debugger_attached(&self) -> bool;
