@@ -51,9 +51,17 @@ impl<V: Vmcs> L2Context<'_, V> {
             let mask = self.vmcs.read(mask);
             self.vmcs.read(register) & !mask | self.vmcs.read(shadow) & mask
         };
-        let cr4 = seen(guest::CR4, control::CR4_GUEST_HOST_MASK, control::CR4_READ_SHADOW);
+        let cr4 = seen(
+            guest::CR4,
+            control::CR4_GUEST_HOST_MASK,
+            control::CR4_READ_SHADOW,
+        );
         GuestMode {
-            cr0: seen(guest::CR0, control::CR0_GUEST_HOST_MASK, control::CR0_READ_SHADOW),
+            cr0: seen(
+                guest::CR0,
+                control::CR0_GUEST_HOST_MASK,
+                control::CR0_READ_SHADOW,
+            ),
             cr4,
             rflags: self.vmcs.read(guest::RFLAGS),
             long_mode_active: self.vmcs.read(guest::IA32_EFER_FULL) & EFER_LMA != 0,
