@@ -123,6 +123,7 @@ fn reinject(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     };
     if event.kind == InterruptionType::Nmi {
         if let Some(machine) = guest.machine.as_mut() {
+            crate::arch::idt::unblock_nmis();
             machine.events.raise_nmi();
             return Next::Resume;
         }
