@@ -11,6 +11,7 @@ pub mod exit_reason;
 pub mod explain;
 pub mod inject;
 pub mod intr;
+pub mod retire;
 pub mod insn;
 pub mod nested;
 pub mod route;

@@ -92,3 +92,31 @@ extern "C" fn host_exception(frame: &ExceptionFrame) -> ! {
     crate::println!("l1-hv: verdict FAIL (host exception)");
     crate::power::exit(crate::power::ExitStatus::Fail)
 }
+
+/// Ends the NMI blocking an NMI-caused VM exit leaves in effect: after a VM exit caused by an
+/// NMI the processor blocks NMIs until the next IRET, as if it had delivered the NMI (KVM runs
+/// its NMI handler for the same reason), and l1-hv, which queues the NMI for the guest instead
+/// of handling one, would otherwise never execute that IRET. VM entry does not clear the blocking
+/// on Bochs 2.7 either (docs/kvm-unit-tests.md), so without this every later NMI of the guest
+/// is lost. An IRET to the next instruction, on the current stack, with interrupts still off.
+pub fn unblock_nmis() {
+    // SAFETY: builds a 64-bit IRET frame for the instruction after it: SS, the RSP before the
+    // pushes, RFLAGS, CS, RIP; it changes nothing but NMI blocking.
+    unsafe {
+        core::arch::asm!(
+            "mov {ss:e}, ss",
+            "mov {rsp}, rsp",
+            "push {ss}",
+            "push {rsp}",
+            "pushfq",
+            "mov {ss:e}, cs",
+            "push {ss}",
+            "lea {rsp}, [rip + 2f]",
+            "push {rsp}",
+            "iretq",
+            "2:",
+            ss = out(reg) _,
+            rsp = out(reg) _,
+        );
+    }
+}

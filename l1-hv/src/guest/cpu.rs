@@ -13,8 +13,12 @@ use x86::controlregs::Cr4;
 use x86::msr::{IA32_EFER, IA32_FEATURE_CONTROL};
 use x86::vmx::vmcs::{control, guest, ro};
 
-/// CPUID.1:ECX bits l1-hv changes: VMX (5) offered, hypervisor present (31).
+/// CPUID.1:ECX bits l1-hv changes: VMX (5) offered, hypervisor present (31), x2APIC (21)
+/// hidden: a guest's way back from x2APIC to xAPIC mode goes through the APIC's global
+/// disable, which l1-hv emulates over an APIC it keeps enabled (`devices::apic_base`), and that
+/// emulation cannot leave the hardware's x2APIC mode (SDM 11.12.5: only a disable does).
 const CPUID1_ECX_VMX: u32 = 1 << 5;
+const CPUID1_ECX_X2APIC: u32 = 1 << 21;
 const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
 
 /// An emulated instruction either completes (RIP advances) or raises an exception in L2.
@@ -24,12 +28,13 @@ fn gp0() -> Event {
     Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, 0)
 }
 
-/// CPUID: the host's answer, with VMX offered and the hypervisor bit set in leaf 1.
+/// CPUID: the host's answer, with VMX offered, the hypervisor bit set and x2APIC hidden in
+/// leaf 1.
 pub fn cpuid(regs: &mut GuestRegisters) -> Emulated {
     let result = core::arch::x86_64::__cpuid_count(regs.rax as u32, regs.rcx as u32);
     let mut ecx = result.ecx;
     if regs.rax as u32 == 1 {
-        ecx |= CPUID1_ECX_VMX | CPUID1_ECX_HYPERVISOR;
+        ecx = (ecx | CPUID1_ECX_VMX | CPUID1_ECX_HYPERVISOR) & !CPUID1_ECX_X2APIC;
     }
     (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (
         result.eax.into(),

@@ -10,13 +10,16 @@ use super::platform;
 use super::vcpu::{Guest, Observation, RunEnd, Stop};
 use crate::nested::{self, entry, InstructionEnd, L2Context, L2Memory};
 use crate::Host;
+use devices::apic_base::Write as ApicWrite;
 use l1_vmx::current_vmcs::CurrentVmcs;
 use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
 use nvmx::event::{Event, InfoFlags, InterruptionInfo, InterruptionType};
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{self, InjectOutcome, Running};
 use nvmx::intr::{self, ActivityState, Interruptibility};
+use nvmx::retire;
 use shadow_vmcs::Vmcs;
+use x86::msr::IA32_APIC_BASE;
 use x86::vmx::vmcs::{guest, ro};
 
 /// What the run loop does after an exit.
@@ -63,6 +66,11 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         exit_reason::VMCALL => hypercall(guest, vmcs),
         exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
+        exit_reason::RDMSR | exit_reason::WRMSR
+            if guest.machine.is_some() && guest.regs.rcx as u32 == IA32_APIC_BASE =>
+        {
+            apic_base(guest, vmcs, reason.basic() == exit_reason::WRMSR)
+        }
         exit_reason::RDMSR => emulated(guest, vmcs, |g, v| {
             cpu::rdmsr(&mut g.regs, v, &host.offered)
         }),
@@ -123,6 +131,7 @@ fn reinject(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     };
     if event.kind == InterruptionType::Nmi {
         if let Some(machine) = guest.machine.as_mut() {
+            crate::arch::idt::unblock_nmis();
             machine.events.raise_nmi();
             return Next::Resume;
         }
@@ -157,9 +166,10 @@ fn external_interrupt(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
 /// HLT of a kernel guest: it has retired; with an event the guest can take now, that event
 /// ends the halt at this very entry, otherwise the guest waits in the HLT activity state for
 /// the next interrupt or NMI, which exits to l1-hv and is injected (SDM 27.7.1 "HLT").
+/// Retiring HLT ends an STI shadow it ran in (`sti; hlt` is how a kernel idles), which VM entry
+/// requires for the HLT activity state (SDM 27.3.1.5).
 fn halt(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
-    let rip = vmcs.read(guest::RIP) + vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
-    vmcs.write(guest::RIP, rip);
+    retire::retire(vmcs);
     let Some(machine) = guest.machine.as_ref() else {
         return Next::Resume;
     };
@@ -174,7 +184,8 @@ fn cpl(vmcs: &CurrentVmcs) -> u8 {
     ((vmcs.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8
 }
 
-/// An instruction l1-hv emulates for L2: on success RIP moves past it, else its exception is
+/// An instruction l1-hv emulates for L2: on success it retires (RIP moves past it, with the
+/// single-step trap and interrupt-shadow effects of `nvmx::retire`), else its exception is
 /// delivered to L2 (through the same injection routine as every other event).
 fn emulated(
     guest: &mut Guest,
@@ -183,12 +194,47 @@ fn emulated(
 ) -> Next {
     match emulate(guest, vmcs) {
         Ok(()) => {
-            let rip = vmcs.read(guest::RIP) + vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
-            vmcs.write(guest::RIP, rip);
+            retire::retire(vmcs);
             Next::Resume
         }
         Err(event) => inject(guest, vmcs, event, None),
     }
+}
+
+/// RDMSR/WRMSR of IA32_APIC_BASE by a kernel guest: its view in the machine, the hardware
+/// changed as `devices::apic_base` decides.
+fn apic_base(guest: &mut Guest, vmcs: &mut CurrentVmcs, write: bool) -> Next {
+    let Some(machine) = guest.machine.as_mut() else {
+        return Next::End(RunEnd::Stopped(Stop::Internal(
+            "APIC base without a machine",
+        )));
+    };
+    let regs = &mut guest.regs;
+    if !write {
+        let value = machine.apic_base.read();
+        (regs.rax, regs.rdx) = (value & 0xffff_ffff, value >> 32);
+        retire::retire(vmcs);
+        return Next::Resume;
+    }
+    let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+    // CPUID.80000008H:EAX[7:0] is the physical-address width.
+    let max_phys_bits = core::arch::x86_64::__cpuid(0x8000_0008).eax as u8;
+    match machine.apic_base.write(value, max_phys_bits) {
+        ApicWrite::Fault => {
+            let gp = Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, 0);
+            return inject(guest, vmcs, gp, None);
+        }
+        ApicWrite::SoftwareDisable => platform::software_disable_apic(),
+        ApicWrite::Hardware(value) => {
+            if !platform::set_apic_base(value) {
+                return Next::End(RunEnd::Stopped(Stop::Internal(
+                    "the machine cannot return its APIC from x2APIC to xAPIC mode",
+                )));
+            }
+        }
+    }
+    retire::retire(vmcs);
+    Next::Resume
 }
 
 /// A VMX instruction of an L2 guest hypervisor.
@@ -200,7 +246,11 @@ fn vmx_instruction(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs, reaso
         memory: L2Memory(&mut guest.ram),
     };
     match nested::emulate_instruction(&mut guest.nested, &mut cx, reason, vmcs01_phys) {
-        InstructionEnd::Resume => Next::Resume,
+        // The nested engine moved RIP past the instruction.
+        InstructionEnd::Resume => {
+            retire::complete(vmcs);
+            Next::Resume
+        }
         InstructionEnd::Fault(event) => inject(guest, vmcs, event, None),
         InstructionEnd::Enter { launch } => match entry::enter_l3(host, guest, vmcs, launch) {
             entry::Entered::Resume => Next::Resume,
@@ -283,7 +333,6 @@ fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         }
     };
     guest.regs.rax = status;
-    let length = vmcs.read(ro::VMEXIT_INSTRUCTION_LEN);
-    vmcs.write(guest::RIP, rip + length);
+    retire::retire(vmcs);
     Next::Resume
 }

@@ -34,7 +34,7 @@ impl InjectHost for VcpuInjectHost<'_> {
         // SAFETY: DR6 is only observed by the guest.
         unsafe {
             x86::debugregs::dr6_write(x86::debugregs::Dr6::from_bits_truncate(
-                x86::debugregs::dr6().bits() | bits as usize,
+                nvmx::event::dr6_after_delivery(x86::debugregs::dr6().bits() as u64, bits) as usize,
             ))
         };
     }

@@ -74,7 +74,7 @@ pub fn handle(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         IoOutcome::Power(event) => return Next::End(RunEnd::Power(event)),
         IoOutcome::PassToHardware => pass_to_hardware(&exit, &mut guest.regs.rax),
     }
-    vmcs.write(guest::RIP, rip + vmcs.read(ro::VMEXIT_INSTRUCTION_LEN));
+    nvmx::retire::retire(vmcs);
     Next::Resume
 }
 

@@ -6,6 +6,7 @@ use super::inject_host::VcpuInjectHost;
 use super::platform::Platform;
 use crate::arch::idt;
 use crate::memory::PhysPages;
+use devices::apic_base::ApicBase;
 use devices::bus::{BusConfig, PortBus};
 use nvmx::event::{Event, InterruptionType};
 use nvmx::intr::{self, AssistOutcome, PendingEvents};
@@ -44,6 +45,8 @@ pub struct Machine {
     pub events: PendingEvents,
     /// What l1-hv forwarded.
     pub forwarded: Forwarded,
+    /// The guest's IA32_APIC_BASE.
+    pub apic_base: ApicBase,
     /// I/O bitmaps A (ports 0–0x7fff) and B (0x8000–0xffff), SDM 25.6.4.
     io_bitmaps: [PhysPages; 2],
     /// Whether the last assist armed an interrupt or NMI window (it must run again to clear it).
@@ -77,6 +80,8 @@ impl Machine {
                 interrupts: [0; 256],
                 nmis: 0,
             },
+            // SAFETY: IA32_APIC_BASE exists on every processor with VMX.
+            apic_base: ApicBase::new(unsafe { x86::msr::rdmsr(x86::msr::IA32_APIC_BASE) }),
             io_bitmaps,
             windows_armed: false,
             drain_timer,

@@ -23,3 +23,16 @@ pub use machine::Forwarded;
 pub use msr_bitmap::MsrBitmaps;
 pub use platform::{end_of_interrupt, Platform};
 pub use vcpu::{ExitCounts, Guest, Observation, RunEnd, Stop};
+
+/// An I/O exit of L3 (a guest hypervisor's guest) on a port l1-hv traps but the guest hypervisor
+/// lets through: L3 reaches the same device the guest hypervisor would, so the machine's bus
+/// answers it as it answers L2. `Some` when the access ends the run (power-off, exit port).
+pub(crate) fn l3_port_io(
+    guest: &mut Guest,
+    vmcs: &mut l1_vmx::current_vmcs::CurrentVmcs,
+) -> Option<RunEnd> {
+    match io::handle(guest, vmcs) {
+        exits::Next::Resume => None,
+        exits::Next::End(end) => Some(end),
+    }
+}

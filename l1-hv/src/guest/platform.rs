@@ -28,6 +28,7 @@ const APIC_ENABLED: u64 = 1 << 11;
 const APIC_BASE_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// xAPIC register offsets (SDM Table 11-1); the x2APIC MSR is 0x800 + offset / 16.
 const APIC_EOI: u32 = 0xb0;
+const APIC_SPIV: u32 = 0xf0;
 const APIC_ISR: u32 = 0x100;
 const APIC_ICR_LOW: u32 = 0x300;
 const APIC_LVT_TIMER: u32 = 0x320;
@@ -35,6 +36,8 @@ const APIC_TIMER_INITIAL: u32 = 0x380;
 /// ICR: fixed delivery to self (destination shorthand 01, SDM 11.6.1).
 const ICR_SELF_FIXED: u32 = 1 << 18;
 const LVT_MASKED: u32 = 1 << 16;
+/// SPIV after a global disable: software disabled, spurious vector 0xFF.
+const SPIV_AFTER_DISABLE: u32 = 0xff;
 
 /// The local APIC, in whichever mode the guest left it.
 struct LocalApic {
@@ -119,6 +122,32 @@ pub fn quiesce() {
         let config = (HPET_BASE + HPET_CONFIG) as *mut u64;
         write_volatile(config, read_volatile(config) & !1);
     }
+}
+
+/// A kernel guest cleared its APIC's global enable (kept as its view, `devices::apic_base`):
+/// the real APIC is software-disabled instead, SPIV at its value after a global disable
+/// (SDM 11.4.7.2), so that the guest can enable it again on a machine that cannot re-enable a
+/// globally disabled APIC.
+pub fn software_disable_apic() {
+    if let Some(apic) = LocalApic::current() {
+        apic.write(APIC_SPIV, SPIV_AFTER_DISABLE);
+    }
+}
+
+/// Writes a kernel guest's IA32_APIC_BASE to the real MSR (checked by `devices::apic_base`);
+/// `false` if the machine cannot make that transition: from x2APIC back to xAPIC mode, which
+/// needs the global disable l1-hv only emulates.
+pub fn set_apic_base(value: u64) -> bool {
+    // SAFETY: IA32_APIC_BASE exists on every processor with VMX.
+    let current = unsafe { rdmsr(IA32_APIC_BASE) };
+    if current & APIC_X2APIC != 0 && value & APIC_X2APIC == 0 {
+        return false;
+    }
+    if current != value {
+        // SAFETY: the value passed the processor's own checks (reserved bits, transitions).
+        unsafe { wrmsr(IA32_APIC_BASE, value) };
+    }
+    true
 }
 
 /// Ends the interrupt l1-hv acknowledged on a VM exit for a guest that does not take

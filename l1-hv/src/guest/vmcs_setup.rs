@@ -175,8 +175,11 @@ fn write_controls(
     } else {
         0
     };
+    // DR7 and IA32_DEBUGCTL are the guest's across exits and entries (SDM 28.3.1.1, 27.3.2.1):
+    // l1-hv never uses them, and a guest's breakpoints and BTF must survive every exit.
     let exit = caps.exit(
         (exit
+            | ExitControls::SAVE_DEBUG_CONTROLS
             | ExitControls::HOST_ADDRESS_SPACE_SIZE
             | ExitControls::SAVE_IA32_EFER
             | ExitControls::LOAD_IA32_EFER)
@@ -188,7 +191,10 @@ fn write_controls(
     } else {
         0
     };
-    let entry = caps.entry((entry | EntryControls::LOAD_IA32_EFER).bits(), entry_pat)?;
+    let entry = caps.entry(
+        (entry | EntryControls::LOAD_DEBUG_CONTROLS | EntryControls::LOAD_IA32_EFER).bits(),
+        entry_pat,
+    )?;
     vmcs.write(control::PINBASED_EXEC_CONTROLS, pin.into());
     vmcs.write(control::PRIMARY_PROCBASED_EXEC_CONTROLS, primary.into());
     vmcs.write(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary.into());

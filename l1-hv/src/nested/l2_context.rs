@@ -30,13 +30,25 @@ pub struct L2Memory<'a>(pub &'a mut PhysPages);
 const AR_L: u64 = ar::L as u64;
 
 impl<V: Vmcs> L2Context<'_, V> {
-    /// L2's mode as VMX instructions see it: CR4 through the read shadow for the bits l1-hv owns.
+    /// L2's mode as VMX instructions see it: CR0 and CR4 through the read shadows for the bits
+    /// l1-hv owns (a kernel's CR0.NE is l1-hv's: VMXON must #GP when the guest cleared it, as
+    /// IA32_VMX_CR0_FIXED0 requires, SDM 24.8).
     pub fn mode(&self) -> GuestMode {
-        let mask = self.vmcs.read(control::CR4_GUEST_HOST_MASK);
-        let cr4 =
-            self.vmcs.read(guest::CR4) & !mask | self.vmcs.read(control::CR4_READ_SHADOW) & mask;
+        let seen = |register, mask, shadow| {
+            let mask = self.vmcs.read(mask);
+            self.vmcs.read(register) & !mask | self.vmcs.read(shadow) & mask
+        };
+        let cr4 = seen(
+            guest::CR4,
+            control::CR4_GUEST_HOST_MASK,
+            control::CR4_READ_SHADOW,
+        );
         GuestMode {
-            cr0: self.vmcs.read(guest::CR0),
+            cr0: seen(
+                guest::CR0,
+                control::CR0_GUEST_HOST_MASK,
+                control::CR0_READ_SHADOW,
+            ),
             cr4,
             rflags: self.vmcs.read(guest::RFLAGS),
             long_mode_active: self.vmcs.read(guest::IA32_EFER_FULL) & EFER_LMA != 0,

@@ -77,6 +77,12 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
                 }
                 Handled::Resume
             }
+            exit_reason::IO_INSTRUCTION if g.machine.is_some() => {
+                match crate::guest::l3_port_io(g, vmcs) {
+                    None => Handled::Resume,
+                    Some(end) => Handled::End(end),
+                }
+            }
             _ => Handled::End(RunEnd::Stopped(Stop::Unhandled {
                 reason,
                 rip: vmcs.read(guest::RIP),

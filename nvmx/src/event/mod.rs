@@ -13,10 +13,11 @@ use bitflags::bitflags;
 use shadow_vmcs::Vmcs;
 use x86::debugregs::Dr6;
 use x86::irq::{
-    ALIGNMENT_CHECK_VECTOR, DEBUG_VECTOR, DIVIDE_ERROR_VECTOR, DOUBLE_FAULT_VECTOR,
-    GENERAL_PROTECTION_FAULT_VECTOR, INVALID_TSS_VECTOR, NONMASKABLE_INTERRUPT_VECTOR,
-    PAGE_FAULT_VECTOR, SEGMENT_NOT_PRESENT_VECTOR, STACK_SEGEMENT_FAULT_VECTOR,
-    VIRTUALIZATION_VECTOR,
+    ALIGNMENT_CHECK_VECTOR, BOUND_RANGE_EXCEEDED_VECTOR, DEBUG_VECTOR, DEVICE_NOT_AVAILABLE_VECTOR,
+    DIVIDE_ERROR_VECTOR, DOUBLE_FAULT_VECTOR, GENERAL_PROTECTION_FAULT_VECTOR,
+    INVALID_OPCODE_VECTOR, INVALID_TSS_VECTOR, NONMASKABLE_INTERRUPT_VECTOR, PAGE_FAULT_VECTOR,
+    SEGMENT_NOT_PRESENT_VECTOR, SIMD_FLOATING_POINT_VECTOR, STACK_SEGEMENT_FAULT_VECTOR,
+    VIRTUALIZATION_VECTOR, X87_FPU_VECTOR,
 };
 use x86::vmx::vmcs::{control, ro};
 
@@ -155,6 +156,30 @@ pub const fn vector_has_error_code(vector: u8) -> bool {
     )
 }
 
+/// Whether exception `vector` is a fault (SDM Table 6-1): its frame returns to the faulting
+/// instruction, and the processor pushes RFLAGS.RF = 1 with it (SDM 18.3.1.1) so that the
+/// return does not re-trigger an instruction breakpoint. #DB is excluded: it is a fault or a
+/// trap depending on its cause. #DF and #MC are aborts; #BP and #OF traps.
+pub const fn vector_is_fault(vector: u8) -> bool {
+    matches!(
+        vector,
+        DIVIDE_ERROR_VECTOR
+            | BOUND_RANGE_EXCEEDED_VECTOR
+            | INVALID_OPCODE_VECTOR
+            | DEVICE_NOT_AVAILABLE_VECTOR
+            | INVALID_TSS_VECTOR
+            | SEGMENT_NOT_PRESENT_VECTOR
+            | STACK_SEGEMENT_FAULT_VECTOR
+            | GENERAL_PROTECTION_FAULT_VECTOR
+            | PAGE_FAULT_VECTOR
+            | X87_FPU_VECTOR
+            | ALIGNMENT_CHECK_VECTOR
+            | SIMD_FLOATING_POINT_VECTOR
+            | VIRTUALIZATION_VECTOR
+            | CONTROL_PROTECTION_VECTOR
+    )
+}
+
 /// The interruption information in `field` if its valid bit is set: the companion fields are
 /// read only then (every exit path reads these, and most find them invalid).
 fn valid_info(vmcs: &impl Vmcs, field: u32) -> Option<InterruptionInfo> {
@@ -170,6 +195,17 @@ pub const DEBUG_PAYLOAD_BITS: u64 = (Dr6::B0.bits()
     | Dr6::B3.bits()
     | Dr6::BD.bits()
     | Dr6::BS.bits()) as u64;
+
+/// DR6 after a #DB with `payload` (DR6-format bits) is delivered on a DR6 of `dr6`: the
+/// breakpoint-match bits B0–B3 describe this exception only, so delivery replaces them, while
+/// BD, BS and BT accumulate (SDM 18.2.3: "certain debug exceptions may clear bits 0-3"; the
+/// processors l1-hv runs on clear them on every #DB, and software such as kvm-unit-tests'
+/// `debug` test checks the exact value). Hardware cannot do this for l1-hv: a #DB that exits
+/// leaves DR6 unchanged (SDM 28.1) and injection never writes it (SDM 27.6.1.1).
+pub const fn dr6_after_delivery(dr6: u64, payload: u64) -> u64 {
+    const MATCHES: u64 = (Dr6::B0.bits() | Dr6::B1.bits() | Dr6::B2.bits() | Dr6::B3.bits()) as u64;
+    dr6 & !MATCHES | payload & DEBUG_PAYLOAD_BITS
+}
 
 /// One exception, NMI or interrupt, with everything delivery or a VM exit needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -168,3 +168,22 @@ fn software_types_are_the_three_instruction_types() {
         }
     }
 }
+
+#[test]
+fn fault_class_vectors() {
+    // SDM Table 6-1: faults, except #DB (fault or trap by cause); traps and aborts are not.
+    for vector in [0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19, 20, 21] {
+        assert!(vector_is_fault(vector), "{vector}");
+    }
+    for vector in [1, 2, 3, 4, 8, 9, 15, 18, 22, 31] {
+        assert!(!vector_is_fault(vector), "{vector}");
+    }
+}
+
+#[test]
+fn debug_delivery_replaces_breakpoint_matches_and_keeps_the_rest() {
+    // A stale B1 from an earlier #DB goes; BS and B2 of this one are set; BD accumulates.
+    let (bd, bs) = (Dr6::BD.bits() as u64, Dr6::BS.bits() as u64);
+    let before = 0xffff_0ff0 | 0b0010 | bd;
+    assert_eq!(dr6_after_delivery(before, bs | 0b0100), 0xffff_0ff0 | bd | bs | 0b0100);
+}

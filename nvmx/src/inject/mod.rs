@@ -10,7 +10,9 @@
 #[cfg(test)]
 pub(crate) mod tests;
 
-use crate::event::{Event, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR};
+use crate::event::{
+    vector_is_fault, Event, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR,
+};
 use crate::route::{route, ExitInfo, ExitReason, InterceptControls, Outcome, Scenario};
 use shadow_vmcs::Vmcs;
 use x86::bits64::rflags::RFlags;
@@ -90,7 +92,8 @@ pub trait InjectHost: TraceSink {
     /// Loads the guest's CR2 (not a VMCS field) before the next VM entry; called only when a
     /// #PF is set up for delivery, never when one is reflected.
     fn set_cr2(&mut self, cr2: u64);
-    /// ORs `bits` (DR6 format) into the guest's DR6 (not a VMCS field) before the next VM entry.
+    /// Applies a delivered #DB's `bits` (DR6 format) to the guest's DR6 (not a VMCS field)
+    /// before the next VM entry, as [`crate::event::dr6_after_delivery`] says.
     fn merge_dr6(&mut self, bits: u64);
     /// Whether l1-hv's debugger is attached to this guest.
     fn debugger_attached(&self) -> bool;
@@ -272,6 +275,14 @@ fn write_entry(
     }
     if event.kind.is_software() {
         vmcs.write(control::VMENTRY_INSTRUCTION_LEN, event.insn_len.into());
+    }
+    // Injection pushes the guest-state RF unchanged whatever the event (SDM 27.6.1.1), and an
+    // instruction exit saved RF = 0 (SDM 28.3.1.4): a fault raised for an instruction l1-hv
+    // emulated must be given the RF = 1 a processor pushes for every fault (SDM 18.3.1.1). An
+    // intercepted fault's exit already saved RF = 1, so setting it changes nothing there.
+    if event.kind == InterruptionType::HardwareException && vector_is_fault(event.vector) {
+        let rflags = vmcs.read(guest::RFLAGS);
+        vmcs.write(guest::RFLAGS, rflags | RFlags::FLAGS_RF.bits());
     }
     if event.is_hardware(PAGE_FAULT_VECTOR) {
         host.set_cr2(event.payload);

@@ -515,3 +515,34 @@ fn cp_delivers_an_error_code_only_where_cet_exists() {
         );
     }
 }
+
+#[test]
+fn a_fault_for_an_emulated_instruction_is_pushed_with_rf() {
+    // An instruction exit saved RF = 0; the #GP l1-hv raises for it must push RF = 1 as every
+    // fault does (SDM 18.3.1.1), which injection does not do by itself (SDM 27.6.1.1).
+    let (mut vmcs, mut host) = (vmcs(), Host::default());
+    vmcs.write(guest::RFLAGS, 0x2);
+    let gp = Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, 0);
+    inject_event(&mut vmcs, &mut host, Running::L2, gp, None);
+    let rf = RFlags::FLAGS_RF.bits();
+    assert_eq!(vmcs.read(guest::RFLAGS), 0x2 | rf);
+}
+
+#[test]
+fn traps_aborts_and_interrupts_keep_rf() {
+    // #DB (trap or fault by cause), #BP/#OF (traps), #DF (abort), NMI and interrupts: RF is
+    // pushed as the guest state holds it.
+    let events = [
+        Event::debug(Dr6::BS.bits() as u64),
+        Event::software(InterruptionType::SoftwareException, BREAKPOINT_VECTOR, 1),
+        Event::double_fault(),
+        Event::nmi(),
+        Event::external_interrupt(0x40),
+    ];
+    for event in events {
+        let (mut vmcs, mut host) = (vmcs(), Host::default());
+        vmcs.write(guest::RFLAGS, 0x2);
+        inject_event(&mut vmcs, &mut host, Running::L2, event, None);
+        assert_eq!(vmcs.read(guest::RFLAGS), 0x2, "{event:?}");
+    }
+}

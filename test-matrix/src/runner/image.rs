@@ -71,6 +71,7 @@ pub const IMAGES: &[&str] = &[
     "matrix-ghv",
     "matrix-l2",
     "gdb-guest",
+    "mb-contract",
     NOT_AN_ELF,
 ];
 
