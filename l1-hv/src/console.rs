@@ -54,13 +54,21 @@ impl Console {
     }
 }
 
-static CONSOLE: Mutex<Console> = Mutex::new(Console { uart: None, queue: [0; QUEUE], head: 0, len: 0 });
+static CONSOLE: Mutex<Console> = Mutex::new(Console {
+    uart: None,
+    queue: [0; QUEUE],
+    head: 0,
+    len: 0,
+});
 
 /// Programs COM1 for 115200 8-N-1 with its FIFO (slower rates make emulated runs visibly slower).
 pub fn init() {
     // SAFETY: COM1 is a standard port and l1-hv is its only user.
     let mut uart = unsafe { Uart16550::new_port(COM1) }.expect("COM1 is a valid port base");
-    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    let config = Config {
+        baud_rate: BaudRate::Baud115200,
+        ..Config::DEFAULT
+    };
     // A machine without COM1 still runs; its output is lost.
     if uart.init(config).is_ok() {
         CONSOLE.lock().uart = Some(uart);
@@ -101,7 +109,10 @@ pub fn flush() {
         core::hint::spin_loop();
     }
     if let Some(uart) = console.uart.as_mut() {
-        while !uart.lsr().contains(uart_16550::spec::registers::LSR::TRANSMITTER_EMPTY) {
+        while !uart
+            .lsr()
+            .contains(uart_16550::spec::registers::LSR::TRANSMITTER_EMPTY)
+        {
             core::hint::spin_loop();
         }
     }

@@ -20,7 +20,12 @@ const USAGE: &str = "usage: linux-workload signals | memory | forkexec N | tsc L
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["signals"] => signals::run(),
         ["memory"] => memory::run(),
         ["tsc", label] => tsc::run(label),

@@ -16,10 +16,16 @@ pub fn run() -> Result<(), String> {
         checksum = checksum.rotate_left(7) ^ one_round(round)?;
     }
     let faults = minor_faults() - faults_before;
-    println!("memory: {ROUNDS} rounds of {} MiB touched page by page, checksum {checksum:#018x}", ROUND_BYTES >> 20);
+    println!(
+        "memory: {ROUNDS} rounds of {} MiB touched page by page, checksum {checksum:#018x}",
+        ROUND_BYTES >> 20
+    );
     // The exact count varies with the kernel (fault-around, page-table pages); the lower bound
     // does not.
-    println!("memory: at least {PAGES_TOUCHED} page faults taken: {}", yes_no(faults >= PAGES_TOUCHED));
+    println!(
+        "memory: at least {PAGES_TOUCHED} page faults taken: {}",
+        yes_no(faults >= PAGES_TOUCHED)
+    );
     if faults >= PAGES_TOUCHED {
         Ok(())
     } else {

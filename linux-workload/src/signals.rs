@@ -45,7 +45,8 @@ extern "C" fn handler(signo: libc::c_int, info: *mut libc::siginfo_t, context: *
         SIGNO.store(signo, SeqCst);
         CODE.store((*info).si_code, SeqCst);
         ADDR.store((*info).si_addr() as usize, SeqCst);
-        let rip = &mut (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize];
+        let rip =
+            &mut (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize];
         RIP.store(*rip as usize, SeqCst);
         *rip += SKIP.load(SeqCst) as i64;
     }
@@ -95,8 +96,24 @@ pub fn run() -> Result<(), String> {
             },
             divide_by_zero,
         ),
-        (Expected { what: "int3", signo: libc::SIGTRAP, code: si_code::SI_KERNEL, data_addr: None }, breakpoint),
-        (Expected { what: "ud2", signo: libc::SIGILL, code: si_code::ILL_ILLOPN, data_addr: None }, undefined_opcode),
+        (
+            Expected {
+                what: "int3",
+                signo: libc::SIGTRAP,
+                code: si_code::SI_KERNEL,
+                data_addr: None,
+            },
+            breakpoint,
+        ),
+        (
+            Expected {
+                what: "ud2",
+                signo: libc::SIGILL,
+                code: si_code::ILL_ILLOPN,
+                data_addr: None,
+            },
+            undefined_opcode,
+        ),
     ];
     let mut good = 0;
     for (expected, fault) in cases {
@@ -116,7 +133,12 @@ pub fn run() -> Result<(), String> {
 
 /// `signals: WHAT: SIGNAL CODE si_addr=... rip=...: ok|WRONG`.
 fn report(e: &Expected, taken: u32, insn: usize, next: usize) -> String {
-    let (signo, code, addr, rip) = (SIGNO.load(SeqCst), CODE.load(SeqCst), ADDR.load(SeqCst), RIP.load(SeqCst));
+    let (signo, code, addr, rip) = (
+        SIGNO.load(SeqCst),
+        CODE.load(SeqCst),
+        ADDR.load(SeqCst),
+        RIP.load(SeqCst),
+    );
     if taken != 1 {
         return format!("signals: {}: {taken} signals taken: WRONG", e.what);
     }
@@ -127,8 +149,16 @@ fn report(e: &Expected, taken: u32, insn: usize, next: usize) -> String {
         None => format!(" si_addr=instruction:{}", yes_no(addr == insn)),
     };
     // Faults report the faulting instruction, traps the one after.
-    let rip_ok = if e.signo == libc::SIGTRAP { rip == next } else { rip == insn };
-    let rip_text = if e.signo == libc::SIGTRAP { "after-instruction" } else { "instruction" };
+    let rip_ok = if e.signo == libc::SIGTRAP {
+        rip == next
+    } else {
+        rip == insn
+    };
+    let rip_text = if e.signo == libc::SIGTRAP {
+        "after-instruction"
+    } else {
+        "instruction"
+    };
     let ok = signo == e.signo
         && code == e.code
         && rip_ok
@@ -157,7 +187,10 @@ fn install() -> Result<(), String> {
             libc::sigaction(signo, &action, std::ptr::null_mut()) == 0
         };
         if !ok {
-            return Err(format!("sigaction({signo}): {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "sigaction({signo}): {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())
@@ -170,7 +203,14 @@ fn prepare_pages() -> Result<(), String> {
     // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the pages are ours.
     unsafe {
         let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
-        let p = libc::mmap(BASE as *mut _, 2 * PAGE, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0);
+        let p = libc::mmap(
+            BASE as *mut _,
+            2 * PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            -1,
+            0,
+        );
         if p as usize != BASE {
             return Err(os("mmap at 0x10000000"));
         }

@@ -4,9 +4,15 @@
 use std::process::Command;
 
 fn run(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_linux-workload")).args(args).output().expect("workload starts");
+    let out = Command::new(env!("CARGO_BIN_EXE_linux-workload"))
+        .args(args)
+        .output()
+        .expect("workload starts");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "linux-workload {args:?} failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "linux-workload {args:?} failed:\n{text}"
+    );
     text
 }
 
@@ -26,19 +32,29 @@ fn signals_are_taken_and_handled_in_user_mode() {
 #[test]
 fn memory_output_is_the_same_on_every_run() {
     let first = run(&["memory"]);
-    assert!(first.contains("memory: at least 16384 page faults taken: yes\n"), "{first}");
+    assert!(
+        first.contains("memory: at least 16384 page faults taken: yes\n"),
+        "{first}"
+    );
     assert_eq!(run(&["memory"]), first);
 }
 
 #[test]
 fn forkexec_runs_true_n_times() {
-    assert_eq!(run(&["forkexec", "5"]), "forkexec: 5 of 5 children exec'd /bin/true and exited 0\n");
+    assert_eq!(
+        run(&["forkexec", "5"]),
+        "forkexec: 5 of 5 children exec'd /bin/true and exited 0\n"
+    );
 }
 
 #[test]
 fn tsc_prints_the_label_and_a_count() {
     let first = run(&["tsc", "a"]);
-    let count = |line: &str| line.trim_end().strip_prefix("tsc: a ").and_then(|n| n.parse::<u64>().ok());
+    let count = |line: &str| {
+        line.trim_end()
+            .strip_prefix("tsc: a ")
+            .and_then(|n| n.parse::<u64>().ok())
+    };
     assert!(count(&first).is_some(), "{first}");
     // The counter only goes forward.
     assert!(count(&run(&["tsc", "a"])) > count(&first));
@@ -46,7 +62,10 @@ fn tsc_prints_the_label_and_a_count() {
 
 #[test]
 fn bad_arguments_are_refused_in_one_line() {
-    let out = Command::new(env!("CARGO_BIN_EXE_linux-workload")).args(["forkexec", "many"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_linux-workload"))
+        .args(["forkexec", "many"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }

@@ -10,8 +10,8 @@ pub mod exit_reason;
 #[cfg(feature = "explain")]
 pub mod explain;
 pub mod inject;
-pub mod intr;
-pub mod retire;
 pub mod insn;
+pub mod intr;
 pub mod nested;
+pub mod retire;
 pub mod route;

@@ -25,10 +25,14 @@ fn bochs_demo_forwards_page_faults_transparently_and_contains_bad_guests() {
     ];
     for run_index in [1, 2] {
         let seen = lines_of(c, &format!("l1-hv: guest {run_index} pf-guest: observe"));
-        let wanted: Vec<String> =
-            expected.iter().map(|e| format!("l1-hv: guest {run_index} pf-guest: {e}")).collect();
+        let wanted: Vec<String> = expected
+            .iter()
+            .map(|e| format!("l1-hv: guest {run_index} pf-guest: {e}"))
+            .collect();
         assert_eq!(seen, wanted, "run {run_index} observations");
-        assert!(c.contains(&format!("l1-hv: guest {run_index} pf-guest: done(0x0): PASS")));
+        assert!(c.contains(&format!(
+            "l1-hv: guest {run_index} pf-guest: done(0x0): PASS"
+        )));
     }
     // Run 1: hardware delivered every #PF, l1-hv saw none of them.
     assert!(c.contains("l1-hv: guest 1 pf-guest: 0 trace records"));
@@ -64,7 +68,9 @@ fn bochs_demo_forwards_page_faults_transparently_and_contains_bad_guests() {
     );
     assert!(c.contains("l1-hv: guest 4 triple-fault-guest: triple fault (contained): PASS"));
     // Something l1-hv does not handle stops the guest with a one-line reason.
-    assert!(c.contains("l1-hv: guest 5 io-guest: stopped: unhandled VM exit 30 (I/O instruction) at rip="));
+    assert!(c.contains(
+        "l1-hv: guest 5 io-guest: stopped: unhandled VM exit 30 (I/O instruction) at rip="
+    ));
     // An image larger than guest RAM is refused before anything is copied.
     assert!(c.contains(
         "l1-hv: guest 6 oversized-guest: not run: image refused: segment [0x101000, 0x90a000) outside guest RAM"
@@ -97,9 +103,14 @@ fn bochs_unexpected_guest_end_fails_the_run_but_not_the_others() {
 fn qemu_tcg_without_vmx_reports_it_in_one_line_and_powers_off() {
     let run = demo(&["--emulator", "qemu-tcg", "--timeout", "60"]);
     let c = &run.console;
-    assert!(c.contains("l1-hv: no VMX: CPUID.1:ECX.VMX[bit 5] = 0 (this CPU or emulator has no VT-x)\n"));
+    assert!(c.contains(
+        "l1-hv: no VMX: CPUID.1:ECX.VMX[bit 5] = 0 (this CPU or emulator has no VT-x)\n"
+    ));
     assert!(c.contains("l1-hv: verdict NO-VMX\n"));
-    assert!(!c.contains("l1-hv: guest"), "no guest may start without VMX");
+    assert!(
+        !c.contains("l1-hv: guest"),
+        "no guest may start without VMX"
+    );
     assert_eq!(run.status, Some(3));
 }
 

@@ -15,7 +15,8 @@ fn ghv_lines(console: &str) -> Vec<&str> {
             if line.starts_with("ghv: ") {
                 Some(line)
             } else {
-                line.find("ghv: ghv: ").map(|at| &line[at + "ghv: ".len()..])
+                line.find("ghv: ghv: ")
+                    .map(|at| &line[at + "ghv: ".len()..])
             }
         })
         .collect()
@@ -26,7 +27,10 @@ fn bare() -> Run {
 }
 
 fn unmapped_page(lines: &[&str]) -> u64 {
-    let line = lines.iter().find_map(|l| l.strip_prefix("ghv: l3 unmapped page=0x")).expect("ghv names its unmapped page");
+    let line = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ghv: l3 unmapped page=0x"))
+        .expect("ghv names its unmapped page");
     u64::from_str_radix(line, 16).expect("hex address")
 }
 
@@ -88,10 +92,25 @@ fn ghv_bare_on_bochs_passes_its_scenarios() {
         "ghv: vmcall-other completed without exception".into(),
     ];
     let missing: Vec<&String> = expected.iter().filter(|line| !has(line)).collect();
-    assert!(missing.is_empty(), "lines missing from ghv's log: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "lines missing from ghv's log: {missing:#?}"
+    );
     // Scenarios that must not exit do not: the only line of ud-delivered is its delivery.
-    assert_eq!(lines.iter().filter(|l| l.starts_with("ghv: ud-delivered ")).count(), 1);
-    assert_eq!(lines.iter().filter(|l| l.starts_with("ghv: pf-bit14-mask1-match1 ")).count(), 1);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("ghv: ud-delivered "))
+            .count(),
+        1
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("ghv: pf-bit14-mask1-match1 "))
+            .count(),
+        1
+    );
     assert!(!run.console.contains("UNEXPECTED"));
     assert_eq!(lines.last(), Some(&"ghv: verdict PASS (22 scenarios)"));
     assert_eq!(run.status, Some(0));
@@ -100,7 +119,10 @@ fn ghv_bare_on_bochs_passes_its_scenarios() {
 /// The `nested ...` counter line l1-hv prints for guest run `index`.
 fn nested_counters(console: &str, index: u32) -> &str {
     let prefix = format!("l1-hv: guest {index} ghv: nested ");
-    console.lines().find(|l| l.starts_with(&prefix)).expect("l1-hv prints nested counters")
+    console
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .expect("l1-hv prints nested counters")
 }
 
 /// ghv under l1-hv, with VMCS shadowing (run 1) and without (run 2): both logs equal the bare
@@ -109,10 +131,23 @@ fn nested_counters(console: &str, index: u32) -> &str {
 #[test]
 fn ghv_under_l1hv_matches_bare_with_and_without_shadowing() {
     let reference = bare();
-    let nested = demo(&["--guest", "ghv", "--guest", "ghv shadowing=off", "--timeout", "120"]);
+    let nested = demo(&[
+        "--guest",
+        "ghv",
+        "--guest",
+        "ghv shadowing=off",
+        "--timeout",
+        "120",
+    ]);
     let bare_lines = ghv_lines(&reference.console);
-    assert!(bare_lines.contains(&"ghv: verdict PASS (22 scenarios)"), "the bare reference run must pass");
-    let second = nested.console.find("l1-hv: guest 2 ghv: start").expect("two ghv runs");
+    assert!(
+        bare_lines.contains(&"ghv: verdict PASS (22 scenarios)"),
+        "the bare reference run must pass"
+    );
+    let second = nested
+        .console
+        .find("l1-hv: guest 2 ghv: start")
+        .expect("two ghv runs");
     let (with_shadowing, without_shadowing) = nested.console.split_at(second);
     assert_eq!(ghv_lines(with_shadowing), bare_lines, "shadowing on");
     assert_eq!(ghv_lines(without_shadowing), bare_lines, "shadowing off");

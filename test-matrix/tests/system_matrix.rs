@@ -10,7 +10,10 @@ use std::process::Command;
 const MIN_SCENARIOS: u64 = 300;
 
 fn test_matrix(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_test-matrix")).args(args).output().expect("test-matrix starts");
+    let out = Command::new(env!("CARGO_BIN_EXE_test-matrix"))
+        .args(args)
+        .output()
+        .expect("test-matrix starts");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     (out.status.code(), stdout)
@@ -24,7 +27,10 @@ fn agreement(stdout: &str, mode: &str) -> (u64, u64) {
         .find(|l| l.starts_with(&prefix) && l.contains(" agree with the model"))
         .unwrap_or_else(|| panic!("no agreement line for {mode}"));
     let words: Vec<&str> = line[prefix.len()..].split_whitespace().collect();
-    (words[0].parse().expect("a count"), words[2].parse().expect("a count"))
+    (
+        words[0].parse().expect("a count"),
+        words[2].parse().expect("a count"),
+    )
 }
 
 #[test]
@@ -34,11 +40,17 @@ fn every_mode_agrees_with_the_model_and_the_bare_reference() {
     for mode in ["bare", "nested", "transparent"] {
         let (agree, total) = agreement(&stdout, mode);
         assert!(total >= MIN_SCENARIOS, "{mode}: only {total} scenarios");
-        assert_eq!(agree, total, "{mode}: {agree} of {total} agree with the model");
+        assert_eq!(
+            agree, total,
+            "{mode}: {agree} of {total} agree with the model"
+        );
     }
     for mode in ["nested", "transparent"] {
         assert!(
-            stdout.lines().any(|l| l.starts_with(&format!("system {mode}: ")) && l.contains(" with the bare reference")),
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("system {mode}: "))
+                    && l.contains(" with the bare reference")),
             "{mode} compared with the bare reference"
         );
     }
@@ -47,7 +59,10 @@ fn every_mode_agrees_with_the_model_and_the_bare_reference() {
     let (status, stdout) = test_matrix(&["report"]);
     assert_eq!(status, Some(0));
     for mode in ["bare", "nested", "transparent"] {
-        let line = stdout.lines().find(|l| l.starts_with(&format!("system {mode}: "))).expect("a summary line per mode");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("system {mode}: ")))
+            .expect("a summary line per mode");
         assert!(line.contains(" 0 disagree, 0 problem line(s)"), "{line}");
     }
 }

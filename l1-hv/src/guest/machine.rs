@@ -98,7 +98,13 @@ impl Machine {
     /// console output goes out (with the drain timer armed, unless L3 runs, whose own exits come
     /// often, or an attached debugger polls with the timer); then the pending events go in as
     /// the guest can take them (nvmx's assist; for L3 that is `l3_exit::deliver_pending`).
-    pub fn before_entry(&mut self, vmcs: &mut impl Vmcs, host: &mut VcpuInjectHost, in_l3: bool, debugging: bool) {
+    pub fn before_entry(
+        &mut self,
+        vmcs: &mut impl Vmcs,
+        host: &mut VcpuInjectHost,
+        in_l3: bool,
+        debugging: bool,
+    ) {
         if idt::take_guest_nmi() {
             self.events.raise_nmi();
         }
@@ -133,10 +139,15 @@ impl Machine {
     fn drain_console(&mut self, vmcs: &mut impl Vmcs) {
         use x86::vmx::vmcs::control::{PinbasedControls, PINBASED_EXEC_CONTROLS};
         let queued = crate::console::pump();
-        let Some(ticks) = self.drain_timer.filter(|_| queued != self.drain_armed) else { return };
+        let Some(ticks) = self.drain_timer.filter(|_| queued != self.drain_armed) else {
+            return;
+        };
         let timer = u64::from(PinbasedControls::VMX_PREEMPTION_TIMER.bits());
         let pin = vmcs.read(PINBASED_EXEC_CONTROLS);
-        vmcs.write(PINBASED_EXEC_CONTROLS, if queued { pin | timer } else { pin & !timer });
+        vmcs.write(
+            PINBASED_EXEC_CONTROLS,
+            if queued { pin | timer } else { pin & !timer },
+        );
         vmcs.write(x86::vmx::vmcs::guest::VMX_PREEMPTION_TIMER_VALUE, ticks);
         self.drain_armed = queued;
     }

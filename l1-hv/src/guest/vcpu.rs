@@ -183,7 +183,10 @@ impl<'a> Guest<'a> {
             .map_err(CreateError::Image)?;
         let machine = match config.boot {
             Boot::Abi => None,
-            Boot::Kernel => Some(Machine::new(&host.platform, vmcs_setup::drain_timer(&host.caps)).ok_or(CreateError::OutOfMemory)?),
+            Boot::Kernel => Some(
+                Machine::new(&host.platform, vmcs_setup::drain_timer(&host.caps))
+                    .ok_or(CreateError::OutOfMemory)?,
+            ),
         };
         let mut vmcs_region = PhysPages::page().ok_or(CreateError::OutOfMemory)?;
         vmcs_region.bytes_mut()[..4].copy_from_slice(&host.caps.revision_id().to_le_bytes());
@@ -243,7 +246,8 @@ impl<'a> Guest<'a> {
         let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
         loop {
             if self.nested.in_l3 && self.machine.as_ref().is_some_and(|m| !m.events.is_empty()) {
-                if let l3_exit::Handled::End(end) = l3_exit::deliver_pending(host, self, &mut vmcs) {
+                if let l3_exit::Handled::End(end) = l3_exit::deliver_pending(host, self, &mut vmcs)
+                {
                     return end;
                 }
             }

@@ -205,7 +205,8 @@ impl L2Memory<'_> {
 
 impl GuestMemory for L2Memory<'_> {
     fn is_ram(&self, gpa: u64, len: u64) -> bool {
-        gpa.checked_add(len).is_some_and(|end| end <= self.0.len() as u64)
+        gpa.checked_add(len)
+            .is_some_and(|end| end <= self.0.len() as u64)
     }
 
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), NotRam> {

@@ -13,10 +13,10 @@ use nvmx::ept::{
     compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions,
 };
 use nvmx::event::{Event, InterruptionInfo};
-use nvmx::intr::{self, AssistOutcome, L3Outcome};
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
 use nvmx::insn::GuestMemory;
+use nvmx::intr::{self, AssistOutcome, L3Outcome};
 use nvmx::nested::{l2_wants_exit, Decision, ExitFacts, ExitFields};
 use nvmx::route::InterceptControls;
 use shadow_vmcs::Vmcs;
@@ -270,12 +270,18 @@ fn gprs(r: &GuestRegisters, vmcs: &CurrentVmcs) -> [u64; 16] {
 /// hypervisor's controls send them (`nvmx::intr::assist_l3`): a virtual VM exit to the guest
 /// hypervisor when vmcs12 intercepts them, else injection into L3.
 pub fn deliver_pending(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
-    let (Some(vmcs12), Some(machine)) = (g.nested.engine.vmx().current_vmcs12(), g.machine.as_mut()) else {
+    let (Some(vmcs12), Some(machine)) =
+        (g.nested.engine.vmx().current_vmcs12(), g.machine.as_mut())
+    else {
         return Handled::Resume;
     };
     // Interrupts and NMIs only: never the debugger's INT3.
-    let mut inject_host =
-        VcpuInjectHost { regs: &mut g.regs, trace: &mut g.trace, cet: g.cet, debugger_breakpoint: false };
+    let mut inject_host = VcpuInjectHost {
+        regs: &mut g.regs,
+        trace: &mut g.trace,
+        cet: g.cet,
+        debugger_breakpoint: false,
+    };
     match intr::assist_l3(vmcs, vmcs12, &mut inject_host, &mut machine.events) {
         L3Outcome::VmExit(info) => reflect(host, g, vmcs, ExitFields::Event(info)),
         L3Outcome::Assist(AssistOutcome::Injected { event, .. }) => {

@@ -40,7 +40,10 @@ const FEATURE_CONTROL_VMXON_OUTSIDE_SMX: u64 = 1 << 2;
 ///
 /// # Safety
 /// CPL 0; `region_phys` must be the physical address of `region` (4 KiB-aligned).
-pub unsafe fn enter_vmx_root(region: &mut [u8; 4096], region_phys: u64) -> Result<Capabilities, BringupError> {
+pub unsafe fn enter_vmx_root(
+    region: &mut [u8; 4096],
+    region_phys: u64,
+) -> Result<Capabilities, BringupError> {
     let cpuid = x86::cpuid::CpuId::new();
     if !cpuid.get_feature_info().is_some_and(|f| f.has_vmx()) {
         return Err(BringupError::NoVmx);
@@ -60,7 +63,9 @@ pub unsafe fn enter_vmx_root(region: &mut [u8; 4096], region_phys: u64) -> Resul
         if let Some(feature) = caps.missing_ept_feature() {
             return Err(BringupError::EptUnsupported(feature));
         }
-        cr0_write(Cr0::from_bits_truncate(caps.fix_cr0(cr0().bits() as u64) as usize));
+        cr0_write(Cr0::from_bits_truncate(
+            caps.fix_cr0(cr0().bits() as u64) as usize
+        ));
         cr4_write(Cr4::from_bits_truncate(
             caps.fix_cr4((cr4() | Cr4::CR4_ENABLE_VMX).bits() as u64) as usize,
         ));

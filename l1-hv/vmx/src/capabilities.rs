@@ -25,11 +25,19 @@ impl Allowed {
     fn read(msr: u32) -> Self {
         // SAFETY: only called for capability MSRs whose presence was established.
         let value = unsafe { rdmsr(msr) };
-        Self { must_be_1: value as u32, may_be_1: (value >> 32) as u32 }
+        Self {
+            must_be_1: value as u32,
+            may_be_1: (value >> 32) as u32,
+        }
     }
 
     /// `required` must all be available; `optional` are taken where allowed.
-    fn adjust(self, control: &'static str, required: u32, optional: u32) -> Result<u32, Unsupported> {
+    fn adjust(
+        self,
+        control: &'static str,
+        required: u32,
+        optional: u32,
+    ) -> Result<u32, Unsupported> {
         let missing = required & !self.may_be_1;
         if missing != 0 {
             return Err(Unsupported { control, missing });
@@ -78,14 +86,29 @@ impl Capabilities {
         let pick = |true_msr, msr| if truly { true_msr } else { msr };
         Self {
             basic,
-            pin: Allowed::read(pick(msr::IA32_VMX_TRUE_PINBASED_CTLS, msr::IA32_VMX_PINBASED_CTLS)),
-            primary: Allowed::read(pick(msr::IA32_VMX_TRUE_PROCBASED_CTLS, msr::IA32_VMX_PROCBASED_CTLS)),
+            pin: Allowed::read(pick(
+                msr::IA32_VMX_TRUE_PINBASED_CTLS,
+                msr::IA32_VMX_PINBASED_CTLS,
+            )),
+            primary: Allowed::read(pick(
+                msr::IA32_VMX_TRUE_PROCBASED_CTLS,
+                msr::IA32_VMX_PROCBASED_CTLS,
+            )),
             secondary: Allowed::read(msr::IA32_VMX_PROCBASED_CTLS2),
             exit: Allowed::read(pick(msr::IA32_VMX_TRUE_EXIT_CTLS, msr::IA32_VMX_EXIT_CTLS)),
-            entry: Allowed::read(pick(msr::IA32_VMX_TRUE_ENTRY_CTLS, msr::IA32_VMX_ENTRY_CTLS)),
+            entry: Allowed::read(pick(
+                msr::IA32_VMX_TRUE_ENTRY_CTLS,
+                msr::IA32_VMX_ENTRY_CTLS,
+            )),
             ept_vpid: rdmsr(msr::IA32_VMX_EPT_VPID_CAP),
-            cr0_fixed: (rdmsr(msr::IA32_VMX_CR0_FIXED0), rdmsr(msr::IA32_VMX_CR0_FIXED1)),
-            cr4_fixed: (rdmsr(msr::IA32_VMX_CR4_FIXED0), rdmsr(msr::IA32_VMX_CR4_FIXED1)),
+            cr0_fixed: (
+                rdmsr(msr::IA32_VMX_CR0_FIXED0),
+                rdmsr(msr::IA32_VMX_CR0_FIXED1),
+            ),
+            cr4_fixed: (
+                rdmsr(msr::IA32_VMX_CR4_FIXED0),
+                rdmsr(msr::IA32_VMX_CR4_FIXED1),
+            ),
         }
     }
 
@@ -98,7 +121,8 @@ impl Capabilities {
         let truly = self.basic & BASIC_TRUE_CONTROLS != 0;
         let optional = |present: bool, index: u32| if present { rdmsr(index) } else { 0 };
         let procbased = rdmsr(msr::IA32_VMX_PROCBASED_CTLS);
-        let secondary = procbased >> 32 & u64::from(PrimaryControls::SECONDARY_CONTROLS.bits()) != 0;
+        let secondary =
+            procbased >> 32 & u64::from(PrimaryControls::SECONDARY_CONTROLS.bits()) != 0;
         nvmx::insn::VmxCapabilities {
             basic: self.basic,
             pinbased: rdmsr(msr::IA32_VMX_PINBASED_CTLS),
@@ -146,12 +170,14 @@ impl Capabilities {
 
     /// Primary processor-based controls.
     pub fn primary(&self, required: u32, optional: u32) -> Result<u32, Unsupported> {
-        self.primary.adjust("primary processor-based", required, optional)
+        self.primary
+            .adjust("primary processor-based", required, optional)
     }
 
     /// Secondary processor-based controls.
     pub fn secondary(&self, required: u32, optional: u32) -> Result<u32, Unsupported> {
-        self.secondary.adjust("secondary processor-based", required, optional)
+        self.secondary
+            .adjust("secondary processor-based", required, optional)
     }
 
     /// VM-exit controls.
@@ -166,7 +192,10 @@ impl Capabilities {
 
     /// The first EPT feature l1-hv needs that the CPU lacks, if any.
     pub fn missing_ept_feature(&self) -> Option<&'static str> {
-        EPT_REQUIRED.iter().find(|(bit, _)| self.ept_vpid & bit == 0).map(|(_, name)| *name)
+        EPT_REQUIRED
+            .iter()
+            .find(|(bit, _)| self.ept_vpid & bit == 0)
+            .map(|(_, name)| *name)
     }
 
     /// `value` with the CR0 bits VMX operation fixes forced (SDM A.7).

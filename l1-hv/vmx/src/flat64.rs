@@ -61,16 +61,49 @@ pub fn write_guest_state(vmcs: &mut impl Vmcs, state: &FlatGuest) {
     vmcs.write(guest::RIP, state.rip);
     vmcs.write(guest::RSP, state.rsp);
     let segments = [
-        (guest::CS_SELECTOR, guest::CS_BASE, guest::CS_LIMIT, guest::CS_ACCESS_RIGHTS),
-        (guest::SS_SELECTOR, guest::SS_BASE, guest::SS_LIMIT, guest::SS_ACCESS_RIGHTS),
-        (guest::DS_SELECTOR, guest::DS_BASE, guest::DS_LIMIT, guest::DS_ACCESS_RIGHTS),
-        (guest::ES_SELECTOR, guest::ES_BASE, guest::ES_LIMIT, guest::ES_ACCESS_RIGHTS),
-        (guest::FS_SELECTOR, guest::FS_BASE, guest::FS_LIMIT, guest::FS_ACCESS_RIGHTS),
-        (guest::GS_SELECTOR, guest::GS_BASE, guest::GS_LIMIT, guest::GS_ACCESS_RIGHTS),
+        (
+            guest::CS_SELECTOR,
+            guest::CS_BASE,
+            guest::CS_LIMIT,
+            guest::CS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::SS_SELECTOR,
+            guest::SS_BASE,
+            guest::SS_LIMIT,
+            guest::SS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::DS_SELECTOR,
+            guest::DS_BASE,
+            guest::DS_LIMIT,
+            guest::DS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::ES_SELECTOR,
+            guest::ES_BASE,
+            guest::ES_LIMIT,
+            guest::ES_ACCESS_RIGHTS,
+        ),
+        (
+            guest::FS_SELECTOR,
+            guest::FS_BASE,
+            guest::FS_LIMIT,
+            guest::FS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::GS_SELECTOR,
+            guest::GS_BASE,
+            guest::GS_LIMIT,
+            guest::GS_ACCESS_RIGHTS,
+        ),
     ];
     for (index, (selector, base, limit, rights)) in segments.into_iter().enumerate() {
-        let (value, ar) =
-            if index == 0 { (state.code_selector, AR_CODE64) } else { (state.data_selector, AR_DATA) };
+        let (value, ar) = if index == 0 {
+            (state.code_selector, AR_CODE64)
+        } else {
+            (state.data_selector, AR_DATA)
+        };
         vmcs.write(selector, value.into());
         vmcs.write(base, 0);
         vmcs.write(limit, 0xffff_ffff);

@@ -75,11 +75,15 @@ mod tests {
 
     #[test]
     fn hypercall_numbers_round_trip() {
-        for call in [Hypercall::Write, Hypercall::Observe, Hypercall::Done, Hypercall::Nop] {
+        for call in [
+            Hypercall::Write,
+            Hypercall::Observe,
+            Hypercall::Done,
+            Hypercall::Nop,
+        ] {
             assert_eq!(Hypercall::from_number(call as u64), Some(call));
         }
         assert_eq!(Hypercall::from_number(0), None);
         assert_eq!(Hypercall::from_number(5), None);
     }
-
 }

@@ -34,16 +34,34 @@ pub struct Raised {
 impl Raised {
     /// A hardware exception.
     pub const fn hardware(vector: u8, error_code: u16) -> Self {
-        Self { kind: Kind::Hardware, vector, error_code, payload: 0, insn_len: 0 }
+        Self {
+            kind: Kind::Hardware,
+            vector,
+            error_code,
+            payload: 0,
+            insn_len: 0,
+        }
     }
 
     /// A #PF with its error code and address.
     pub const fn page_fault(error_code: u16, address: u64) -> Self {
-        Self { kind: Kind::Hardware, vector: 14, error_code, payload: address, insn_len: 0 }
+        Self {
+            kind: Kind::Hardware,
+            vector: 14,
+            error_code,
+            payload: address,
+            insn_len: 0,
+        }
     }
 
     pub const fn software(kind: Kind, vector: u8, insn_len: u8) -> Self {
-        Self { kind, vector, error_code: 0, payload: 0, insn_len }
+        Self {
+            kind,
+            vector,
+            error_code: 0,
+            payload: 0,
+            insn_len,
+        }
     }
 }
 

@@ -38,12 +38,24 @@ const fn gates(vectors: &[u8]) -> u64 {
 }
 
 const fn absent(vectors: &[u8]) -> Env {
-    Env { absent_gates: gates(vectors), ..Env::INTACT }
+    Env {
+        absent_gates: gates(vectors),
+        ..Env::INTACT
+    }
 }
 
-const STACK: Env = Env { stack_unmapped: true, ..Env::INTACT };
-const RSP0: Env = Env { rsp0_unmapped: true, ..Env::INTACT };
-const PF_IST_UNMAPPED: Env = Env { pf_ist_unmapped: true, ..Env::INTACT };
+const STACK: Env = Env {
+    stack_unmapped: true,
+    ..Env::INTACT
+};
+const RSP0: Env = Env {
+    rsp0_unmapped: true,
+    ..Env::INTACT
+};
+const PF_IST_UNMAPPED: Env = Env {
+    pf_ist_unmapped: true,
+    ..Env::INTACT
+};
 
 /// The actions run in a broken world, with what the breakage makes of them.
 pub const ENV_CASES: &[(Action, Env)] = &[
@@ -59,7 +71,14 @@ pub const ENV_CASES: &[(Action, Env)] = &[
     // #PF, then #PF pushing its frame on IST2: #DF.
     (Action::ReadNotPresent, PF_IST_UNMAPPED),
     // #UD, #PF pushing its frame, #PF again on IST2: #DF.
-    (Action::Ud2, Env { stack_unmapped: true, pf_ist_unmapped: true, ..Env::INTACT }),
+    (
+        Action::Ud2,
+        Env {
+            stack_unmapped: true,
+            pf_ist_unmapped: true,
+            ..Env::INTACT
+        },
+    ),
     // Contributory or #PF, then #NP for the absent gate: #DF.
     (Action::DivideByZero, absent(&[0])),
     (Action::ReadNonCanonical, absent(&[13])),
@@ -80,14 +99,33 @@ pub const ENV_CASES: &[(Action, Env)] = &[
 /// cannot go on after one, so the transparency mode runs each in a guest run of its own.
 pub const TRIPLE_FAULT_CASES: &[(Action, Env)] = &[
     (Action::DivideByZero, absent(&[0, 8])),
-    (Action::ReadNotPresent, Env { pf_ist_unmapped: true, absent_gates: gates(&[8]), ..Env::INTACT }),
-    (Action::DivideByZero, Env { df_ist_unmapped: true, absent_gates: gates(&[0]), ..Env::INTACT }),
+    (
+        Action::ReadNotPresent,
+        Env {
+            pf_ist_unmapped: true,
+            absent_gates: gates(&[8]),
+            ..Env::INTACT
+        },
+    ),
+    (
+        Action::DivideByZero,
+        Env {
+            df_ist_unmapped: true,
+            absent_gates: gates(&[0]),
+            ..Env::INTACT
+        },
+    ),
 ];
 
 impl Env {
     /// Nothing broken.
-    pub const INTACT: Env =
-        Env { absent_gates: 0, stack_unmapped: false, rsp0_unmapped: false, pf_ist_unmapped: false, df_ist_unmapped: false };
+    pub const INTACT: Env = Env {
+        absent_gates: 0,
+        stack_unmapped: false,
+        rsp0_unmapped: false,
+        pf_ist_unmapped: false,
+        df_ist_unmapped: false,
+    };
 
     /// Writes the name used in scenario ids, e.g. `gates-0x101` or `stack+pf-ist`.
     pub fn write_name(&self, out: &mut impl core::fmt::Write) -> core::fmt::Result {
@@ -125,7 +163,10 @@ impl Env {
     /// * The frame's first push (SS, at the new stack top − 8) on the not-present page:
     ///   #PF, error code W (a supervisor write, even from CPL 3: SDM 4.6.1 implicit accesses).
     pub const fn delivery_fault(&self, event: Raised, from_user: bool) -> Option<Raised> {
-        let software = matches!(event.kind, Kind::SoftwareInterrupt | Kind::SoftwareException);
+        let software = matches!(
+            event.kind,
+            Kind::SoftwareInterrupt | Kind::SoftwareException
+        );
         if software && from_user && event.vector != COMPLETED_VECTOR {
             return Some(Raised::hardware(13, event.vector as u16 * 8 + 2));
         }

@@ -69,14 +69,22 @@ pub struct Scenario {
 /// action in the intact world and each [`ENV_CASES`] entry, under each of its control settings.
 pub fn scenarios() -> impl Iterator<Item = Scenario> {
     cases().flat_map(|(action, env)| {
-        settings::for_case(action, env).map(move |controls| Scenario { action, env, controls })
+        settings::for_case(action, env).map(move |controls| Scenario {
+            action,
+            env,
+            controls,
+        })
     })
 }
 
 /// Every (action, world) pair, in run order: the transparency mode runs each once per l1-hv
 /// setting, with nothing intercepted by the payload's own (absent) hypervisor.
 pub fn cases() -> impl Iterator<Item = (Action, Env)> {
-    ACTIONS.iter().map(|&a| (a, Env::INTACT)).chain(ENV_CASES.iter().copied()).chain(TRIPLE_FAULT_CASES.iter().copied())
+    ACTIONS
+        .iter()
+        .map(|&a| (a, Env::INTACT))
+        .chain(ENV_CASES.iter().copied())
+        .chain(TRIPLE_FAULT_CASES.iter().copied())
 }
 
 /// Whether `case` is one of [`TRIPLE_FAULT_CASES`].
@@ -88,12 +96,20 @@ impl Scenario {
     /// Writes the stable id: `ACTION[+ENV]/bm-BITMAP/pfec-MASK-MATCH`.
     pub fn write_id(&self, out: &mut impl core::fmt::Write) -> core::fmt::Result {
         write_case_id(self.action, self.env, out)?;
-        write!(out, "/bm-{:x}/pfec-{:x}-{:x}", self.controls.exception_bitmap, self.controls.pfec_mask, self.controls.pfec_match)
+        write!(
+            out,
+            "/bm-{:x}/pfec-{:x}-{:x}",
+            self.controls.exception_bitmap, self.controls.pfec_mask, self.controls.pfec_match
+        )
     }
 }
 
 /// Writes `ACTION[+ENV]`, the part of an id the world decides.
-pub fn write_case_id(action: Action, env: Env, out: &mut impl core::fmt::Write) -> core::fmt::Result {
+pub fn write_case_id(
+    action: Action,
+    env: Env,
+    out: &mut impl core::fmt::Write,
+) -> core::fmt::Result {
     out.write_str(action.name())?;
     if env != Env::INTACT {
         out.write_char('+')?;

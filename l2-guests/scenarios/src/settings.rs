@@ -17,7 +17,11 @@ pub struct Controls {
 }
 
 const fn bitmap(exception_bitmap: u32) -> Controls {
-    Controls { exception_bitmap, pfec_mask: 0, pfec_match: 0 }
+    Controls {
+        exception_bitmap,
+        pfec_mask: 0,
+        pfec_match: 0,
+    }
 }
 
 const ALL: u32 = u32::MAX;
@@ -25,7 +29,16 @@ const PF: u32 = 1 << 14;
 
 /// #PF classes: bitmap bit 14 clear and set, each with "all match" and, for each error-code
 /// bit the scenarios produce (P, W, U, RSVD, I/D), mask = the bit with match = the bit.
-const PFEC_CLASSES: [(u32, u32); 8] = [(0, 0), (1, 0), (1, 1), (2, 0), (2, 2), (4, 4), (8, 8), (0x10, 0x10)];
+const PFEC_CLASSES: [(u32, u32); 8] = [
+    (0, 0),
+    (1, 0),
+    (1, 1),
+    (2, 0),
+    (2, 2),
+    (4, 4),
+    (8, 8),
+    (0x10, 0x10),
+];
 
 /// l1-hv's own exception bitmap in the transparency mode (its `exceptions=` module option):
 /// every exception, none, #PF only, the contributory ones and #PF, #DF only, all but #PF.
@@ -52,7 +65,11 @@ pub fn for_case(action: Action, env: Env) -> impl Iterator<Item = Controls> {
     if env == Env::INTACT && first.kind == Kind::Hardware && first.vector == 14 {
         for (mask, r#match) in PFEC_CLASSES {
             for bit in [0, PF] {
-                push(Controls { exception_bitmap: bit, pfec_mask: mask, pfec_match: r#match });
+                push(Controls {
+                    exception_bitmap: bit,
+                    pfec_mask: mask,
+                    pfec_match: r#match,
+                });
             }
         }
         push(bitmap(ALL));

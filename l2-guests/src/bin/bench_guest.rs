@@ -120,7 +120,10 @@ struct Line {
 
 impl core::fmt::Write for Line {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.text.get_mut(self.len..self.len + s.len()).ok_or(core::fmt::Error)?;
+        let room = self
+            .text
+            .get_mut(self.len..self.len + s.len())
+            .ok_or(core::fmt::Error)?;
         room.copy_from_slice(s.as_bytes());
         self.len += s.len();
         Ok(())
@@ -135,9 +138,17 @@ fn measure(name: &str, mut timed: impl FnMut() -> u32) {
         *sample = timed();
     }
     samples.sort_unstable();
-    let mut line = Line { text: [0; 128], len: 0 };
+    let mut line = Line {
+        text: [0; 128],
+        len: 0,
+    };
     let (min, median, max) = (samples[0], samples[ITERATIONS / 2], samples[ITERATIONS - 1]);
-    if write!(line, "bench path={name} n={ITERATIONS} median={median} min={min} max={max}").is_err() {
+    if write!(
+        line,
+        "bench path={name} n={ITERATIONS} median={median} min={min} max={max}"
+    )
+    .is_err()
+    {
         done(0x200);
     }
     // Only `write_str` filled the buffer, with whole `str`s: it is UTF-8.

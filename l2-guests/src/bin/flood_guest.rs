@@ -29,7 +29,10 @@ const fn parse_decimal(digits: &str) -> u64 {
     let mut value = 0u64;
     let mut i = 0;
     while i < bytes.len() {
-        assert!(bytes[i].is_ascii_digit(), "FLOOD_EXCEPTIONS must be a decimal number");
+        assert!(
+            bytes[i].is_ascii_digit(),
+            "FLOOD_EXCEPTIONS must be a decimal number"
+        );
         value = value * 10 + (bytes[i] - b'0') as u64;
         i += 1;
     }
@@ -53,7 +56,10 @@ struct Line {
 
 impl Write for Line {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.text.get_mut(self.len..self.len + s.len()).ok_or(core::fmt::Error)?;
+        let room = self
+            .text
+            .get_mut(self.len..self.len + s.len())
+            .ok_or(core::fmt::Error)?;
         room.copy_from_slice(s.as_bytes());
         self.len += s.len();
         Ok(())
@@ -68,8 +74,14 @@ extern "C" fn guest_main() -> ! {
         unsafe { core::arch::asm!("ud2") };
     }
     let handled = HANDLED.load(Ordering::Relaxed);
-    let mut line = Line { text: [0; 128], len: 0 };
-    let _ = write!(line, "flood-guest: raised {COUNT} #UD, handler received {handled}");
+    let mut line = Line {
+        text: [0; 128],
+        len: 0,
+    };
+    let _ = write!(
+        line,
+        "flood-guest: raised {COUNT} #UD, handler received {handled}"
+    );
     write(core::str::from_utf8(&line.text[..line.len]).unwrap_or("flood-guest: ?"));
     done(u64::from(handled != COUNT))
 }

@@ -22,7 +22,11 @@ fn on_exception(frame: &mut ExceptionFrame) {
     // SAFETY: reading CR2 has no side effects.
     let cr2 = unsafe { x86::controlregs::cr2() } as u64;
     let vector = frame.vector as u8;
-    observe(vector, frame.pushed_error_code(), if vector == 14 { cr2 } else { 0 });
+    observe(
+        vector,
+        frame.pushed_error_code(),
+        if vector == 14 { cr2 } else { 0 },
+    );
     if vector != 14 || FAULTS.fetch_add(1, Ordering::Relaxed) > 8 {
         write("pf-guest: unexpected exception");
         done(u64::from(vector) + 0x100);

@@ -2,8 +2,10 @@
 //! read-only or supervisor-only for the fault generators.
 
 use l2_abi::RAM_SIZE;
-use x86::bits64::paging::{PAddr, PDEntry, PDFlags, PDPTEntry, PDPTFlags, PML4Entry, PML4Flags,
-                          PTEntry, PTFlags, BASE_PAGE_SIZE, PAGE_SIZE_ENTRIES};
+use x86::bits64::paging::{
+    PAddr, PDEntry, PDFlags, PDPTEntry, PDPTFlags, PML4Entry, PML4Flags, PTEntry, PTFlags,
+    BASE_PAGE_SIZE, PAGE_SIZE_ENTRIES,
+};
 
 const PAGES: usize = (RAM_SIZE as usize) / BASE_PAGE_SIZE;
 const PAGE_TABLES: usize = PAGES / PAGE_SIZE_ENTRIES;
@@ -22,7 +24,12 @@ struct Tables {
     pt: [Table; PAGE_TABLES],
 }
 
-static mut TABLES: Tables = Tables { pml4: EMPTY, pdpt: EMPTY, pd: EMPTY, pt: [EMPTY; PAGE_TABLES] };
+static mut TABLES: Tables = Tables {
+    pml4: EMPTY,
+    pdpt: EMPTY,
+    pd: EMPTY,
+    pt: [EMPTY; PAGE_TABLES],
+};
 
 /// The tables. The guest is single-threaded and takes no interrupts while it edits them.
 fn tables() -> &'static mut Tables {
@@ -37,7 +44,11 @@ pub use x86::bits64::paging::PTFlags as PageFlags;
 pub fn init() {
     let t = tables();
     let all = PTFlags::P | PTFlags::RW | PTFlags::US;
-    for (page, entry) in t.pt.iter_mut().flat_map(|table| table.0.iter_mut()).enumerate() {
+    for (page, entry) in
+        t.pt.iter_mut()
+            .flat_map(|table| table.0.iter_mut())
+            .enumerate()
+    {
         *entry = PTEntry::new(PAddr::from(page * BASE_PAGE_SIZE), all).0;
     }
     for (index, table) in t.pt.iter().enumerate() {

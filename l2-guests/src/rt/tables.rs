@@ -83,7 +83,8 @@ pub fn init() {
         for (vector, handler) in guest_isr_table.iter().enumerate() {
             (*idt)[vector] = gate(*handler, Ring::Ring0);
         }
-        (*idt)[RETURN_TO_KERNEL_VECTOR] = gate(guest_isr_return_to_kernel as *const () as u64, Ring::Ring3);
+        (*idt)[RETURN_TO_KERNEL_VECTOR] =
+            gate(guest_isr_return_to_kernel as *const () as u64, Ring::Ring3);
         lidt(&DescriptorTablePointer::new_from_slice(&*idt));
     }
 }
@@ -91,8 +92,10 @@ pub fn init() {
 /// Loads an empty IDT: the next exception cannot be delivered (#GP, then #DF, then a triple
 /// fault, SDM 6.15 "Interrupt 8").
 pub fn load_empty_idt() {
-    let empty: DescriptorTablePointer<Descriptor64> =
-        DescriptorTablePointer { limit: 0, base: core::ptr::null() };
+    let empty: DescriptorTablePointer<Descriptor64> = DescriptorTablePointer {
+        limit: 0,
+        base: core::ptr::null(),
+    };
     // SAFETY: deliberately breaks exception delivery; callers want the triple fault.
     unsafe { lidt(&empty) };
 }

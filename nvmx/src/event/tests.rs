@@ -185,5 +185,8 @@ fn debug_delivery_replaces_breakpoint_matches_and_keeps_the_rest() {
     // A stale B1 from an earlier #DB goes; BS and B2 of this one are set; BD accumulates.
     let (bd, bs) = (Dr6::BD.bits() as u64, Dr6::BS.bits() as u64);
     let before = 0xffff_0ff0 | 0b0010 | bd;
-    assert_eq!(dr6_after_delivery(before, bs | 0b0100), 0xffff_0ff0 | bd | bs | 0b0100);
+    assert_eq!(
+        dr6_after_delivery(before, bs | 0b0100),
+        0xffff_0ff0 | bd | bs | 0b0100
+    );
 }

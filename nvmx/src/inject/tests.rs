@@ -440,7 +440,10 @@ fn external_interrupt_on_vector_3_is_not_a_breakpoint_for_the_debugger() {
     );
     assert_eq!(outcome, InjectOutcome::Injected { requeue: None });
     assert!(!host.paused);
-    assert_eq!(vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD), 0x8000_0003);
+    assert_eq!(
+        vmcs.read(control::VMENTRY_INTERRUPTION_INFO_FIELD),
+        0x8000_0003
+    );
 }
 
 #[test]

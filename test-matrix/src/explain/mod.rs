@@ -8,7 +8,9 @@
 #[cfg(test)]
 mod tests;
 
-use nvmx::explain::{exit_reason, interruption_info, pfec, qualification, selector_error_code, InfoFormat};
+use nvmx::explain::{
+    exit_reason, interruption_info, pfec, qualification, selector_error_code, InfoFormat,
+};
 
 use std::process::ExitCode;
 

@@ -10,9 +10,9 @@ pub mod scenario_json;
 #[cfg(test)]
 mod tests;
 
-use nvmx::explain::basic_reason_name;
 use invariants::INVARIANTS;
 use model::{Case, Delivering};
+use nvmx::explain::basic_reason_name;
 use nvmx::route::{route, Outcome};
 use progress::Progress;
 use std::collections::BTreeMap;

@@ -3,8 +3,8 @@
 //! [`nvmx::route::Scenario`]s and carry a stable id and a description. docs/matrix.md says what
 //! is enumerated and why.
 
-use nvmx::explain::{exception_name, type_name, PFEC_BITS};
 use nvmx::event::{vector_has_error_code, Event, InterruptionType};
+use nvmx::explain::{exception_name, type_name, PFEC_BITS};
 use nvmx::route::{InterceptControls, Scenario};
 use x86::irq::{
     BREAKPOINT_VECTOR, DEBUG_VECTOR, DOUBLE_FAULT_VECTOR, NONMASKABLE_INTERRUPT_VECTOR,

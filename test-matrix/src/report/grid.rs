@@ -1,10 +1,10 @@
 //! The report's grids: for one control setting, rows of (event being delivered, new-event type)
 //! against columns of new vector 0–31, each cell the outcome of that matrix case.
 
-use nvmx::explain::{interruption_info, InfoFormat};
 use crate::matrix::model::{new_events, representative_error_code, Case, Delivering, Pfec};
 use crate::matrix::OutcomeClass;
 use nvmx::event::InterruptionType;
+use nvmx::explain::{interruption_info, InfoFormat};
 use nvmx::route::{route, Outcome};
 
 /// A control setting in the terms of [`Case::own`] and [`Case::rest`]; every grid cell uses

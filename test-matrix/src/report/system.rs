@@ -99,7 +99,10 @@ fn read(
 
 /// The model's outcome, in `decide`'s format, for every matrix case whose id is in `wanted`;
 /// also returns the ids of `wanted` that are no matrix case.
-fn model_outcomes(wanted: &HashSet<&str>, inline: &HashMap<String, Value>) -> (HashMap<String, Value>, HashSet<String>) {
+fn model_outcomes(
+    wanted: &HashSet<&str>,
+    inline: &HashMap<String, Value>,
+) -> (HashMap<String, Value>, HashSet<String>) {
     let mut input = Vec::new();
     let mut known = HashSet::new();
     for (id, scenario) in inline.iter().filter(|(id, _)| wanted.contains(id.as_str())) {

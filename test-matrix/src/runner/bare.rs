@@ -16,7 +16,10 @@ pub fn grub_cfg(image: &str) -> String {
 /// Builds everything and writes `target/run/bare-IMAGE.iso`; returns its path.
 pub fn iso(image: &str) -> Result<PathBuf, String> {
     if !image::IMAGES.contains(&image) {
-        return Err(format!("unknown guest image {image:?} (known: {})", image::IMAGES.join(", ")));
+        return Err(format!(
+            "unknown guest image {image:?} (known: {})",
+            image::IMAGES.join(", ")
+        ));
     }
     let elves = image::build()?;
     let stage = run_dir().join("iso-bare");
@@ -24,8 +27,16 @@ pub fn iso(image: &str) -> Result<PathBuf, String> {
     let io = |e: std::io::Error| format!("staging the bare ISO: {e}");
     std::fs::create_dir_all(stage.join("boot").join("grub")).map_err(io)?;
     std::fs::create_dir_all(stage.join("boot").join("guests")).map_err(io)?;
-    std::fs::copy(elves.join(image), stage.join("boot").join("guests").join(image)).map_err(io)?;
-    std::fs::write(stage.join("boot").join("grub").join("grub.cfg"), grub_cfg(image)).map_err(io)?;
+    std::fs::copy(
+        elves.join(image),
+        stage.join("boot").join("guests").join(image),
+    )
+    .map_err(io)?;
+    std::fs::write(
+        stage.join("boot").join("grub").join("grub.cfg"),
+        grub_cfg(image),
+    )
+    .map_err(io)?;
     let iso = run_dir().join(format!("bare-{image}.iso"));
     image::mkrescue(&stage, &iso)?;
     Ok(iso)
@@ -45,6 +56,8 @@ mod tests {
 
     #[test]
     fn unknown_images_are_refused_before_building() {
-        assert!(iso("no-such-guest").unwrap_err().contains("unknown guest image"));
+        assert!(iso("no-such-guest")
+            .unwrap_err()
+            .contains("unknown guest image"));
     }
 }

@@ -22,8 +22,12 @@ const BOOT_LIMIT: Duration = Duration::from_secs(120);
 const NOT_READY: &str = "n/a (nested VMX not ready)";
 
 /// The runs of the l1-hv boot, in module order (l1-hv labels them `guest 1`, `guest 2`, ...).
-const L1HV_RUNS: [&str; 4] =
-    ["bench-guest exceptions=none", "bench-guest exceptions=pf", "ghv-bench", "ghv-bench shadowing=off"];
+const L1HV_RUNS: [&str; 4] = [
+    "bench-guest exceptions=none",
+    "bench-guest exceptions=pf",
+    "ghv-bench",
+    "ghv-bench shadowing=off",
+];
 /// Positions in [`L1HV_RUNS`] (1-based, as l1-hv prints them).
 const PF_NATIVE_RUN: usize = 1;
 const PF_INTERCEPTED_RUN: usize = 2;
@@ -43,7 +47,8 @@ pub fn run(args: &[String]) -> ExitCode {
     match measure() {
         Ok(results) => {
             print!("{}", table(&results));
-            let json = serde_json::to_string_pretty(&to_json(&results)).expect("JSON of plain values");
+            let json =
+                serde_json::to_string_pretty(&to_json(&results)).expect("JSON of plain values");
             if json_too {
                 println!("{json}");
             }
@@ -83,7 +88,12 @@ impl Figures {
     /// The figures less the floor's median (the cost of the timing itself).
     fn net(self, floor: Figures) -> Figures {
         let less = |v: u64| v.saturating_sub(floor.median);
-        Figures { n: self.n, median: less(self.median), min: less(self.min), max: less(self.max) }
+        Figures {
+            n: self.n,
+            median: less(self.median),
+            min: less(self.min),
+            max: less(self.max),
+        }
     }
 }
 
@@ -109,7 +119,10 @@ impl RunOutput {
     }
 
     fn exits(&self, reason: &str) -> u64 {
-        self.exits.iter().find(|(r, _)| r == reason).map_or(0, |(_, c)| *c)
+        self.exits
+            .iter()
+            .find(|(r, _)| r == reason)
+            .map_or(0, |(_, c)| *c)
     }
 }
 
@@ -122,13 +135,23 @@ pub fn parse_bench_line(line: &str) -> Option<(String, Figures)> {
         match word.split_once('=')? {
             ("path", p) => path = Some(p.to_string()),
             (key, value) => {
-                let slot = ["n", "median", "min", "max"].iter().position(|k| *k == key)?;
+                let slot = ["n", "median", "min", "max"]
+                    .iter()
+                    .position(|k| *k == key)?;
                 numbers[slot] = Some(value.parse().ok()?);
             }
         }
     }
     let [n, median, min, max] = numbers;
-    Some((path?, Figures { n: n?, median: median?, min: min?, max: max? }))
+    Some((
+        path?,
+        Figures {
+            n: n?,
+            median: median?,
+            min: min?,
+            max: max?,
+        },
+    ))
 }
 
 /// Parses l1-hv's `... exits [REASON]=N [REASON]=N` into (reason, count) pairs.
@@ -150,7 +173,13 @@ pub fn parse_l1hv_console(console: &str, runs: usize) -> Vec<RunOutput> {
         if let Some(rest) = line.strip_prefix("l1-hv: guest ") {
             let (index, rest) = rest.split_once(' ').unwrap_or(("", ""));
             let (name, what) = rest.split_once(": ").unwrap_or(("", ""));
-            let Some(index) = index.parse::<usize>().ok().filter(|i| (1..=runs).contains(i)) else { continue };
+            let Some(index) = index
+                .parse::<usize>()
+                .ok()
+                .filter(|i| (1..=runs).contains(i))
+            else {
+                continue;
+            };
             if what.starts_with("start (") {
                 current = Some((index, name.to_string()));
             }
@@ -160,7 +189,9 @@ pub fn parse_l1hv_console(console: &str, runs: usize) -> Vec<RunOutput> {
             } else if let Some(count) = what.strip_suffix(" trace records") {
                 out.trace_records = count.parse().unwrap_or(0);
             } else if let Some(at) = what.find("exits-per-reflected-exception=") {
-                let value = what[at + "exits-per-reflected-exception=".len()..].split_whitespace().next();
+                let value = what[at + "exits-per-reflected-exception=".len()..]
+                    .split_whitespace()
+                    .next();
                 out.exits_per_reflection = value.map(str::to_string);
             }
         } else if let Some((index, name)) = &current {
@@ -190,20 +221,33 @@ fn measure() -> Result<Results, String> {
         .iter()
         .map(|spec| {
             let (image, options) = spec.split_once(' ').unwrap_or((spec, ""));
-            GuestRun { image: image.into(), options: options.into() }
+            GuestRun {
+                image: image.into(),
+                options: options.into(),
+            }
         })
         .collect();
-    let emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() };
+    let emulator = Emulator::Bochs {
+        cpu: DEFAULT_BOCHS_CPU.into(),
+    };
 
     let iso = stage_iso(&elves, "l1-hv", Some(&image::grub_cfg(&runs)))?;
     eprintln!("runner: bench: booting l1-hv with {} runs", runs.len());
     let boot = emulator::boot(&emulator, &iso, BOOT_LIMIT, false)?;
-    eprintln!("runner: bench: l1-hv boot took {:.2} s wall ({:?})", boot.wall.as_secs_f64(), boot.verdict);
+    eprintln!(
+        "runner: bench: l1-hv boot took {:.2} s wall ({:?})",
+        boot.wall.as_secs_f64(),
+        boot.verdict
+    );
     save_console("l1-hv", &boot.console)?;
     let l1hv = parse_l1hv_console(&boot.console, runs.len());
     for (index, path) in [(PF_NATIVE_RUN, "pf"), (PF_INTERCEPTED_RUN, "pf")] {
         if l1hv[index - 1].path(path).is_none() {
-            return Err(format!("run {index} ({}) reported no `{path}` path; console:\n{}", L1HV_RUNS[index - 1], boot.console));
+            return Err(format!(
+                "run {index} ({}) reported no `{path}` path; console:\n{}",
+                L1HV_RUNS[index - 1],
+                boot.console
+            ));
         }
     }
 
@@ -212,7 +256,12 @@ fn measure() -> Result<Results, String> {
     let boot = emulator::boot(&emulator, &iso, BOOT_LIMIT, false)?;
     save_console("ghv-bench-bare", &boot.console)?;
     let bare = RunOutput {
-        paths: boot.console.lines().filter_map(|l| l.strip_prefix("ghv: ")).filter_map(parse_bench_line).collect(),
+        paths: boot
+            .console
+            .lines()
+            .filter_map(|l| l.strip_prefix("ghv: "))
+            .filter_map(parse_bench_line)
+            .collect(),
         ..RunOutput::default()
     };
     Ok(Results { l1hv, bare })
@@ -282,9 +331,24 @@ fn l2_rows(results: &Results) -> Option<Vec<L2Row>> {
     };
     Some(vec![
         row("floor", "floor: empty timed region (raw)", floor, None),
-        row("vmcall", "VMCALL round trip (Nop hypercall)", vmcall, per(vmcall_exits, vmcall)),
-        row("cpuid", "CPUID, emulated by l1-hv", cpuid, per(native.exits("CPUID"), cpuid)),
-        row("pf-hardware", "L2 #PF, not intercepted", pf_native, per(native.exits("exception or NMI"), pf_native)),
+        row(
+            "vmcall",
+            "VMCALL round trip (Nop hypercall)",
+            vmcall,
+            per(vmcall_exits, vmcall),
+        ),
+        row(
+            "cpuid",
+            "CPUID, emulated by l1-hv",
+            cpuid,
+            per(native.exits("CPUID"), cpuid),
+        ),
+        row(
+            "pf-hardware",
+            "L2 #PF, not intercepted",
+            pf_native,
+            per(native.exits("exception or NMI"), pf_native),
+        ),
         row(
             "pf-intercepted",
             "L2 #PF, intercepted + re-injected",
@@ -296,30 +360,78 @@ fn l2_rows(results: &Results) -> Option<Vec<L2Row>> {
 
 /// The nested rows: (key, label, ghv-bench path, or the difference of two paths).
 const NESTED_ROWS: [(&str, &str, &str, Option<&str>); 7] = [
-    ("vmread-shadowed", "VMREAD guest RIP (shadowed)", "vmread-shadowed", None),
-    ("vmwrite-shadowed", "VMWRITE guest RIP (shadowed)", "vmwrite-shadowed", None),
-    ("vmread-unshadowed", "VMREAD guest ES base (not shadowed)", "vmread-unshadowed", None),
-    ("vmwrite-unshadowed", "VMWRITE guest ES base (not shadowed)", "vmwrite-unshadowed", None),
-    ("l3-pf-delivered", "L3 #PF, not intercepted by ghv", "l3-pf-delivered", None),
-    ("l3-pf-reflected", "L3 #PF reflected to ghv and resumed", "l3-pf-reflected", None),
-    ("l3-pf-round-trip", "  round trip (reflected - delivered)", "l3-pf-reflected", Some("l3-pf-delivered")),
+    (
+        "vmread-shadowed",
+        "VMREAD guest RIP (shadowed)",
+        "vmread-shadowed",
+        None,
+    ),
+    (
+        "vmwrite-shadowed",
+        "VMWRITE guest RIP (shadowed)",
+        "vmwrite-shadowed",
+        None,
+    ),
+    (
+        "vmread-unshadowed",
+        "VMREAD guest ES base (not shadowed)",
+        "vmread-unshadowed",
+        None,
+    ),
+    (
+        "vmwrite-unshadowed",
+        "VMWRITE guest ES base (not shadowed)",
+        "vmwrite-unshadowed",
+        None,
+    ),
+    (
+        "l3-pf-delivered",
+        "L3 #PF, not intercepted by ghv",
+        "l3-pf-delivered",
+        None,
+    ),
+    (
+        "l3-pf-reflected",
+        "L3 #PF reflected to ghv and resumed",
+        "l3-pf-reflected",
+        None,
+    ),
+    (
+        "l3-pf-round-trip",
+        "  round trip (reflected - delivered)",
+        "l3-pf-reflected",
+        Some("l3-pf-delivered"),
+    ),
 ];
 
 /// A nested cell: the path's net figures in one ghv-bench run, or with `minus`, the difference
 /// of two paths' medians (min and max are then not meaningful and left equal to it); None: not
 /// reported.
 fn nested_cell(run: &RunOutput, path: &str, minus: Option<&str>) -> Option<Figures> {
-    let floor = run.path(if path.starts_with("l3-") { "l3-floor" } else { "vmx-floor" })?;
+    let floor = run.path(if path.starts_with("l3-") {
+        "l3-floor"
+    } else {
+        "vmx-floor"
+    })?;
     let net = run.path(path)?.net(floor);
     let Some(other) = minus else { return Some(net) };
     let other = run.path(other)?.net(floor);
     let median = net.median.saturating_sub(other.median);
-    Some(Figures { n: net.n, median, min: median, max: median })
+    Some(Figures {
+        n: net.n,
+        median,
+        min: median,
+        max: median,
+    })
 }
 
 /// The three nested columns: bare, under l1-hv with shadowing on, off.
 fn nested_columns(results: &Results) -> [&RunOutput; 3] {
-    [&results.bare, &results.l1hv[NESTED_SHADOWING_ON_RUN - 1], &results.l1hv[NESTED_SHADOWING_OFF_RUN - 1]]
+    [
+        &results.bare,
+        &results.l1hv[NESTED_SHADOWING_ON_RUN - 1],
+        &results.l1hv[NESTED_SHADOWING_OFF_RUN - 1],
+    ]
 }
 
 /// The printed table.
@@ -328,13 +440,21 @@ pub fn table(results: &Results) -> String {
         "bench: instructions per event on Bochs (1 TSC tick = 1 instruction), floor subtracted;\n\
          differences (indented rows) are of medians\n\n",
     );
-    out += &format!("{:<38} {:>6} {:>8} {:>8} {:>8}  {}\n", "L2 path (bench-guest)", "n", "median", "min", "max", "l1-hv exits/event");
+    out += &format!(
+        "{:<38} {:>6} {:>8} {:>8} {:>8}  {}\n",
+        "L2 path (bench-guest)", "n", "median", "min", "max", "l1-hv exits/event"
+    );
     match l2_rows(results) {
         Some(rows) => {
             for r in &rows {
-                let exits = r.exits_per_event.map_or("-".to_string(), |e| format!("{e:.2}"));
+                let exits = r
+                    .exits_per_event
+                    .map_or("-".to_string(), |e| format!("{e:.2}"));
                 let f = r.figures;
-                out += &format!("{:<38} {:>6} {:>8} {:>8} {:>8}  {exits}\n", r.label, f.n, f.median, f.min, f.max);
+                out += &format!(
+                    "{:<38} {:>6} {:>8} {:>8} {:>8}  {exits}\n",
+                    r.label, f.n, f.median, f.min, f.max
+                );
             }
             let (hw, int) = (&rows[3], &rows[4]);
             out += &format!(
@@ -349,7 +469,10 @@ pub fn table(results: &Results) -> String {
     }
     out += &format!(
         "\n{:<42} {:<26} {:<26} {:<26}\n",
-        "nested path (ghv-bench), median [min..max]", "bare (no l1-hv)", "l1-hv, shadowing on", "l1-hv, shadowing off"
+        "nested path (ghv-bench), median [min..max]",
+        "bare (no l1-hv)",
+        "l1-hv, shadowing on",
+        "l1-hv, shadowing off"
     );
     let columns = nested_columns(results);
     for (_, label, path, minus) in NESTED_ROWS {
@@ -367,14 +490,24 @@ pub fn table(results: &Results) -> String {
     }
     let exits: Vec<String> = columns[1..]
         .iter()
-        .map(|run| run.exits_per_reflection.clone().unwrap_or_else(|| "n/a (not printed by l1-hv)".into()))
+        .map(|run| {
+            run.exits_per_reflection
+                .clone()
+                .unwrap_or_else(|| "n/a (not printed by l1-hv)".into())
+        })
         .collect();
-    out += &format!("{:<42} {:<26} {:<26} {:<26}\n", "  l1-hv exits per reflected #PF", "-", exits[0], exits[1]);
+    out += &format!(
+        "{:<42} {:<26} {:<26} {:<26}\n",
+        "  l1-hv exits per reflected #PF", "-", exits[0], exits[1]
+    );
     out
 }
 
 fn figures_json(f: Option<Figures>) -> Value {
-    f.map_or(Value::Null, |f| json!({ "n": f.n, "median": f.median, "min": f.min, "max": f.max }))
+    f.map_or(
+        Value::Null,
+        |f| json!({ "n": f.n, "median": f.median, "min": f.min, "max": f.max }),
+    )
 }
 
 /// The figures as JSON (`null` where a path was not measured).
@@ -420,10 +553,26 @@ mod tests {
 
     #[test]
     fn bench_lines_parse_with_or_without_prefixes() {
-        let f = Figures { n: 1000, median: 7, min: 5, max: 9 };
-        assert_eq!(parse_bench_line("bench path=cpuid n=1000 median=7 min=5 max=9"), Some(("cpuid".into(), f)));
-        assert_eq!(parse_bench_line("ghv: bench path=l3-floor n=1000 median=7 min=5 max=9").unwrap().0, "l3-floor");
-        assert_eq!(parse_bench_line("bench path=cpuid n=1000 median=7 min=5"), None);
+        let f = Figures {
+            n: 1000,
+            median: 7,
+            min: 5,
+            max: 9,
+        };
+        assert_eq!(
+            parse_bench_line("bench path=cpuid n=1000 median=7 min=5 max=9"),
+            Some(("cpuid".into(), f))
+        );
+        assert_eq!(
+            parse_bench_line("ghv: bench path=l3-floor n=1000 median=7 min=5 max=9")
+                .unwrap()
+                .0,
+            "l3-floor"
+        );
+        assert_eq!(
+            parse_bench_line("bench path=cpuid n=1000 median=7 min=5"),
+            None
+        );
         assert_eq!(parse_bench_line("bench-guest: start"), None);
     }
 
@@ -431,7 +580,10 @@ mod tests {
     fn exit_lists_parse_reason_names_with_spaces() {
         assert_eq!(
             parse_exits(" [exception or NMI]=1000 [VMCALL]=6"),
-            [("exception or NMI".to_string(), 1000), ("VMCALL".to_string(), 6)]
+            [
+                ("exception or NMI".to_string(), 1000),
+                ("VMCALL".to_string(), 6)
+            ]
         );
     }
 
@@ -456,8 +608,26 @@ mod tests {
 
     #[test]
     fn net_figures_subtract_the_floor_median() {
-        let floor = Figures { n: 1000, median: 3, min: 3, max: 4 };
-        let raw = Figures { n: 1000, median: 50, min: 49, max: 60 };
-        assert_eq!(raw.net(floor), Figures { n: 1000, median: 47, min: 46, max: 57 });
+        let floor = Figures {
+            n: 1000,
+            median: 3,
+            min: 3,
+            max: 4,
+        };
+        let raw = Figures {
+            n: 1000,
+            median: 50,
+            min: 49,
+            max: 60,
+        };
+        assert_eq!(
+            raw.net(floor),
+            Figures {
+                n: 1000,
+                median: 47,
+                min: 46,
+                max: 57
+            }
+        );
     }
 }

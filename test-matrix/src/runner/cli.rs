@@ -28,7 +28,9 @@ pub fn build() -> ExitCode {
 /// [--guest "IMAGE OPTIONS"]... | [--bare IMAGE]`: `--guest` replaces the demo's guest list;
 /// `--bare` boots that guest image alone, without l1-hv (see `bare`).
 pub fn demo(args: &[String]) -> ExitCode {
-    let mut emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() };
+    let mut emulator = Emulator::Bochs {
+        cpu: DEFAULT_BOCHS_CPU.into(),
+    };
     let mut limit = Duration::from_secs(120);
     let mut runs = Vec::new();
     let mut bare_image = None;
@@ -37,13 +39,19 @@ pub fn demo(args: &[String]) -> ExitCode {
     while let Some(arg) = args.next() {
         let value = args.next();
         match (arg.as_str(), value.map(String::as_str)) {
-            ("--emulator", Some("bochs")) => emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() },
+            ("--emulator", Some("bochs")) => {
+                emulator = Emulator::Bochs {
+                    cpu: DEFAULT_BOCHS_CPU.into(),
+                }
+            }
             ("--emulator", Some("qemu-kvm")) => emulator = Emulator::QemuKvm { uefi: false },
             ("--emulator", Some("qemu-kvm-uefi")) => emulator = Emulator::QemuKvm { uefi: true },
             ("--emulator", Some("qemu-tcg")) => emulator = Emulator::QemuTcg { uefi: false },
             ("--emulator", Some("qemu-tcg-uefi")) => emulator = Emulator::QemuTcg { uefi: true },
             ("--cpu", Some(model)) => emulator = Emulator::Bochs { cpu: model.into() },
-            ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => limit = Duration::from_secs(s.parse().unwrap_or(120)),
+            ("--timeout", Some(s)) if s.parse::<u64>().is_ok() => {
+                limit = Duration::from_secs(s.parse().unwrap_or(120))
+            }
             ("--bare", Some(name)) => bare_image = Some(name.to_string()),
             ("--gdb", Some(port)) if port.parse::<u16>().is_ok() => gdb_port = port.parse().ok(),
             ("--guest", Some(spec)) => match image::GuestRun::parse(spec) {
@@ -58,7 +66,9 @@ pub fn demo(args: &[String]) -> ExitCode {
         Emulator::QemuKvm { .. } | Emulator::QemuTcg { .. } => tools::QEMU_TOOLS,
     };
     if bare_image.is_some() && !runs.is_empty() {
-        return fail(&format!("--bare boots one image without l1-hv: no --guest with it; usage: {DEMO_USAGE}"));
+        return fail(&format!(
+            "--bare boots one image without l1-hv: no --guest with it; usage: {DEMO_USAGE}"
+        ));
     }
     if runs.is_empty() {
         runs = image::demo();
@@ -78,8 +88,15 @@ pub fn demo(args: &[String]) -> ExitCode {
         Ok(iso) => iso,
         Err(e) => return fail(&e),
     };
-    eprintln!("runner: booting {} on {emulator:?} (limit {} s)", iso.display(), limit.as_secs());
-    let settings = emulator::Settings { gdb_port, ..emulator::Settings::standard(&emulator, limit, true) };
+    eprintln!(
+        "runner: booting {} on {emulator:?} (limit {} s)",
+        iso.display(),
+        limit.as_secs()
+    );
+    let settings = emulator::Settings {
+        gdb_port,
+        ..emulator::Settings::standard(&emulator, limit, true)
+    };
     if let Some(port) = gdb_port {
         eprintln!("runner: COM2 waits for gdb: target remote 127.0.0.1:{port}");
     }
@@ -91,7 +108,11 @@ pub fn demo(args: &[String]) -> ExitCode {
         }
         Err(e) => return fail(&e),
     };
-    eprintln!("runner: verdict {:?} after {:.2} s wall", boot.verdict, boot.wall.as_secs_f64());
+    eprintln!(
+        "runner: verdict {:?} after {:.2} s wall",
+        boot.verdict,
+        boot.wall.as_secs_f64()
+    );
     match boot.verdict {
         Verdict::Pass => ExitCode::SUCCESS,
         Verdict::Fail => ExitCode::FAILURE,

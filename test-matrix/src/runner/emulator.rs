@@ -96,7 +96,15 @@ impl Settings {
             Emulator::QemuTcg { uefi: false } => "qemu-tcg",
             Emulator::QemuTcg { uefi: true } => "qemu-tcg-uefi",
         });
-        Self { dir, megs: 256, ips: 4_000_000, limit, echo, end: End::Verdict, gdb_port: None }
+        Self {
+            dir,
+            megs: 256,
+            ips: 4_000_000,
+            limit,
+            echo,
+            end: End::Verdict,
+            gdb_port: None,
+        }
     }
 }
 
@@ -120,14 +128,32 @@ pub fn boot_with(emulator: &Emulator, iso: &Path, settings: &Settings) -> Result
             if settings.end == End::Verdict {
                 check_kvm_vmx()?;
             }
-            spawn_qemu(iso, &serial, &["-accel", "kvm", "-cpu", "host"], *uefi, settings)?
+            spawn_qemu(
+                iso,
+                &serial,
+                &["-accel", "kvm", "-cpu", "host"],
+                *uefi,
+                settings,
+            )?
         }
-        Emulator::QemuTcg { uefi } => spawn_qemu(iso, &serial, &["-accel", "tcg", "-cpu", "max"], *uefi, settings)?,
+        Emulator::QemuTcg { uefi } => spawn_qemu(
+            iso,
+            &serial,
+            &["-accel", "tcg", "-cpu", "max"],
+            *uefi,
+            settings,
+        )?,
     };
     Ok(watch(child, &serial, settings))
 }
 
-fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str, settings: &Settings) -> Result<Child, String> {
+fn spawn_bochs(
+    dir: &Path,
+    iso: &Path,
+    serial: &Path,
+    cpu: &str,
+    settings: &Settings,
+) -> Result<Child, String> {
     let (megs, ips) = (settings.megs, settings.ips);
     let config = dir.join("bochsrc");
     // Bochs' socket-server mode waits for gdb to connect before the machine starts.
@@ -177,7 +203,13 @@ fn spawn_bochs(dir: &Path, iso: &Path, serial: &Path, cpu: &str, settings: &Sett
 /// QEMU's UEFI firmware (Debian package `ovmf`).
 const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
 
-fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool, settings: &Settings) -> Result<Child, String> {
+fn spawn_qemu(
+    iso: &Path,
+    serial: &Path,
+    accel: &[&str],
+    uefi: bool,
+    settings: &Settings,
+) -> Result<Child, String> {
     let megs = settings.megs;
     let firmware: &[&str] = if uefi { &["-bios", OVMF] } else { &[] };
     // QEMU's `server` waits for gdb to connect before the machine starts, as Bochs does.
@@ -188,7 +220,15 @@ fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool, settings: &
     Command::new("qemu-system-x86_64")
         .args(accel)
         .args(firmware)
-        .args(["-m", &megs.to_string(), "-display", "none", "-no-reboot", "-monitor", "none"])
+        .args([
+            "-m",
+            &megs.to_string(),
+            "-display",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-cdrom")
         .arg(iso)
@@ -205,9 +245,14 @@ fn spawn_qemu(iso: &Path, serial: &Path, accel: &[&str], uefi: bool, settings: &
 /// Nested VMX under KVM needs /dev/kvm and an Intel CPU whose VMX KVM exposes.
 fn check_kvm_vmx() -> Result<(), String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let has_vmx = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "vmx"));
+    let has_vmx = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "vmx"));
     if !has_vmx {
-        return Err("this host lacks VMX (no 'vmx' CPU flag): QEMU/KVM cannot offer nested VT-x here".into());
+        return Err(
+            "this host lacks VMX (no 'vmx' CPU flag): QEMU/KVM cannot offer nested VT-x here"
+                .into(),
+        );
     }
     if !Path::new("/dev/kvm").exists() {
         return Err("this host has VMX but no /dev/kvm: load kvm_intel (nested=1)".into());
@@ -248,10 +293,13 @@ fn watch(mut child: Child, serial: &Path, settings: &Settings) -> Boot {
             }
             console.push_str(&fresh);
             break match settings.end {
-                End::Verdict => verdict_of(&console)
-                    .unwrap_or_else(|| Verdict::Missing(format!("emulator exited ({status}) before a verdict"))),
+                End::Verdict => verdict_of(&console).unwrap_or_else(|| {
+                    Verdict::Missing(format!("emulator exited ({status}) before a verdict"))
+                }),
                 End::EmulatorExit => match bochs_panic(&settings.dir) {
-                    Some(panic) => Verdict::Missing(format!("the emulator stopped ({status}): {panic}")),
+                    Some(panic) => {
+                        Verdict::Missing(format!("the emulator stopped ({status}): {panic}"))
+                    }
                     None => Verdict::Pass,
                 },
             };
@@ -269,15 +317,28 @@ fn watch(mut child: Child, serial: &Path, settings: &Settings) -> Boot {
     let wall = start.elapsed();
     let _ = child.kill();
     let _ = child.wait();
-    Boot { verdict, console, wall }
+    Boot {
+        verdict,
+        console,
+        wall,
+    }
 }
 
-/// The first Bochs panic in `dir/bochs.log` other than the ACPI power-off, which Bochs reports as
-/// a panic too (and, with `panic: action=fatal`, exits with status 1 on either): a bare kernel that
-/// powered off ended normally, one that stopped Bochs did not.
+/// How a kernel powers Bochs off on purpose, which Bochs reports as a panic too (and, with
+/// `panic: action=fatal`, exits with status 1 on it as on any other): ACPI S5, and Bochs' own
+/// shutdown port (0x8900), which test kernels use where QEMU's exit port is absent.
+const BOCHS_POWER_OFFS: &[&str] = &[
+    "ACPI control: soft power off",
+    "Shutdown port: shutdown requested",
+];
+
+/// The first Bochs panic in `dir/bochs.log` other than a power-off: a bare kernel that powered
+/// off ended normally, one that stopped Bochs did not.
 fn bochs_panic(dir: &Path) -> Option<String> {
     let log = std::fs::read_to_string(dir.join("bochs.log")).ok()?;
-    let panic = log.lines().find(|l| l.contains(">>PANIC<<") && !l.contains("ACPI control: soft power off"))?;
+    let panic = log
+        .lines()
+        .find(|l| l.contains(">>PANIC<<") && !BOCHS_POWER_OFFS.iter().any(|off| l.contains(off)))?;
     Some(panic[panic.find(">>PANIC<<")?..].to_string())
 }
 
@@ -309,13 +370,31 @@ mod tests {
     #[test]
     fn verdict_needs_a_complete_line() {
         assert_eq!(parse_verdict("l1-hv: verdict PA"), None);
-        assert_eq!(parse_verdict("x\nl1-hv: verdict PASS (5 runs)\n"), Some(Verdict::Pass));
-        assert_eq!(parse_verdict("l1-hv: verdict FAIL (1 of 5 checks failed)\n"), Some(Verdict::Fail));
-        assert_eq!(parse_verdict("l1-hv: verdict NO-VMX\n"), Some(Verdict::NoVmx));
+        assert_eq!(
+            parse_verdict("x\nl1-hv: verdict PASS (5 runs)\n"),
+            Some(Verdict::Pass)
+        );
+        assert_eq!(
+            parse_verdict("l1-hv: verdict FAIL (1 of 5 checks failed)\n"),
+            Some(Verdict::Fail)
+        );
+        assert_eq!(
+            parse_verdict("l1-hv: verdict NO-VMX\n"),
+            Some(Verdict::NoVmx)
+        );
         assert_eq!(parse_verdict("guest says l1-hv: verdict PASS\n"), None);
-        assert_eq!(parse_verdict("ghv: verdict PASS (22 scenarios)\n"), Some(Verdict::Pass));
-        assert_eq!(parse_verdict("ghv: verdict FAIL (panic)\n"), Some(Verdict::Fail));
-        assert_eq!(parse_verdict("l1-hv: guest 1 ghv: ghv: verdict PASS\n"), None);
+        assert_eq!(
+            parse_verdict("ghv: verdict PASS (22 scenarios)\n"),
+            Some(Verdict::Pass)
+        );
+        assert_eq!(
+            parse_verdict("ghv: verdict FAIL (panic)\n"),
+            Some(Verdict::Fail)
+        );
+        assert_eq!(
+            parse_verdict("l1-hv: guest 1 ghv: ghv: verdict PASS\n"),
+            None
+        );
     }
 
     #[test]
@@ -323,11 +402,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bochs-panic-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("bochs.log");
-        std::fs::write(&log, "01206383887p[ACPI  ] >>PANIC<< ACPI control: soft power off\n").unwrap();
+        std::fs::write(
+            &log,
+            "01206383887p[ACPI  ] >>PANIC<< ACPI control: soft power off\n",
+        )
+        .unwrap();
         assert_eq!(bochs_panic(&dir), None);
-        std::fs::write(&log, "00000000001p[CPU0  ] >>PANIC<< exception(): 3rd (13) exception with no resolution\n")
-            .unwrap();
-        assert_eq!(bochs_panic(&dir).as_deref(), Some(">>PANIC<< exception(): 3rd (13) exception with no resolution"));
+        std::fs::write(
+            &log,
+            "00000101010p[UNMP  ] >>PANIC<< Shutdown port: shutdown requested\n",
+        )
+        .unwrap();
+        assert_eq!(bochs_panic(&dir), None);
+        std::fs::write(
+            &log,
+            "00000000001p[CPU0  ] >>PANIC<< exception(): 3rd (13) exception with no resolution\n",
+        )
+        .unwrap();
+        assert_eq!(
+            bochs_panic(&dir).as_deref(),
+            Some(">>PANIC<< exception(): 3rd (13) exception with no resolution")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

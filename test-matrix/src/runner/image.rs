@@ -23,15 +23,24 @@ impl GuestRun {
         let (image, options) = spec.trim().split_once(' ').unwrap_or((spec.trim(), ""));
         let known = IMAGES.contains(&image);
         if !known {
-            return Err(format!("unknown guest image {image:?} (known: {})", IMAGES.join(", ")));
+            return Err(format!(
+                "unknown guest image {image:?} (known: {})",
+                IMAGES.join(", ")
+            ));
         }
-        Ok(Self { image: image.into(), options: options.trim().into() })
+        Ok(Self {
+            image: image.into(),
+            options: options.trim().into(),
+        })
     }
 
     /// Its `module2` line: `/boot/guests/IMAGE IMAGE OPTIONS...`.
     pub fn module(&self) -> Module {
         let words = std::iter::once(self.image.as_str()).chain(self.options.split_whitespace());
-        Module { file: self.image.clone(), words: words.map(str::to_string).collect() }
+        Module {
+            file: self.image.clone(),
+            words: words.map(str::to_string).collect(),
+        }
     }
 }
 
@@ -112,7 +121,15 @@ pub fn build() -> Result<PathBuf, String> {
     for package in ["l2-guests", "l1-hv"] {
         let status = Command::new(&cargo)
             .current_dir(&root)
-            .args(["build", "--profile", PROFILE, "--target", TARGET, "-p", package])
+            .args([
+                "build",
+                "--profile",
+                PROFILE,
+                "--target",
+                TARGET,
+                "-p",
+                package,
+            ])
             .env("CARGO_TARGET_DIR", &target_dir)
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -157,7 +174,11 @@ pub fn iso(runs: &[GuestRun]) -> Result<PathBuf, String> {
     for run in runs {
         copy_guest(&elves, &guests, run).map_err(io)?;
     }
-    std::fs::write(stage.join("boot").join("grub").join("grub.cfg"), grub_cfg(runs)).map_err(io)?;
+    std::fs::write(
+        stage.join("boot").join("grub").join("grub.cfg"),
+        grub_cfg(runs),
+    )
+    .map_err(io)?;
     let iso = run_dir().join("l1-hv.iso");
     mkrescue(&stage, &iso)?;
     Ok(iso)
@@ -166,7 +187,10 @@ pub fn iso(runs: &[GuestRun]) -> Result<PathBuf, String> {
 /// Copies `run`'s image from `elves` into `guests` (or writes the not-an-ELF text file).
 pub fn copy_guest(elves: &Path, guests: &Path, run: &GuestRun) -> std::io::Result<()> {
     if run.image == NOT_AN_ELF {
-        std::fs::write(guests.join(NOT_AN_ELF), b"This is a text file, not a guest image.\n")
+        std::fs::write(
+            guests.join(NOT_AN_ELF),
+            b"This is a text file, not a guest image.\n",
+        )
     } else {
         std::fs::copy(elves.join(&run.image), guests.join(&run.image)).map(drop)
     }
@@ -194,7 +218,10 @@ pub fn mkrescue_with(stage: &Path, iso: &Path, grub_modules: &str) -> Result<(),
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("grub-mkrescue failed: {}", String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "grub-mkrescue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
@@ -224,7 +251,10 @@ mod tests {
 
     #[test]
     fn guest_runs_become_module_lines() {
-        let cfg = grub_cfg(&[GuestRun::parse("pf-guest exceptions=pf").unwrap(), GuestRun::parse("ghv").unwrap()]);
+        let cfg = grub_cfg(&[
+            GuestRun::parse("pf-guest exceptions=pf").unwrap(),
+            GuestRun::parse("ghv").unwrap(),
+        ]);
         assert!(cfg.contains("  multiboot2 /boot/l1-hv\n  module2 /boot/guests/pf-guest pf-guest exceptions=pf\n  module2 /boot/guests/ghv ghv\n  boot\n"));
     }
 }

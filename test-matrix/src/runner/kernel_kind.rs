@@ -19,10 +19,14 @@ impl KernelKind {
         if image.get(0x202..0x206) == Some(b"HdrS") {
             return Some(Self::BzImage);
         }
-        if header_at(image, 32 << 10, 8, |w| w[0] == 0xE852_50D6 && sum(&w[..4]) == 0) {
+        if header_at(image, 32 << 10, 8, |w| {
+            w[0] == 0xE852_50D6 && sum(&w[..4]) == 0
+        }) {
             return Some(Self::Multiboot2);
         }
-        if header_at(image, 8 << 10, 4, |w| w[0] == 0x1BAD_B002 && sum(&w[..3]) == 0) {
+        if header_at(image, 8 << 10, 4, |w| {
+            w[0] == 0x1BAD_B002 && sum(&w[..3]) == 0
+        }) {
             return Some(Self::Multiboot1);
         }
         None
@@ -43,7 +47,12 @@ fn sum(words: &[u32]) -> u32 {
 }
 
 /// Whether `is_header` holds for the little-endian words at some `align`ed offset below `limit`.
-fn header_at(image: &[u8], limit: usize, align: usize, is_header: impl Fn(&[u32; 4]) -> bool) -> bool {
+fn header_at(
+    image: &[u8],
+    limit: usize,
+    align: usize,
+    is_header: impl Fn(&[u32; 4]) -> bool,
+) -> bool {
     let end = image.len().min(limit);
     (0..end).step_by(align).any(|at| {
         let Some(bytes) = image.get(at..at + 16) else {
@@ -76,17 +85,29 @@ mod tests {
         assert_eq!(KernelKind::detect(&bz), Some(KernelKind::BzImage));
 
         let mb1 = [0x1BAD_B002, 3, 0u32.wrapping_sub(0x1BAD_B002 + 3)];
-        assert_eq!(KernelKind::detect(&with_words(0x1000, &mb1)), Some(KernelKind::Multiboot1));
+        assert_eq!(
+            KernelKind::detect(&with_words(0x1000, &mb1)),
+            Some(KernelKind::Multiboot1)
+        );
         // Past the first 8 KiB it does not count.
         assert_eq!(KernelKind::detect(&with_words(0x2000, &mb1)), None);
         // A bad checksum does not count either.
-        assert_eq!(KernelKind::detect(&with_words(0x1000, &[0x1BAD_B002, 3, 0])), None);
+        assert_eq!(
+            KernelKind::detect(&with_words(0x1000, &[0x1BAD_B002, 3, 0])),
+            None
+        );
 
         let mb2 = [0xE852_50D6, 0, 24, 0u32.wrapping_sub(0xE852_50D6 + 24)];
-        assert_eq!(KernelKind::detect(&with_words(0x7ff0, &mb2)), Some(KernelKind::Multiboot2));
+        assert_eq!(
+            KernelKind::detect(&with_words(0x7ff0, &mb2)),
+            Some(KernelKind::Multiboot2)
+        );
         // Only at 8-byte alignment.
         assert_eq!(KernelKind::detect(&with_words(0x7ff4, &mb2)), None);
 
-        assert_eq!(KernelKind::detect(b"This is a text file, not a kernel.\n"), None);
+        assert_eq!(
+            KernelKind::detect(b"This is a text file, not a kernel.\n"),
+            None
+        );
     }
 }

@@ -16,7 +16,10 @@ use std::path::PathBuf;
 
 /// The workspace root (this crate's parent directory).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("test-matrix lives in the workspace").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("test-matrix lives in the workspace")
+        .to_path_buf()
 }
 
 /// Where runner outputs go: `target/run/`.

@@ -13,17 +13,32 @@ pub struct Tool {
 
 /// What building the ISO needs.
 pub const IMAGE_TOOLS: &[Tool] = &[
-    Tool { program: "grub-mkrescue", package: "grub-common" },
-    Tool { program: "xorriso", package: "xorriso" },
-    Tool { program: "mformat", package: "mtools" },
+    Tool {
+        program: "grub-mkrescue",
+        package: "grub-common",
+    },
+    Tool {
+        program: "xorriso",
+        package: "xorriso",
+    },
+    Tool {
+        program: "mformat",
+        package: "mtools",
+    },
 ];
 
 /// What booting in Bochs needs (its `term` display, the one that runs headless, is a plugin
 /// of package `bochs-term`, checked with the data packages).
-pub const BOCHS_TOOLS: &[Tool] = &[Tool { program: "bochs", package: "bochs" }];
+pub const BOCHS_TOOLS: &[Tool] = &[Tool {
+    program: "bochs",
+    package: "bochs",
+}];
 
 /// What booting in QEMU needs.
-pub const QEMU_TOOLS: &[Tool] = &[Tool { program: "qemu-system-x86_64", package: "qemu-system-x86" }];
+pub const QEMU_TOOLS: &[Tool] = &[Tool {
+    program: "qemu-system-x86_64",
+    package: "qemu-system-x86",
+}];
 
 /// What attaching to l1-hv's gdb stub needs (`--gdb PORT`, test-matrix/tests/gdb.rs): Debian's
 /// gdb, which knows x86-64 without a multiarch build.
@@ -34,8 +49,14 @@ pub const GDB_TOOLS: &[Tool] = &[Tool {
 
 /// Extra packages without a program to probe: Bochs' BIOS images and term display, GRUB's BIOS
 /// and UEFI platforms (the ISO boots both ways), QEMU's UEFI firmware.
-const DATA_PACKAGES: &[&str] =
-    &["bochsbios", "vgabios", "bochs-term", "grub-pc-bin", "grub-efi-amd64-bin", "ovmf"];
+const DATA_PACKAGES: &[&str] = &[
+    "bochsbios",
+    "vgabios",
+    "bochs-term",
+    "grub-pc-bin",
+    "grub-efi-amd64-bin",
+    "ovmf",
+];
 /// A file of each data package: if any is missing, all of them are installed.
 const DATA_FILES: &[&str] = &[
     "/usr/share/bochs/BIOS-bochs-latest",
@@ -53,9 +74,16 @@ fn on_path(program: &str) -> bool {
 
 /// Makes sure every tool in `tools` (and the data packages) is installed.
 pub fn ensure(tools: &[&[Tool]]) -> Result<(), String> {
-    let mut missing: Vec<&str> =
-        tools.iter().flat_map(|t| t.iter()).filter(|t| !on_path(t.program)).map(|t| t.package).collect();
-    if DATA_FILES.iter().any(|file| !std::path::Path::new(file).is_file()) {
+    let mut missing: Vec<&str> = tools
+        .iter()
+        .flat_map(|t| t.iter())
+        .filter(|t| !on_path(t.program))
+        .map(|t| t.package)
+        .collect();
+    if DATA_FILES
+        .iter()
+        .any(|file| !std::path::Path::new(file).is_file())
+    {
         missing.extend(DATA_PACKAGES);
     }
     install(missing)
@@ -71,7 +99,9 @@ fn install(mut missing: Vec<&str>) -> Result<(), String> {
     let packages = missing.join(" ");
     let line = format!("apt-get install -y --no-install-recommends {packages}");
     if !is_root() {
-        return Err(format!("missing tools; run as root: apt-get update && {line}"));
+        return Err(format!(
+            "missing tools; run as root: apt-get update && {line}"
+        ));
     }
     eprintln!("runner: installing {packages}");
     let update = Command::new("apt-get").args(["update", "-qq"]).status();
@@ -118,7 +148,8 @@ fn is_static_elf(elf: &[u8]) -> bool {
         let (phoff, phentsize, phnum) = (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?);
         let mut interp = false;
         for i in 0..phnum {
-            interp |= field(usize::try_from(phoff + i * phentsize).ok()?, 4)? == u64::from(PT_INTERP);
+            interp |=
+                field(usize::try_from(phoff + i * phentsize).ok()?, 4)? == u64::from(PT_INTERP);
         }
         Some(!interp)
     };
@@ -131,16 +162,24 @@ pub fn ensure_kernel_target() -> Result<(), String> {
 }
 
 fn add_target(target: &str) -> Result<(), String> {
-    let status = Command::new("rustup").args(["target", "add", target]).output();
+    let status = Command::new("rustup")
+        .args(["target", "add", target])
+        .output();
     match status {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!("rustup target add {target} failed: {}", String::from_utf8_lossy(&out.stderr))),
+        Ok(out) => Err(format!(
+            "rustup target add {target} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )),
         Err(e) => Err(format!("rustup not found ({e}); install Rust with rustup")),
     }
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 #[cfg(test)]

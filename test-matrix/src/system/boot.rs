@@ -27,10 +27,22 @@ pub struct L2Run {
 
 /// The transparency boot's guest runs, in boot order.
 pub fn l2_runs() -> Vec<L2Run> {
-    let mut runs: Vec<L2Run> = L1HV_SETTINGS.iter().map(|&setting| L2Run { setting, only: None }).collect();
-    for (index, case) in cases().enumerate().filter(|&(_, c)| is_triple_fault_case(c)) {
+    let mut runs: Vec<L2Run> = L1HV_SETTINGS
+        .iter()
+        .map(|&setting| L2Run {
+            setting,
+            only: None,
+        })
+        .collect();
+    for (index, case) in cases()
+        .enumerate()
+        .filter(|&(_, c)| is_triple_fault_case(c))
+    {
         let _ = case;
-        runs.extend(TRIPLE_FAULT_SETTINGS.iter().map(|&setting| L2Run { setting, only: Some(index) }));
+        runs.extend(TRIPLE_FAULT_SETTINGS.iter().map(|&setting| L2Run {
+            setting,
+            only: Some(index),
+        }));
     }
     runs
 }
@@ -46,14 +58,19 @@ pub struct Booted {
 /// Boots `iso`, expecting `expected` result lines (for the progress line).
 fn boot(label: &str, iso: PathBuf, expected: usize) -> Result<Booted, String> {
     let serial = run_dir().join("bochs").join("serial.txt");
-    let emulator = Emulator::Bochs { cpu: DEFAULT_BOCHS_CPU.into() };
+    let emulator = Emulator::Bochs {
+        cpu: DEFAULT_BOCHS_CPU.into(),
+    };
     let start = Instant::now();
     let handle = std::thread::spawn(move || emulator::boot(&emulator, &iso, LIMIT, false));
     let mut shown = false;
     while !handle.is_finished() {
         std::thread::sleep(Duration::from_millis(250));
         let text = std::fs::read(&serial).unwrap_or_default();
-        let done = String::from_utf8_lossy(&text).lines().filter(|l| is_result(l)).count();
+        let done = String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|l| is_result(l))
+            .count();
         let elapsed = start.elapsed().as_secs_f64();
         if elapsed >= 1.0 && done > 0 {
             let eta = elapsed * expected.saturating_sub(done) as f64 / done as f64;
@@ -65,13 +82,24 @@ fn boot(label: &str, iso: PathBuf, expected: usize) -> Result<Booted, String> {
     if shown {
         eprintln!();
     }
-    let boot = handle.join().map_err(|_| "the boot thread panicked".to_string())??;
+    let boot = handle
+        .join()
+        .map_err(|_| "the boot thread panicked".to_string())??;
     // The console, kept for reading what a guest printed (target/matrix/system-MODE.console.txt).
-    let log = crate::runner::workspace_root().join("target").join("matrix").join(format!("system-{label}.console.txt"));
+    let log = crate::runner::workspace_root()
+        .join("target")
+        .join("matrix")
+        .join(format!("system-{label}.console.txt"));
     let _ = std::fs::write(log, &boot.console);
     match boot.verdict {
-        Verdict::Pass => Ok(Booted { console: boot.console, wall: boot.wall }),
-        other => Err(format!("{label}: verdict {other:?}; console tail:\n{}", tail(&boot.console))),
+        Verdict::Pass => Ok(Booted {
+            console: boot.console,
+            wall: boot.wall,
+        }),
+        other => Err(format!(
+            "{label}: verdict {other:?}; console tail:\n{}",
+            tail(&boot.console)
+        )),
     }
 }
 
@@ -127,8 +155,15 @@ pub fn transparent(expected: usize) -> Result<Booted, String> {
         if !path.exists() {
             std::fs::write(&path, patch(&image, run.only)?).map_err(io)?;
         }
-        let expect = if run.only.is_some() { " expect=triple-fault" } else { "" };
-        modules.push(format!("  module2 /boot/guests/{name} {name} exceptions={}{expect}\n", run.setting));
+        let expect = if run.only.is_some() {
+            " expect=triple-fault"
+        } else {
+            ""
+        };
+        modules.push(format!(
+            "  module2 /boot/guests/{name} {name} exceptions={}{expect}\n",
+            run.setting
+        ));
     }
     let cfg = image::grub_cfg(&[]).replace("  boot\n", &format!("{}  boot\n", modules.concat()));
     std::fs::write(stage.join("boot").join("grub").join("grub.cfg"), cfg).map_err(io)?;

@@ -18,7 +18,13 @@ fn event(raised: Raised) -> Event {
         Kind::PrivilegedSoftware => InterruptionType::PrivilegedSoftwareException,
         Kind::SoftwareException => InterruptionType::SoftwareException,
     };
-    Event { kind, vector: raised.vector, error_code: raised.error_code, insn_len: raised.insn_len, payload: raised.payload }
+    Event {
+        kind,
+        vector: raised.vector,
+        error_code: raised.error_code,
+        insn_len: raised.insn_len,
+        payload: raised.payload,
+    }
 }
 
 fn raised(event: Event) -> Raised {
@@ -28,7 +34,13 @@ fn raised(event: Event) -> Raised {
         InterruptionType::SoftwareException => Kind::SoftwareException,
         _ => Kind::Hardware,
     };
-    Raised { kind, vector: event.vector, error_code: event.error_code, payload: event.payload, insn_len: event.insn_len }
+    Raised {
+        kind,
+        vector: event.vector,
+        error_code: event.error_code,
+        payload: event.payload,
+        insn_len: event.insn_len,
+    }
 }
 
 /// The routing scenario whose outcome the machine shows first for `action` in `env` under
@@ -47,8 +59,15 @@ pub fn scenario(action: Action, env: Env, controls: Controls) -> Scenario {
         event: event(action.raised()),
     };
     for _ in 0..MAX_STEPS {
-        let Outcome::Deliver { event: delivered, .. } = route(&s) else { break };
-        let Some(fault) = env.delivery_fault(raised(delivered), action.user()) else { break };
+        let Outcome::Deliver {
+            event: delivered, ..
+        } = route(&s)
+        else {
+            break;
+        };
+        let Some(fault) = env.delivery_fault(raised(delivered), action.user()) else {
+            break;
+        };
         s.delivering = Some(delivered);
         s.event = event(fault);
     }
@@ -104,7 +123,11 @@ mod tests {
     use super::*;
     use matrix_scenarios::{cases, is_triple_fault_case, scenarios};
 
-    const NOTHING: Controls = Controls { exception_bitmap: 0, pfec_mask: 0, pfec_match: 0 };
+    const NOTHING: Controls = Controls {
+        exception_bitmap: 0,
+        pfec_mask: 0,
+        pfec_match: 0,
+    };
 
     /// The transparency mode runs exactly the pairs that end in a triple fault with nothing
     /// intercepted in runs of their own: the list must match what the model walks to.
@@ -113,7 +136,12 @@ mod tests {
         for (action, env) in cases() {
             let s = scenario(action, env, NOTHING);
             let shuts_down = matches!(route(&s), Outcome::VmExit(exit) if exit.reason as u16 == 2);
-            assert_eq!(shuts_down, is_triple_fault_case((action, env)), "{}", action.name());
+            assert_eq!(
+                shuts_down,
+                is_triple_fault_case((action, env)),
+                "{}",
+                action.name()
+            );
         }
     }
 
@@ -138,7 +166,11 @@ mod tests {
     /// A delivery fault becomes the new event with the delivered one in `delivering`.
     #[test]
     fn walks_into_the_fault_that_breaks_a_delivery() {
-        let env = matrix_scenarios::ENV_CASES.iter().find(|(a, _)| *a == Action::DivideByZero).unwrap().1;
+        let env = matrix_scenarios::ENV_CASES
+            .iter()
+            .find(|(a, _)| *a == Action::DivideByZero)
+            .unwrap()
+            .1;
         let s = scenario(Action::DivideByZero, env, NOTHING);
         assert_eq!(s.delivering.map(|e| e.vector), Some(0));
         assert_eq!(s.event.vector, 14);

@@ -45,7 +45,9 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let dir = crate::runner::workspace_root().join("target").join("matrix");
+    let dir = crate::runner::workspace_root()
+        .join("target")
+        .join("matrix");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("system: {}: {e}", dir.display());
         return ExitCode::FAILURE;
@@ -69,35 +71,67 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         }
     }
-    let bare = all.get("bare").cloned().or_else(|| read_results(&dir, "bare"));
+    let bare = all
+        .get("bare")
+        .cloned()
+        .or_else(|| read_results(&dir, "bare"));
     for (mode, results) in &all {
         let diffs = compare(mode, results, bare.as_ref());
-        println!("system {mode}: {} of {} agree with the model{}", results.len() - diffs.model, results.len(), match mode {
-            &"bare" => String::new(),
-            _ if bare.is_some() => format!(", {} of {} with the bare reference", results.len() - diffs.bare, results.len()),
-            _ => ", no bare reference".into(),
-        });
+        println!(
+            "system {mode}: {} of {} agree with the model{}",
+            results.len() - diffs.model,
+            results.len(),
+            match mode {
+                &"bare" => String::new(),
+                _ if bare.is_some() => format!(
+                    ", {} of {} with the bare reference",
+                    results.len() - diffs.bare,
+                    results.len()
+                ),
+                _ => ", no bare reference".into(),
+            }
+        );
         for line in &diffs.lines {
             println!("{line}");
         }
         failed |= !diffs.lines.is_empty();
     }
     for erratum in errata::KNOWN_ERRATA {
-        println!("known Bochs erratum (not compared with the model in bare mode): {}: {}", erratum.id, erratum.sdm);
+        println!(
+            "known Bochs erratum (not compared with the model in bare mode): {}: {}",
+            erratum.id, erratum.sdm
+        );
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Boots `mode`, converts its lines and writes its file; returns the results and wall seconds.
 fn run_mode(mode: &str, dir: &Path) -> Result<(Results, f64), String> {
     let (results, booted) = match mode {
         "transparent" => {
-            let expected = boot::l2_runs().iter().map(|r| if r.only.is_some() { 1 } else { cases().count() - matrix_scenarios::TRIPLE_FAULT_CASES.len() }).sum();
+            let expected = boot::l2_runs()
+                .iter()
+                .map(|r| {
+                    if r.only.is_some() {
+                        1
+                    } else {
+                        cases().count() - matrix_scenarios::TRIPLE_FAULT_CASES.len()
+                    }
+                })
+                .sum();
             let booted = boot::transparent(expected)?;
             (transparent_results(&booted.console)?, booted)
         }
         _ => {
-            let booted = if mode == "bare" { boot::bare(scenarios().count())? } else { boot::nested(scenarios().count())? };
+            let booted = if mode == "bare" {
+                boot::bare(scenarios().count())?
+            } else {
+                boot::nested(scenarios().count())?
+            };
             (ghv_results(&booted.console)?, booted)
         }
     };
@@ -129,15 +163,23 @@ fn ghv_results(console: &str) -> Result<Results, String> {
     let table: Vec<_> = scenarios().collect();
     let mut results = Results::new();
     for line in console.lines().filter(|l| l.contains("ghv: mx ")) {
-        let Some((index, words)) = boot::result_words(line) else { continue };
-        let s = table.get(index).ok_or_else(|| format!("scenario index {index} out of range"))?;
+        let Some((index, words)) = boot::result_words(line) else {
+            continue;
+        };
+        let s = table
+            .get(index)
+            .ok_or_else(|| format!("scenario index {index} out of range"))?;
         let id = id_of(|out| s.write_id(out));
         let routed = input::scenario(s.action, s.env, s.controls);
         let outcome = observed::outcome(&words, &routed)?;
         results.insert(id.clone(), (input::decide_input(&id, &routed), outcome));
     }
     if results.len() != table.len() {
-        return Err(format!("{} of {} scenarios reported", results.len(), table.len()));
+        return Err(format!(
+            "{} of {} scenarios reported",
+            results.len(),
+            table.len()
+        ));
     }
     Ok(results)
 }
@@ -152,18 +194,28 @@ fn transparent_id(case: usize, setting: &str) -> String {
 /// triple-fault run is the triple-fault line l1-hv prints for it.
 fn transparent_results(console: &str) -> Result<Results, String> {
     let runs = boot::l2_runs();
-    let no_controls = Controls { exception_bitmap: 0, pfec_mask: 0, pfec_match: 0 };
+    let no_controls = Controls {
+        exception_bitmap: 0,
+        pfec_mask: 0,
+        pfec_match: 0,
+    };
     let mut results = Results::new();
     let mut current: Option<&boot::L2Run> = None;
-    let mut add = |case: usize, setting: &str, outcome: Result<Value, String>| -> Result<(), String> {
-        let (action, env) = cases().nth(case).ok_or(format!("pair index {case} out of range"))?;
-        let id = transparent_id(case, setting);
-        let routed = input::scenario(action, env, no_controls);
-        results.insert(id.clone(), (input::decide_input(&id, &routed), outcome?));
-        Ok(())
-    };
+    let mut add =
+        |case: usize, setting: &str, outcome: Result<Value, String>| -> Result<(), String> {
+            let (action, env) = cases()
+                .nth(case)
+                .ok_or(format!("pair index {case} out of range"))?;
+            let id = transparent_id(case, setting);
+            let routed = input::scenario(action, env, no_controls);
+            results.insert(id.clone(), (input::decide_input(&id, &routed), outcome?));
+            Ok(())
+        };
     for line in console.lines() {
-        if let Some(k) = line.strip_prefix("l1-hv: guest ").and_then(|r| r.split_whitespace().next()) {
+        if let Some(k) = line
+            .strip_prefix("l1-hv: guest ")
+            .and_then(|r| r.split_whitespace().next())
+        {
             if line.contains(": start (") {
                 current = k.parse::<usize>().ok().and_then(|k| runs.get(k - 1));
             }
@@ -177,9 +229,13 @@ fn transparent_results(console: &str) -> Result<Results, String> {
         if !line.contains("matrix-l2") {
             continue;
         }
-        let Some((index, words)) = boot::result_words(line) else { continue };
+        let Some((index, words)) = boot::result_words(line) else {
+            continue;
+        };
         let run = current.ok_or("a result outside a guest run")?;
-        let (action, env) = cases().nth(index).ok_or(format!("pair index {index} out of range"))?;
+        let (action, env) = cases()
+            .nth(index)
+            .ok_or(format!("pair index {index} out of range"))?;
         let routed = input::scenario(action, env, no_controls);
         add(index, run.setting, observed::outcome(&words, &routed))?;
     }
@@ -190,7 +246,9 @@ fn read_results(dir: &Path, mode: &str) -> Option<Results> {
     let text = std::fs::read_to_string(dir.join(format!("system-{mode}.jsonl"))).ok()?;
     let mut results = Results::new();
     for line in text.lines() {
-        let Ok(Value::Object(mut o)) = serde_json::from_str::<Value>(line) else { continue };
+        let Ok(Value::Object(mut o)) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
         let id = o.get("id")?.as_str()?.to_string();
         let input = o.remove("scenario")?;
         o.remove("id");
@@ -203,7 +261,12 @@ fn read_results(dir: &Path, mode: &str) -> Option<Results> {
 /// Drops null members: `decide` writes some absent members as null.
 fn normalise(value: &Value) -> Value {
     match value {
-        Value::Object(o) => Value::Object(o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -216,7 +279,8 @@ fn model(results: &Results) -> BTreeMap<String, Value> {
         lines.push(b'\n');
     }
     let mut output = Vec::new();
-    crate::decide::process(&mut BufReader::new(&lines[..]), &mut output).expect("decide over memory");
+    crate::decide::process(&mut BufReader::new(&lines[..]), &mut output)
+        .expect("decide over memory");
     output
         .split(|&b| b == b'\n')
         .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
@@ -246,11 +310,18 @@ fn bare_id(mode: &str, id: &str) -> String {
 
 fn compare(mode: &str, results: &Results, bare: Option<&Results>) -> Diffs {
     let model = model(results);
-    let mut diffs = Diffs { model: 0, bare: 0, lines: Vec::new() };
+    let mut diffs = Diffs {
+        model: 0,
+        bare: 0,
+        lines: Vec::new(),
+    };
     for (id, (input, seen)) in results {
         let seen = normalise(seen);
         let expected = &model[id];
-        let bug = KNOWN_L1HV_BUGS.iter().find(|(m, i, _)| *m == mode && i == id).map(|(_, _, why)| *why);
+        let bug = KNOWN_L1HV_BUGS
+            .iter()
+            .find(|(m, i, _)| *m == mode && i == id)
+            .map(|(_, _, why)| *why);
         let tag = bug.map_or(String::new(), |why| format!(" [known_l1hv_bug: {why}]"));
         if *expected != seen {
             match (mode, errata::erratum(id)) {
@@ -264,7 +335,10 @@ fn compare(mode: &str, results: &Results, bare: Option<&Results>) -> Diffs {
                 }
             }
         }
-        if let Some(reference) = bare.filter(|_| mode != "bare").and_then(|b| b.get(&bare_id(mode, id))) {
+        if let Some(reference) = bare
+            .filter(|_| mode != "bare")
+            .and_then(|b| b.get(&bare_id(mode, id)))
+        {
             let reference = normalise(&reference.1);
             if reference != seen {
                 diffs.bare += 1;

@@ -14,7 +14,11 @@ fn hex(word: &str) -> Option<u64> {
 
 /// `-` or hex.
 fn optional(word: &str) -> Option<Option<u64>> {
-    if word == "-" { Some(None) } else { hex(word).map(Some) }
+    if word == "-" {
+        Some(None)
+    } else {
+        hex(word).map(Some)
+    }
 }
 
 /// Whether an information field describes a software-type event (types 4–6), the exits that
@@ -30,7 +34,9 @@ fn software(info: u32) -> bool {
 pub fn outcome(words: &[&str], scenario: &Scenario) -> Result<Value, String> {
     match words {
         ["d", vector, error_code, cr2] => {
-            let (Some(vector), Some(error_code), Some(cr2)) = (optional(vector), optional(error_code), hex(cr2)) else {
+            let (Some(vector), Some(error_code), Some(cr2)) =
+                (optional(vector), optional(error_code), hex(cr2))
+            else {
                 return Err(format!("bad delivery words {words:?}"));
             };
             let Some(vector) = vector else {
@@ -43,11 +49,23 @@ pub fn outcome(words: &[&str], scenario: &Scenario) -> Result<Value, String> {
                 .find(|e| same(e) && e.kind.is_software())
                 .map_or("hardware_exception", |e| super::input::kind_name(e.kind));
             let cr2 = (vector == 14 && kind == "hardware_exception").then_some(cr2);
-            Ok(json!({"outcome": "deliver", "type": kind, "vector": vector, "error_code": error_code, "cr2": cr2}))
+            Ok(
+                json!({"outcome": "deliver", "type": kind, "vector": vector, "error_code": error_code, "cr2": cr2}),
+            )
         }
         ["x", reason, info, error_code, qualification, idt, idt_error_code, length] => {
-            let fields: Option<Vec<u64>> =
-                [reason, info, error_code, qualification, idt, idt_error_code, length].iter().map(|w| hex(w)).collect();
+            let fields: Option<Vec<u64>> = [
+                reason,
+                info,
+                error_code,
+                qualification,
+                idt,
+                idt_error_code,
+                length,
+            ]
+            .iter()
+            .map(|w| hex(w))
+            .collect();
             let Some([reason, info, error_code, qualification, idt, idt_error_code, length]) =
                 fields.and_then(|f| <[u64; 7]>::try_from(f).ok())
             else {

@@ -27,5 +27,8 @@ pub fn demo(args: &[&str]) -> Run {
         .expect("runner starts");
     let console = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("{console}\n{}", String::from_utf8_lossy(&out.stderr));
-    Run { status: out.status.code(), console }
+    Run {
+        status: out.status.code(),
+        console,
+    }
 }

@@ -18,8 +18,8 @@ use crate::scenarios::Scenario;
 use crate::vmcs;
 use l1_vmx::capabilities::Capabilities;
 use l1_vmx::current_vmcs::CurrentVmcs;
-use nvmx::exit_reason;
 use l1_vmx::{enter, Entry, GuestRegisters, HostRsp};
+use nvmx::exit_reason;
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::guest;
 
@@ -39,7 +39,9 @@ extern "C" {
 fn report(log: &mut Log, name: &str, samples: &mut [u32; ITERATIONS]) {
     samples.sort_unstable();
     let (min, median, max) = (samples[0], samples[ITERATIONS / 2], samples[ITERATIONS - 1]);
-    log.line(format_args!("bench path={name} n={ITERATIONS} median={median} min={min} max={max}"));
+    log.line(format_args!(
+        "bench path={name} n={ITERATIONS} median={median} min={min} max={max}"
+    ));
 }
 
 /// Times ghv's own VMREAD/VMWRITE of a shadowed and a non-shadowed field of the current VMCS
@@ -111,7 +113,8 @@ impl L3Runs {
             ("l3-pf-delivered", l3_bench_pf, 0),
             ("l3-pf-reflected", l3_bench_pf, PAGE_FAULT_BIT),
         ] {
-            let mut samples = self.run(vmcs, caps, l3, entry as *const () as u64, exception_bitmap)?;
+            let mut samples =
+                self.run(vmcs, caps, l3, entry as *const () as u64, exception_bitmap)?;
             report(log, name, &mut samples);
         }
         Ok(())
@@ -149,7 +152,8 @@ impl L3Runs {
         };
         loop {
             // SAFETY: the VMCS was fully written by `vmcs::write_*` with host RIP = vmx_exit.
-            if let Entry::Failed(_) = unsafe { enter(&mut regs, self.launched, &mut self.host_rsp) } {
+            if let Entry::Failed(_) = unsafe { enter(&mut regs, self.launched, &mut self.host_rsp) }
+            {
                 return Err("VM entry failed");
             }
             self.launched = true;

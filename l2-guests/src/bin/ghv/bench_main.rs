@@ -51,8 +51,13 @@ static mut L3_LOG: Log = Log::new();
 extern "C" fn ghv_main(bare: u64) -> ! {
     let platform = machine::start(bare);
     // SAFETY: single-threaded; each static is borrowed once, here, for the rest of the run.
-    let (l3, vmcs_log, log) =
-        unsafe { (&mut *core::ptr::addr_of_mut!(L3_MEMORY), &mut *core::ptr::addr_of_mut!(VMCS_LOG), &mut *core::ptr::addr_of_mut!(L3_LOG)) };
+    let (l3, vmcs_log, log) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(L3_MEMORY),
+            &mut *core::ptr::addr_of_mut!(VMCS_LOG),
+            &mut *core::ptr::addr_of_mut!(L3_LOG),
+        )
+    };
     // SAFETY: CPL 0 in 64-bit mode, identity-mapped; ghv_main runs once.
     let (caps, mut vmcs) = unsafe { setup::bring_up(platform, log, l3::code(), l3.range()) };
     // A complete VMCS (L3's first scenario's state) for the VMREAD/VMWRITE timings.

@@ -27,7 +27,10 @@ pub struct DescriptorTables {
 impl DescriptorTables {
     /// Empty tables (for statics); [`DescriptorTables::build`] fills them.
     pub const fn new() -> Self {
-        Self { gdt: [0; 5], tss: TaskStateSegment::new() }
+        Self {
+            gdt: [0; 5],
+            tss: TaskStateSegment::new(),
+        }
     }
 
     /// Writes the GDT and a TSS whose IST1 is `ist1` (0: no interrupt stack table).
@@ -37,23 +40,29 @@ impl DescriptorTables {
         self.tss = tss;
         let tss_limit = core::mem::size_of::<TaskStateSegment>() as u64 - 1;
         let tss_descriptor: Descriptor64 =
-            <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(self.tss_base(), tss_limit, true)
-                .present()
-                .finish();
+            <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(
+                self.tss_base(),
+                tss_limit,
+                true,
+            )
+            .present()
+            .finish();
         // SAFETY: a 64-bit system descriptor is two GDT slots (SDM 8.2.3), same size and layout.
         let [tss_low, tss_high]: [u64; 2] = unsafe { core::mem::transmute(tss_descriptor) };
-        let code: Descriptor = DescriptorBuilder::code_descriptor(0, 0xf_ffff, CodeSegmentType::ExecuteRead)
-            .l()
-            .present()
-            .dpl(Ring::Ring0)
-            .limit_granularity_4kb()
-            .finish();
-        let data: Descriptor = DescriptorBuilder::data_descriptor(0, 0xf_ffff, DataSegmentType::ReadWrite)
-            .db()
-            .present()
-            .dpl(Ring::Ring0)
-            .limit_granularity_4kb()
-            .finish();
+        let code: Descriptor =
+            DescriptorBuilder::code_descriptor(0, 0xf_ffff, CodeSegmentType::ExecuteRead)
+                .l()
+                .present()
+                .dpl(Ring::Ring0)
+                .limit_granularity_4kb()
+                .finish();
+        let data: Descriptor =
+            DescriptorBuilder::data_descriptor(0, 0xf_ffff, DataSegmentType::ReadWrite)
+                .db()
+                .present()
+                .dpl(Ring::Ring0)
+                .limit_granularity_4kb()
+                .finish();
         self.gdt = [0, code.as_u64(), data.as_u64(), tss_low, tss_high];
     }
 
@@ -77,7 +86,9 @@ impl DescriptorTables {
     /// # Safety
     /// CPL 0 in 64-bit mode; `self` must stay in place and unchanged while it is the GDT.
     pub unsafe fn load(&'static self) {
-        x86::dtables::lgdt(&x86::dtables::DescriptorTablePointer::new_from_slice(&self.gdt));
+        x86::dtables::lgdt(&x86::dtables::DescriptorTablePointer::new_from_slice(
+            &self.gdt,
+        ));
         x86::bits64::segmentation::load_cs(CODE);
         x86::segmentation::load_ss(DATA);
         x86::segmentation::load_ds(DATA);

@@ -32,12 +32,18 @@ pub struct Event {
 impl Event {
     /// The event an information field and its error-code field describe, if valid.
     pub fn decode(info: u32, error_code: Option<u32>) -> Option<Self> {
-        (info & VALID != 0).then_some(Self { info: info & !(1 << 12), error_code })
+        (info & VALID != 0).then_some(Self {
+            info: info & !(1 << 12),
+            error_code,
+        })
     }
 
     /// A #DF, which always has error code 0 (SDM 6.15, Interrupt 8).
     fn double_fault() -> Self {
-        Self { info: VALID | ERROR_CODE_VALID | (3 << 8) | u32::from(DOUBLE_FAULT), error_code: Some(0) }
+        Self {
+            info: VALID | ERROR_CODE_VALID | (3 << 8) | u32::from(DOUBLE_FAULT),
+            error_code: Some(0),
+        }
     }
 
     /// The vector.
@@ -99,7 +105,8 @@ pub fn combine(first: Option<Event>, second: Event) -> Combined {
     }
     match (class(first.vector()), class(second.vector())) {
         (Class::DoubleFault, Class::Contributory | Class::PageFault) => Combined::TripleFault,
-        (Class::Contributory, Class::Contributory) | (Class::PageFault, Class::Contributory | Class::PageFault) => {
+        (Class::Contributory, Class::Contributory)
+        | (Class::PageFault, Class::Contributory | Class::PageFault) => {
             Combined::Deliver(Event::double_fault())
         }
         _ => Combined::Deliver(second),

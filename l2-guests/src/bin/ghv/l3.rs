@@ -9,7 +9,7 @@
 use crate::descriptors::DescriptorTables;
 use crate::paging::Hierarchy;
 use core::ops::Range;
-use x86::bits64::paging::{PTFlags, PML4Flags};
+use x86::bits64::paging::{PML4Flags, PTFlags};
 use x86::bits64::segmentation::Descriptor64;
 use x86::segmentation::{BuildDescriptor, DescriptorBuilder, GateDescriptorBuilder};
 use x86::Ring;
@@ -191,7 +191,10 @@ impl L3Memory {
 
     /// L3's IDT base and limit.
     pub fn idtr(&self) -> (u64, u32) {
-        (range_of(&self.idt).start, core::mem::size_of::<Idt>() as u32 - 1)
+        (
+            range_of(&self.idt).start,
+            core::mem::size_of::<Idt>() as u32 - 1,
+        )
     }
 
     /// L3's initial RSP.

@@ -18,7 +18,11 @@ pub struct Log {
 impl Log {
     /// An empty log.
     pub const fn new() -> Self {
-        Self { text: [0; CAPACITY], len: 0, overflowed: false }
+        Self {
+            text: [0; CAPACITY],
+            len: 0,
+            overflowed: false,
+        }
     }
 
     /// Appends `ghv: <args>` as one line. A line that does not fit is dropped and marks the
@@ -39,7 +43,9 @@ impl Log {
     /// The lines, without their line feeds.
     pub fn lines(&self) -> impl Iterator<Item = &str> {
         // Only `write_str` fills the buffer, with whole `str`s: it is UTF-8.
-        core::str::from_utf8(&self.text[..self.len]).unwrap_or("").lines()
+        core::str::from_utf8(&self.text[..self.len])
+            .unwrap_or("")
+            .lines()
     }
 }
 

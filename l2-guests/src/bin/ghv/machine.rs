@@ -17,7 +17,11 @@ static BARE: AtomicBool = AtomicBool::new(false);
 
 /// The platform boot.s' `bare` argument names, quieted and remembered for the panic handler.
 pub fn start(bare: u64) -> Platform {
-    let platform = if bare != 0 { Platform::Bare } else { Platform::UnderL1hv };
+    let platform = if bare != 0 {
+        Platform::Bare
+    } else {
+        Platform::UnderL1hv
+    };
     BARE.store(bare != 0, Ordering::Relaxed);
     platform.init();
     platform
@@ -40,7 +44,11 @@ pub unsafe fn enter_vmx(platform: Platform, log: &Log, vmxon: &mut Page) -> (Cap
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let platform = if BARE.load(Ordering::Relaxed) { Platform::Bare } else { Platform::UnderL1hv };
+    let platform = if BARE.load(Ordering::Relaxed) {
+        Platform::Bare
+    } else {
+        Platform::UnderL1hv
+    };
     let mut log = Log::new();
     log.line(format_args!("PANIC: {info}"));
     platform.finish(&log, false, format_args!("(panic)"))

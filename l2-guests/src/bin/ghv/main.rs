@@ -39,7 +39,12 @@ static mut LOG: Log = Log::new();
 extern "C" fn ghv_main(bare: u64) -> ! {
     let platform = machine::start(bare);
     // SAFETY: single-threaded; each static is borrowed once, here, for the rest of the run.
-    let (l3, log) = unsafe { (&mut *core::ptr::addr_of_mut!(L3_MEMORY), &mut *core::ptr::addr_of_mut!(LOG)) };
+    let (l3, log) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(L3_MEMORY),
+            &mut *core::ptr::addr_of_mut!(LOG),
+        )
+    };
     // SAFETY: CPL 0 in 64-bit mode, identity-mapped; ghv_main runs once.
     let (caps, mut vmcs) = unsafe { setup::bring_up(platform, log, l3::code(), l3.range()) };
 
@@ -50,7 +55,11 @@ extern "C" fn ghv_main(bare: u64) -> ! {
     for scenario in SCENARIOS {
         l3.reset();
         vmcs::write_scenario(&mut vmcs, &caps, l3, scenario);
-        let mut regs = GuestRegisters { rsi: l3.unmapped_page(), rdx: l3.idtr().0, ..GuestRegisters::default() };
+        let mut regs = GuestRegisters {
+            rsi: l3.unmapped_page(),
+            rdx: l3.idtr().0,
+            ..GuestRegisters::default()
+        };
         let outcome = run::run(&mut vmcs, &mut state, &mut regs, scenario.name, log);
         let expected_end = scenario.delivered.map_or(End::Completed, End::Delivered);
         if outcome.exits() != scenario.exits || outcome.end != expected_end {
@@ -75,5 +84,9 @@ extern "C" fn ghv_main(bare: u64) -> ! {
     if unexpected == 0 {
         platform.finish(log, true, format_args!("({total} scenarios)"));
     }
-    platform.finish(log, false, format_args!("({unexpected} of {total} scenarios unexpected)"))
+    platform.finish(
+        log,
+        false,
+        format_args!("({unexpected} of {total} scenarios unexpected)"),
+    )
 }

@@ -73,11 +73,21 @@ static mut LOG: Log = Log::new();
 extern "C" fn ghv_main(bare: u64) -> ! {
     let platform = machine::start(bare);
     // SAFETY: single-threaded; each static is borrowed once, here, for the rest of the run.
-    let (world, log) = unsafe { (&mut *core::ptr::addr_of_mut!(WORLD), &mut *core::ptr::addr_of_mut!(LOG)) };
+    let (world, log) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(WORLD),
+            &mut *core::ptr::addr_of_mut!(LOG),
+        )
+    };
     // L3 inherits EFER.NXE: without the "load IA32_EFER" entry control, VM entry changes only
     // EFER.LMA/LME (SDM 27.3.2.1). ghv itself has no execute-disable pages.
     // SAFETY: setting NXE changes nothing for ghv's own tables, which set no XD bit.
-    unsafe { x86::msr::wrmsr(x86::msr::IA32_EFER, x86::msr::rdmsr(x86::msr::IA32_EFER) | world::EFER_NXE) };
+    unsafe {
+        x86::msr::wrmsr(
+            x86::msr::IA32_EFER,
+            x86::msr::rdmsr(x86::msr::IA32_EFER) | world::EFER_NXE,
+        )
+    };
     // SAFETY: CPL 0 in 64-bit mode, identity-mapped; ghv_main runs once.
     let (caps, mut vmcs) = unsafe { setup::bring_up(platform, log, world::code(), world.range()) };
 
@@ -104,20 +114,40 @@ extern "C" fn ghv_main(bare: u64) -> ! {
                 idtr: world.idtr(),
             },
         );
-        vmcs.write(control::EXCEPTION_BITMAP, scenario.controls.exception_bitmap.into());
-        vmcs.write(control::PAGE_FAULT_ERR_CODE_MASK, scenario.controls.pfec_mask.into());
-        vmcs.write(control::PAGE_FAULT_ERR_CODE_MATCH, scenario.controls.pfec_match.into());
+        vmcs.write(
+            control::EXCEPTION_BITMAP,
+            scenario.controls.exception_bitmap.into(),
+        );
+        vmcs.write(
+            control::PAGE_FAULT_ERR_CODE_MASK,
+            scenario.controls.pfec_mask.into(),
+        );
+        vmcs.write(
+            control::PAGE_FAULT_ERR_CODE_MATCH,
+            scenario.controls.pfec_match.into(),
+        );
         vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0);
-        let mut regs = GuestRegisters { rdi: world.user_stack_top(), ..GuestRegisters::default() };
+        let mut regs = GuestRegisters {
+            rdi: world.user_stack_top(),
+            ..GuestRegisters::default()
+        };
         // SAFETY: the VMCS is complete (controls and host state above, guest state here).
         if let Entry::Failed(_) = unsafe { enter(&mut regs, launched, &mut host_rsp) } {
             let error = vmcs.read(ro::VM_INSTRUCTION_ERROR);
-            platform.finish(log, false, format_args!("(scenario {index}: VM entry failed, error {error})"));
+            platform.finish(
+                log,
+                false,
+                format_args!("(scenario {index}: VM entry failed, error {error})"),
+            );
         }
         launched = true;
         let reason = vmcs.read(ro::EXIT_REASON) as u32;
         let observed = if reason as u16 == VMCALL && regs.rax as u32 == DONE {
-            Observed::Delivered { vector: regs.rdi, error_code: regs.rsi, cr2: regs.rdx }
+            Observed::Delivered {
+                vector: regs.rdi,
+                error_code: regs.rsi,
+                cr2: regs.rdx,
+            }
         } else {
             Observed::Exit {
                 reason,

@@ -30,13 +30,21 @@ impl Hierarchy {
     /// An empty hierarchy (for statics).
     pub const fn new() -> Self {
         const EMPTY: Table = Table([0; ENTRIES]);
-        Self { pml4: EMPTY, pdpt: EMPTY, pd: EMPTY, pt: [EMPTY; PAGE_TABLES] }
+        Self {
+            pml4: EMPTY,
+            pdpt: EMPTY,
+            pd: EMPTY,
+            pt: [EMPTY; PAGE_TABLES],
+        }
     }
 
     /// Unmaps everything and links the tables with `table_bits` (the permissions of non-leaf
     /// entries).
     pub fn reset(&mut self, table_bits: u64) {
-        for table in [&mut self.pml4, &mut self.pdpt, &mut self.pd].into_iter().chain(self.pt.iter_mut()) {
+        for table in [&mut self.pml4, &mut self.pdpt, &mut self.pd]
+            .into_iter()
+            .chain(self.pt.iter_mut())
+        {
             table.0.fill(0);
         }
         self.pml4.0[0] = address(&self.pdpt) | table_bits;
@@ -49,7 +57,9 @@ impl Hierarchy {
     /// Maps every page of `range` (4 KiB-aligned, below [`LIMIT`]) to itself with `leaf_bits`.
     pub fn map(&mut self, range: Range<u64>, leaf_bits: u64) {
         assert!(
-            range.start.is_multiple_of(PAGE) && range.end.is_multiple_of(PAGE) && range.end <= LIMIT,
+            range.start.is_multiple_of(PAGE)
+                && range.end.is_multiple_of(PAGE)
+                && range.end <= LIMIT,
             "bad range {range:x?}"
         );
         for page in (range.start..range.end).step_by(PAGE as usize) {

@@ -42,7 +42,10 @@ impl Platform {
     /// off (Bochs); under l1-hv, the `Done` hypercall (0 for PASS).
     pub fn finish(self, log: &Log, pass: bool, verdict: core::fmt::Arguments) -> ! {
         let mut last = Log::new();
-        last.line(format_args!("verdict {} {verdict}", if pass { "PASS" } else { "FAIL" }));
+        last.line(format_args!(
+            "verdict {} {verdict}",
+            if pass { "PASS" } else { "FAIL" }
+        ));
         self.print(log.lines().chain(last.lines()));
         match self {
             Self::Bare => {
@@ -78,7 +81,10 @@ impl Platform {
                 }
                 if let Some(uart) = uart.as_mut() {
                     // LSR.TEMT: every byte has left the UART, so powering off loses nothing.
-                    while !uart.lsr().contains(uart_16550::spec::registers::LSR::TRANSMITTER_EMPTY) {
+                    while !uart
+                        .lsr()
+                        .contains(uart_16550::spec::registers::LSR::TRANSMITTER_EMPTY)
+                    {
                         core::hint::spin_loop();
                     }
                 }
@@ -97,7 +103,10 @@ impl Platform {
 fn com1() -> Option<Uart16550<PioBackend>> {
     // SAFETY: COM1 is a standard port and ghv is its only user.
     let mut uart = unsafe { Uart16550::new_port(COM1) }.ok()?;
-    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    let config = Config {
+        baud_rate: BaudRate::Baud115200,
+        ..Config::DEFAULT
+    };
     uart.init(config).ok()?;
     Some(uart)
 }

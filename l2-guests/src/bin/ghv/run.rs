@@ -14,9 +14,9 @@ use crate::l3;
 use crate::log::Log;
 use core::fmt;
 use l1_vmx::current_vmcs::CurrentVmcs;
-use nvmx::exit_reason::{self, ExitReason};
 use l1_vmx::{enter, HostRsp};
 use l1_vmx::{Entry, GuestRegisters};
+use nvmx::exit_reason::{self, ExitReason};
 use shadow_vmcs::Vmcs;
 use x86::vmx::vmcs::{control, guest, ro};
 
@@ -89,11 +89,16 @@ impl ExitInfo {
         let qualification = vmcs.read(ro::EXIT_QUALIFICATION);
         let idt_vectoring = vmcs.read(ro::IDT_VECTORING_INFO) as u32;
         let idt_vectoring_error = error_code(vmcs, idt_vectoring, ro::IDT_VECTORING_ERR_CODE);
-        let software = |info: u32| Event::decode(info, None).is_some_and(|e| e.kind() == Kind::Software);
+        let software =
+            |info: u32| Event::decode(info, None).is_some_and(|e| e.kind() == Kind::Software);
         let defined = matches!(reason.basic(), CPUID | HLT | VMCALL | IO)
             || (reason.basic() == EXCEPTION && software(interruption))
             || software(idt_vectoring);
-        let instruction_length = if defined { vmcs.read(ro::VMEXIT_INSTRUCTION_LEN) as u32 } else { 0 };
+        let instruction_length = if defined {
+            vmcs.read(ro::VMEXIT_INSTRUCTION_LEN) as u32
+        } else {
+            0
+        };
         Self {
             reason,
             interruption,
@@ -132,14 +137,26 @@ pub struct VmcsState {
 }
 
 /// Runs L3 (entered with `regs`) until its final VMCALL, handling and logging every exit.
-pub fn run(vmcs: &mut CurrentVmcs, state: &mut VmcsState, regs: &mut GuestRegisters, name: &str, log: &mut Log) -> Outcome {
-    let mut outcome = Outcome { exits: [0; MAX_EXITS], exit_count: 0, end: End::Broken("too many exits") };
+pub fn run(
+    vmcs: &mut CurrentVmcs,
+    state: &mut VmcsState,
+    regs: &mut GuestRegisters,
+    name: &str,
+    log: &mut Log,
+) -> Outcome {
+    let mut outcome = Outcome {
+        exits: [0; MAX_EXITS],
+        exit_count: 0,
+        end: End::Broken("too many exits"),
+    };
     loop {
         // SAFETY: the VMCS was fully written by `vmcs::write_*`, with host RIP =
         // vmx_exit; `state` is this VMCS's.
         if let Entry::Failed(_) = unsafe { enter(regs, state.launched, &mut state.host_rsp) } {
             let error = vmcs.read(ro::VM_INSTRUCTION_ERROR);
-            log.line(format_args!("{name} VM entry failed: VM-instruction error {error}"));
+            log.line(format_args!(
+                "{name} VM entry failed: VM-instruction error {error}"
+            ));
             outcome.end = End::Broken("VM entry failed");
             return outcome;
         }
@@ -216,7 +233,9 @@ fn report(regs: &GuestRegisters, name: &str, log: &mut Log) -> End {
 /// combined with an event whose delivery it interrupted. Returns `Some` if L3 shuts down.
 pub fn reflect(vmcs: &mut CurrentVmcs, regs: &mut GuestRegisters, exit: &ExitInfo) -> Option<End> {
     let Some(exception) = Event::decode(exit.interruption, exit.interruption_error) else {
-        return Some(End::Broken("exception exit without valid interruption information"));
+        return Some(End::Broken(
+            "exception exit without valid interruption information",
+        ));
     };
     if exception.vector() == 14 {
         // The CPU loads CR2 when it detects a #PF, before delivery (SDM 6.15, Interrupt 14);
@@ -228,13 +247,19 @@ pub fn reflect(vmcs: &mut CurrentVmcs, regs: &mut GuestRegisters, exit: &ExitInf
         Combined::Deliver(event) => event,
         Combined::TripleFault => return Some(End::TripleFault),
     };
-    vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, event.entry_info().into());
+    vmcs.write(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        event.entry_info().into(),
+    );
     if let Some(code) = event.error_code {
         vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, code.into());
     }
     if event.kind() == Kind::Software {
         // The delivered frame's RIP is the next instruction's (SDM 27.6.1.1).
-        vmcs.write(control::VMENTRY_INSTRUCTION_LEN, exit.instruction_length.into());
+        vmcs.write(
+            control::VMENTRY_INSTRUCTION_LEN,
+            exit.instruction_length.into(),
+        );
     }
     None
 }
@@ -245,6 +270,9 @@ fn skip(vmcs: &mut CurrentVmcs, length: u32) {
     vmcs.write(guest::RIP, rip + u64::from(length));
     let interruptibility = vmcs.read(guest::INTERRUPTIBILITY_STATE);
     if interruptibility & BLOCKING_BY_STI_OR_MOV_SS != 0 {
-        vmcs.write(guest::INTERRUPTIBILITY_STATE, interruptibility & !BLOCKING_BY_STI_OR_MOV_SS);
+        vmcs.write(
+            guest::INTERRUPTIBILITY_STATE,
+            interruptibility & !BLOCKING_BY_STI_OR_MOV_SS,
+        );
     }
 }

@@ -52,7 +52,15 @@ const fn scenario(
     exits: &'static [u16],
     delivered: Option<u8>,
 ) -> Scenario {
-    Scenario { name, action, exception_bitmap, pfec_mask, pfec_match, exits, delivered }
+    Scenario {
+        name,
+        action,
+        exception_bitmap,
+        pfec_mask,
+        pfec_match,
+        exits,
+        delivered,
+    }
 }
 
 const fn bit(vector: u8) -> u32 {
@@ -63,38 +71,157 @@ const fn bit(vector: u8) -> u32 {
 pub const SCENARIOS: &[Scenario] = &[
     scenario("ud-delivered", Action::Ud2, 0, (0, 0), &[], Some(UD)),
     // Exit, then ghv re-injects the #UD with the exit's interruption information.
-    scenario("ud-intercepted", Action::Ud2, bit(UD), (0, 0), &[EXCEPTION], Some(UD)),
-    scenario("de-delivered", Action::DivideByZero, 0, (0, 0), &[], Some(DE)),
-    scenario("de-intercepted", Action::DivideByZero, bit(DE), (0, 0), &[EXCEPTION], Some(DE)),
+    scenario(
+        "ud-intercepted",
+        Action::Ud2,
+        bit(UD),
+        (0, 0),
+        &[EXCEPTION],
+        Some(UD),
+    ),
+    scenario(
+        "de-delivered",
+        Action::DivideByZero,
+        0,
+        (0, 0),
+        &[],
+        Some(DE),
+    ),
+    scenario(
+        "de-intercepted",
+        Action::DivideByZero,
+        bit(DE),
+        (0, 0),
+        &[EXCEPTION],
+        Some(DE),
+    ),
     scenario("bp-delivered", Action::Int3, 0, (0, 0), &[], Some(BP)),
     // A software exception: type 6, instruction length 1, re-injected with that length.
-    scenario("bp-intercepted", Action::Int3, bit(BP), (0, 0), &[EXCEPTION], Some(BP)),
+    scenario(
+        "bp-intercepted",
+        Action::Int3,
+        bit(BP),
+        (0, 0),
+        &[EXCEPTION],
+        Some(BP),
+    ),
     // INTO is #UD in 64-bit mode: intercepting #OF sees nothing.
-    scenario("into-is-ud-in-64-bit-mode", Action::Into, bit(OF), (0, 0), &[], Some(UD)),
-    scenario("gp-delivered", Action::ReadNonCanonical, 0, (0, 0), &[], Some(GP)),
-    scenario("gp-intercepted", Action::ReadNonCanonical, bit(GP), (0, 0), &[EXCEPTION], Some(GP)),
+    scenario(
+        "into-is-ud-in-64-bit-mode",
+        Action::Into,
+        bit(OF),
+        (0, 0),
+        &[],
+        Some(UD),
+    ),
+    scenario(
+        "gp-delivered",
+        Action::ReadNonCanonical,
+        0,
+        (0, 0),
+        &[],
+        Some(GP),
+    ),
+    scenario(
+        "gp-intercepted",
+        Action::ReadNonCanonical,
+        bit(GP),
+        (0, 0),
+        &[EXCEPTION],
+        Some(GP),
+    ),
     // (0 & 0) == 0 is true, bit 14 = 1: exit; the qualification is the faulting address.
-    scenario("pf-bit14-mask0-match0", Action::ReadUnmapped, bit(PF), (0, 0), &[EXCEPTION], Some(PF)),
+    scenario(
+        "pf-bit14-mask0-match0",
+        Action::ReadUnmapped,
+        bit(PF),
+        (0, 0),
+        &[EXCEPTION],
+        Some(PF),
+    ),
     // (0 & 1) == 1 is false, bit 14 = 1: no exit; L3 sees the fault and CR2.
-    scenario("pf-bit14-mask1-match1", Action::ReadUnmapped, bit(PF), (1, 1), &[], Some(PF)),
+    scenario(
+        "pf-bit14-mask1-match1",
+        Action::ReadUnmapped,
+        bit(PF),
+        (1, 1),
+        &[],
+        Some(PF),
+    ),
     // (0 & 1) == 0 is true, bit 14 = 0: no exit.
-    scenario("pf-nobit14-mask1-match0", Action::ReadUnmapped, 0, (1, 0), &[], Some(PF)),
+    scenario(
+        "pf-nobit14-mask1-match0",
+        Action::ReadUnmapped,
+        0,
+        (1, 0),
+        &[],
+        Some(PF),
+    ),
     // (0 & 1) == 1 is false, bit 14 = 0: exit.
-    scenario("pf-nobit14-mask1-match1", Action::ReadUnmapped, 0, (1, 1), &[EXCEPTION], Some(PF)),
+    scenario(
+        "pf-nobit14-mask1-match1",
+        Action::ReadUnmapped,
+        0,
+        (1, 1),
+        &[EXCEPTION],
+        Some(PF),
+    ),
     // #PF while pushing the #UD frame: exit with valid IDT-vectoring information (#UD, a
     // benign exception: the #PF is delivered serially, SDM Table 6-5).
-    scenario("pf-during-ud-delivery", Action::Ud2OnUnmappedStack, bit(PF), (0, 0), &[EXCEPTION], Some(PF)),
+    scenario(
+        "pf-during-ud-delivery",
+        Action::Ud2OnUnmappedStack,
+        bit(PF),
+        (0, 0),
+        &[EXCEPTION],
+        Some(PF),
+    ),
     // The same during a software exception: the IDT-vectoring information is type 6 and the
     // instruction length is defined (SDM 28.2.5).
-    scenario("pf-during-bp-delivery", Action::Int3OnUnmappedStack, bit(PF), (0, 0), &[EXCEPTION], Some(PF)),
+    scenario(
+        "pf-during-bp-delivery",
+        Action::Int3OnUnmappedStack,
+        bit(PF),
+        (0, 0),
+        &[EXCEPTION],
+        Some(PF),
+    ),
     // #DE → #NP (contributory during contributory) → #DF, all by hardware.
-    scenario("df-delivered", Action::DivideByZeroAbsentGate, 0, (0, 0), &[], Some(DF)),
-    scenario("df-intercepted", Action::DivideByZeroAbsentGate, bit(DF), (0, 0), &[EXCEPTION], Some(DF)),
+    scenario(
+        "df-delivered",
+        Action::DivideByZeroAbsentGate,
+        0,
+        (0, 0),
+        &[],
+        Some(DF),
+    ),
+    scenario(
+        "df-intercepted",
+        Action::DivideByZeroAbsentGate,
+        bit(DF),
+        (0, 0),
+        &[EXCEPTION],
+        Some(DF),
+    ),
     // #NP exits with #DE in the IDT-vectoring information: ghv itself must turn the pair into
     // #DF, as the CPU would have.
-    scenario("np-during-de-intercepted", Action::DivideByZeroAbsentGate, bit(NP), (0, 0), &[EXCEPTION], Some(DF)),
+    scenario(
+        "np-during-de-intercepted",
+        Action::DivideByZeroAbsentGate,
+        bit(NP),
+        (0, 0),
+        &[EXCEPTION],
+        Some(DF),
+    ),
     scenario("cpuid", Action::Cpuid, 0, (0, 0), &[CPUID], None),
     scenario("hlt", Action::Hlt, 0, (0, 0), &[HLT], None),
     scenario("out", Action::Out, 0, (0, 0), &[IO], None),
-    scenario("vmcall-other", Action::VmcallOther, 0, (0, 0), &[VMCALL], None),
+    scenario(
+        "vmcall-other",
+        Action::VmcallOther,
+        0,
+        (0, 0),
+        &[VMCALL],
+        None,
+    ),
 ];

@@ -61,7 +61,11 @@ pub unsafe fn bring_up(
     let vmcs_phys = vmcs_region.0.as_ptr() as u64;
     // SAFETY: VMX root operation; the region is 4 KiB-aligned and carries the revision id.
     if unsafe { vmclear(vmcs_phys).and_then(|()| vmptrld(vmcs_phys)) }.is_err() {
-        platform.finish(log, false, format_args!("(VMCLEAR/VMPTRLD of L3's VMCS failed)"));
+        platform.finish(
+            log,
+            false,
+            format_args!("(VMCLEAR/VMPTRLD of L3's VMCS failed)"),
+        );
     }
     // SAFETY: the VMCS was just made current and stays current until power-off.
     let mut vmcs = unsafe { CurrentVmcs::assume_loaded() };
@@ -70,7 +74,11 @@ pub unsafe fn bring_up(
     ept.map(l3_code, EPT_READ | EPT_EXECUTE | EPT_MEMORY_TYPE_WB);
     ept.map(l3_memory, EPT_READ | EPT_WRITE | EPT_MEMORY_TYPE_WB);
     if let Err(e) = vmcs::write_controls_and_host(&mut vmcs, &caps, ept.root(), host) {
-        platform.finish(log, false, format_args!("({} controls lack {:#x})", e.control, e.missing));
+        platform.finish(
+            log,
+            false,
+            format_args!("({} controls lack {:#x})", e.control, e.missing),
+        );
     }
     (caps, vmcs)
 }

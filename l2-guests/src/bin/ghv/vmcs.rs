@@ -6,11 +6,13 @@ use crate::descriptors::{self, DescriptorTables};
 use crate::l3::L3Memory;
 use crate::scenarios::Scenario;
 use l1_vmx::capabilities::{Capabilities, Unsupported};
-use l1_vmx::vmx_exit;
 use l1_vmx::flat64::{self, FlatGuest, FlatHost};
+use l1_vmx::vmx_exit;
 use shadow_vmcs::Vmcs;
 use x86::controlregs::{Cr0, Cr4};
-use x86::vmx::vmcs::control::{self, EntryControls, ExitControls, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::control::{
+    self, EntryControls, ExitControls, PrimaryControls, SecondaryControls,
+};
 
 /// L3's VPID (0 is reserved for VMX root operation, SDM 29.1).
 const VPID: u64 = 1;
@@ -34,11 +36,16 @@ pub fn write_controls_and_host(
 ) -> Result<(), Unsupported> {
     let pin = caps.pin(0, 0)?;
     let primary = caps.primary(
-        (PrimaryControls::HLT_EXITING | PrimaryControls::UNCOND_IO_EXITING | PrimaryControls::SECONDARY_CONTROLS)
+        (PrimaryControls::HLT_EXITING
+            | PrimaryControls::UNCOND_IO_EXITING
+            | PrimaryControls::SECONDARY_CONTROLS)
             .bits(),
         0,
     )?;
-    let secondary = caps.secondary((SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID).bits(), 0)?;
+    let secondary = caps.secondary(
+        (SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID).bits(),
+        0,
+    )?;
     let exit = caps.exit(ExitControls::HOST_ADDRESS_SPACE_SIZE.bits(), 0)?;
     let entry = caps.entry(EntryControls::IA32E_MODE_GUEST.bits(), 0)?;
     vmcs.write(control::PINBASED_EXEC_CONTROLS, pin.into());
@@ -55,8 +62,14 @@ pub fn write_controls_and_host(
     // L3 owns CR0. CR4.VMXE must stay 1 in VMX operation (SDM 24.8), so ghv owns that bit
     // and L3 reads 0 there (SDM 25.6.6).
     vmcs.write(control::CR0_GUEST_HOST_MASK, 0);
-    vmcs.write(control::CR4_GUEST_HOST_MASK, Cr4::CR4_ENABLE_VMX.bits() as u64);
-    vmcs.write(control::CR4_READ_SHADOW, l3_cr4(caps) & !(Cr4::CR4_ENABLE_VMX.bits() as u64));
+    vmcs.write(
+        control::CR4_GUEST_HOST_MASK,
+        Cr4::CR4_ENABLE_VMX.bits() as u64,
+    );
+    vmcs.write(
+        control::CR4_READ_SHADOW,
+        l3_cr4(caps) & !(Cr4::CR4_ENABLE_VMX.bits() as u64),
+    );
     flat64::write_host_state(
         vmcs,
         &FlatHost {
@@ -80,7 +93,12 @@ fn l3_cr4(caps: &Capabilities) -> u64 {
 
 /// Writes L3's initial state for `scenario` (entering at its action with `l3`'s fresh tables),
 /// its exception bitmap and #PF error-code mask and match, and clears any pending injection.
-pub fn write_scenario(vmcs: &mut impl Vmcs, caps: &Capabilities, l3: &L3Memory, scenario: &Scenario) {
+pub fn write_scenario(
+    vmcs: &mut impl Vmcs,
+    caps: &Capabilities,
+    l3: &L3Memory,
+    scenario: &Scenario,
+) {
     let cr0 = Cr0::CR0_PROTECTED_MODE
         | Cr0::CR0_MONITOR_COPROCESSOR
         | Cr0::CR0_EXTENSION_TYPE
@@ -106,6 +124,9 @@ pub fn write_scenario(vmcs: &mut impl Vmcs, caps: &Capabilities, l3: &L3Memory, 
     );
     vmcs.write(control::EXCEPTION_BITMAP, scenario.exception_bitmap.into());
     vmcs.write(control::PAGE_FAULT_ERR_CODE_MASK, scenario.pfec_mask.into());
-    vmcs.write(control::PAGE_FAULT_ERR_CODE_MATCH, scenario.pfec_match.into());
+    vmcs.write(
+        control::PAGE_FAULT_ERR_CODE_MATCH,
+        scenario.pfec_match.into(),
+    );
     vmcs.write(control::VMENTRY_INTERRUPTION_INFO_FIELD, 0);
 }

@@ -46,7 +46,11 @@ pub struct HostTables {
 impl HostTables {
     /// Empty tables (for statics).
     pub const fn new() -> Self {
-        Self { gdt: [0; 7], tss: TaskStateSegment::new(), idt: [Descriptor64::NULL; 256] }
+        Self {
+            gdt: [0; 7],
+            tss: TaskStateSegment::new(),
+            idt: [Descriptor64::NULL; 256],
+        }
     }
 
     /// Builds and loads the GDT (reloading every segment register), TR and the IDT.
@@ -56,26 +60,40 @@ impl HostTables {
     pub unsafe fn load(&'static mut self) -> &'static Self {
         self.tss.ist[0] = &raw const hostile_trap_stack_top as u64;
         let tss_limit = core::mem::size_of::<TaskStateSegment>() as u64 - 1;
-        let tss: Descriptor64 =
-            <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(&raw const self.tss as u64, tss_limit, true)
-                .present()
-                .finish();
+        let tss: Descriptor64 = <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(
+            &raw const self.tss as u64,
+            tss_limit,
+            true,
+        )
+        .present()
+        .finish();
         // SAFETY: a 64-bit system descriptor is two GDT slots (SDM 8.2.3).
         let [tss_low, tss_high]: [u64; 2] = core::mem::transmute(tss);
-        self.gdt = [0, segment(true, Ring::Ring0), segment(false, Ring::Ring0), tss_low, tss_high,
-                    segment(false, Ring::Ring3), segment(true, Ring::Ring3)];
+        self.gdt = [
+            0,
+            segment(true, Ring::Ring0),
+            segment(false, Ring::Ring0),
+            tss_low,
+            tss_high,
+            segment(false, Ring::Ring3),
+            segment(true, Ring::Ring3),
+        ];
         for (gate, handler) in self.idt.iter_mut().zip(&hostile_isr_table) {
             *gate = gate_to(*handler, Ring::Ring0);
         }
         self.idt[PROBE_DONE_VECTOR] = gate_to(hostile_isr_return, Ring::Ring3);
         let tables: &'static Self = self;
-        x86::dtables::lgdt(&x86::dtables::DescriptorTablePointer::new_from_slice(&tables.gdt));
+        x86::dtables::lgdt(&x86::dtables::DescriptorTablePointer::new_from_slice(
+            &tables.gdt,
+        ));
         x86::bits64::segmentation::load_cs(CODE);
         x86::segmentation::load_ss(DATA);
         x86::segmentation::load_ds(DATA);
         x86::segmentation::load_es(DATA);
         x86::task::load_tr(TSS);
-        x86::dtables::lidt(&x86::dtables::DescriptorTablePointer::new_from_slice(&tables.idt));
+        x86::dtables::lidt(&x86::dtables::DescriptorTablePointer::new_from_slice(
+            &tables.idt,
+        ));
         tables
     }
 
@@ -190,7 +208,10 @@ pub unsafe fn probe(op: Op, user: bool, operand: u64, field: u64, value: u64) ->
     if vector == PROBE_DONE_VECTOR as u64 {
         return Probed::Completed(rflags);
     }
-    Probed::Exception(vector as u8, (error != NO_ERROR_CODE).then_some(error as u32))
+    Probed::Exception(
+        vector as u8,
+        (error != NO_ERROR_CODE).then_some(error as u32),
+    )
 }
 
 /// A fault outside any probe: a bug in ghv-hostile, reported through the panic handler.

@@ -102,7 +102,12 @@ pub struct Tables {
 
 impl Tables {
     pub const fn new() -> Self {
-        Self { pml4: EMPTY, pdpt: EMPTY, low: EMPTY, window: EMPTY }
+        Self {
+            pml4: EMPTY,
+            pdpt: EMPTY,
+            low: EMPTY,
+            window: EMPTY,
+        }
     }
 
     /// Fills the tables; returns the CR3 value.
@@ -133,7 +138,11 @@ pub struct Ept {
 
 impl Ept {
     pub const fn new() -> Self {
-        Self { pml4: EMPTY, pdpt: EMPTY, pd: EMPTY }
+        Self {
+            pml4: EMPTY,
+            pdpt: EMPTY,
+            pd: EMPTY,
+        }
     }
 
     /// The identity part; the hostile slot empty (not present).

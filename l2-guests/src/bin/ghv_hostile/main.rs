@@ -95,7 +95,9 @@ extern "C" fn ghv_main(bare: u64) -> ! {
         u8::from(misc.inject_length_0),
         u8::from(misc.vmcs_shadowing)
     ));
-    let width = x86::cpuid::CpuId::new().get_processor_capacity_feature_info().map_or(36, |c| c.physical_address_bits());
+    let width = x86::cpuid::CpuId::new()
+        .get_processor_capacity_feature_info()
+        .map_or(36, |c| c.physical_address_bits());
     let mut world = World {
         caps,
         host,
@@ -119,18 +121,28 @@ extern "C" fn ghv_main(bare: u64) -> ! {
         let expected = operation.expected(misc);
         if !operation.permits(answer, misc) {
             unexpected += 1;
-            log.line(format_args!("{} UNEXPECTED: {answer}; the SDM says {expected}", operation.name));
+            log.line(format_args!(
+                "{} UNEXPECTED: {answer}; the SDM says {expected}",
+                operation.name
+            ));
         }
     }
     let total = OPERATIONS.len();
-    log.line(format_args!("hostile operations tried={total} architectural={}", total - unexpected));
+    log.line(format_args!(
+        "hostile operations tried={total} architectural={}",
+        total - unexpected
+    ));
     if log.overflowed() {
         platform.finish(log, false, format_args!("(log overflowed)"));
     }
     if unexpected == 0 {
         platform.finish(log, true, format_args!("({total} operations)"));
     }
-    platform.finish(log, false, format_args!("({unexpected} of {total} operations unexpected)"))
+    platform.finish(
+        log,
+        false,
+        format_args!("({unexpected} of {total} operations unexpected)"),
+    )
 }
 
 /// The answer of a VMX instruction that completed with `rflags` (SDM 31.2): CF → VMfailInvalid,
@@ -140,7 +152,9 @@ pub fn vmx_answer(result: Result<(), VmFail>) -> Answer {
         Ok(()) => Answer::Succeed,
         Err(VmFail::Invalid) => Answer::FailInvalid,
         // SAFETY: VMfailValid means a VMCS is current.
-        Err(VmFail::Valid) => Answer::FailValid(unsafe { vmread(VM_INSTRUCTION_ERROR) }.unwrap_or(u64::MAX) as u32),
+        Err(VmFail::Valid) => {
+            Answer::FailValid(unsafe { vmread(VM_INSTRUCTION_ERROR) }.unwrap_or(u64::MAX) as u32)
+        }
     }
 }
 
@@ -161,5 +175,7 @@ pub fn probed_answer(probed: Probed) -> Answer {
 /// # Safety
 /// VMX root operation; `phys` is a VMCS region with the revision identifier.
 pub unsafe fn fresh_vmcs(phys: u64) -> Result<(), &'static str> {
-    vmclear(phys).and_then(|()| vmptrld(phys)).map_err(|_| "VMCLEAR/VMPTRLD of the VMCS failed")
+    vmclear(phys)
+        .and_then(|()| vmptrld(phys))
+        .map_err(|_| "VMCLEAR/VMPTRLD of the VMCS failed")
 }

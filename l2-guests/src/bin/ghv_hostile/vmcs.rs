@@ -14,7 +14,9 @@ use l1_vmx::instructions::{invept_all_contexts, vmclear, vmread, vmwrite};
 use l1_vmx::{enter, vmx_exit, Entry, GuestRegisters, HostRsp};
 use shadow_vmcs::Vmcs;
 use x86::controlregs::{Cr0, Cr4};
-use x86::vmx::vmcs::control::{self, EntryControls, ExitControls, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::control::{
+    self, EntryControls, ExitControls, PrimaryControls, SecondaryControls,
+};
 use x86::vmx::vmcs::{guest, ro};
 
 /// L3's VPID (not 0, SDM 27.2.1.1).
@@ -63,7 +65,8 @@ impl World {
             return cell;
         }
         let address = self.address(operand);
-        if operand == Operand::NonCanonical || !matches!(op, Op::Vmptrld | Op::Vmclear | Op::Vmxon) {
+        if operand == Operand::NonCanonical || !matches!(op, Op::Vmptrld | Op::Vmclear | Op::Vmxon)
+        {
             return address;
         }
         let cell = self.scratch + POINTER_CELL;
@@ -99,7 +102,10 @@ impl fmt::Display for Detail {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Self::None => Ok(()),
-            Self::Instruction { info: Some(info), length } => write!(f, " insn_info={info:#x} insn_len={length}"),
+            Self::Instruction {
+                info: Some(info),
+                length,
+            } => write!(f, " insn_info={info:#x} insn_len={length}"),
             Self::Instruction { info: None, length } => write!(f, " insn_len={length}"),
             Self::GuestPhysical(gpa) => write!(f, " gpa={gpa:#x}"),
         }
@@ -113,7 +119,13 @@ pub fn run(world: &mut World, kind: Kind) -> Result<(Answer, Detail), &'static s
         match kind {
             Kind::Root(op, operand, field, value) => {
                 fresh_vmcs(world.vmcs)?;
-                let answer = probed_answer(host::probe(op, false, world.memory_operand(op, operand), field, value));
+                let answer = probed_answer(host::probe(
+                    op,
+                    false,
+                    world.memory_operand(op, operand),
+                    field,
+                    value,
+                ));
                 Ok((answer, Detail::None))
             }
             Kind::User(op, operand) => {
@@ -127,7 +139,10 @@ pub fn run(world: &mut World, kind: Kind) -> Result<(Answer, Detail), &'static s
             }
             Kind::Launch(payload, setup) => {
                 let mut vmcs = prepare(world, payload)?;
-                let mut regs = GuestRegisters { rsi: world.scratch - 8, ..GuestRegisters::default() };
+                let mut regs = GuestRegisters {
+                    rsi: world.scratch - 8,
+                    ..GuestRegisters::default()
+                };
                 match setup {
                     Setup::None => {}
                     Setup::Inject(info, error, length) => {
@@ -135,7 +150,9 @@ pub fn run(world: &mut World, kind: Kind) -> Result<(Answer, Detail), &'static s
                         vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, error.into());
                         vmcs.write(control::VMENTRY_INSTRUCTION_LEN, length.into());
                     }
-                    Setup::LinkPointer(operand) => vmcs.write(guest::LINK_PTR_FULL, world.address(operand)),
+                    Setup::LinkPointer(operand) => {
+                        vmcs.write(guest::LINK_PTR_FULL, world.address(operand))
+                    }
                     Setup::EptWindow(window, gpa) => {
                         world.ept.set_window(match window {
                             Window::TableOutsideRam => BEYOND_RAM | EPT_RWX,
@@ -163,7 +180,11 @@ pub fn run(world: &mut World, kind: Kind) -> Result<(Answer, Detail), &'static s
                 let loaded = fresh_vmcs(world.shadow_vmcs);
                 let answer = match loaded {
                     Err(_) => vmx_answer(l1_vmx::instructions::vmptrld(world.shadow_vmcs)),
-                    Ok(()) => match enter(&mut GuestRegisters::default(), false, &mut HostRsp::default()) {
+                    Ok(()) => match enter(
+                        &mut GuestRegisters::default(),
+                        false,
+                        &mut HostRsp::default(),
+                    ) {
                         Entry::Failed(fail) => vmx_answer(Err(fail)),
                         Entry::Exited => return Err("a shadow VMCS was entered"),
                     },
@@ -177,7 +198,9 @@ pub fn run(world: &mut World, kind: Kind) -> Result<(Answer, Detail), &'static s
                 let cell = world.scratch + POINTER_CELL;
                 let probed = host::probe(op, false, cell, field, 0);
                 let answer = match (op, probed_answer(probed)) {
-                    (Op::Vmptrst, Answer::Succeed) => Answer::Value(core::ptr::read_volatile(cell as *const u64)),
+                    (Op::Vmptrst, Answer::Succeed) => {
+                        Answer::Value(core::ptr::read_volatile(cell as *const u64))
+                    }
                     (_, answer) => answer,
                 };
                 fresh_vmcs(world.vmcs)?;
@@ -187,7 +210,9 @@ pub fn run(world: &mut World, kind: Kind) -> Result<(Answer, Detail), &'static s
                 fresh_vmcs(world.vmcs)?;
                 let cell = world.scratch + POINTER_CELL;
                 let answer = match probed_answer(host::probe(Op::Vmptrst, false, cell, 0, 0)) {
-                    Answer::Succeed if core::ptr::read_volatile(cell as *const u64) != world.vmcs => {
+                    Answer::Succeed
+                        if core::ptr::read_volatile(cell as *const u64) != world.vmcs =>
+                    {
                         Answer::Value(core::ptr::read_volatile(cell as *const u64))
                     }
                     answer => answer,
@@ -217,7 +242,11 @@ pub fn run(world: &mut World, kind: Kind) -> Result<(Answer, Detail), &'static s
 }
 
 /// VMLAUNCH (or VMRESUME) of the current VMCS: its failure, or L3's exit.
-unsafe fn enter_l3(vmcs: &CurrentVmcs, regs: &mut GuestRegisters, resume: bool) -> Result<(Answer, Detail), &'static str> {
+unsafe fn enter_l3(
+    vmcs: &CurrentVmcs,
+    regs: &mut GuestRegisters,
+    resume: bool,
+) -> Result<(Answer, Detail), &'static str> {
     // A fresh host-RSP cache: `prepare` rewrote the VMCS, so the stub writes host RSP again.
     if let Entry::Failed(fail) = enter(regs, resume, &mut HostRsp::default()) {
         return Ok((vmx_answer(Err(fail)), Detail::None));
@@ -234,7 +263,10 @@ unsafe fn enter_l3(vmcs: &CurrentVmcs, regs: &mut GuestRegisters, resume: bool) 
     // instruction information only for VMX instructions with operands (not VMCALL, VMLAUNCH,
     // VMRESUME, VMXOFF, where Bochs leaves a stale value).
     let detail = match reason {
-        18 | 20 | 24 | 26 => Detail::Instruction { info: None, length: vmcs.read(ro::VMEXIT_INSTRUCTION_LEN) },
+        18 | 20 | 24 | 26 => Detail::Instruction {
+            info: None,
+            length: vmcs.read(ro::VMEXIT_INSTRUCTION_LEN),
+        },
         19 | 21..=23 | 25 | 27 | 50 | 53 => Detail::Instruction {
             info: Some(vmcs.read(ro::VMEXIT_INSTRUCTION_INFO)),
             length: vmcs.read(ro::VMEXIT_INSTRUCTION_LEN),
@@ -256,12 +288,16 @@ unsafe fn prepare(world: &World, payload: Payload) -> Result<CurrentVmcs, &'stat
         Ok::<_, l1_vmx::capabilities::Unsupported>((
             caps.pin(0, 0)?,
             caps.primary(PrimaryControls::SECONDARY_CONTROLS.bits(), 0)?,
-            caps.secondary((SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID).bits(), 0)?,
+            caps.secondary(
+                (SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID).bits(),
+                0,
+            )?,
             caps.exit(ExitControls::HOST_ADDRESS_SPACE_SIZE.bits(), 0)?,
             caps.entry(EntryControls::IA32E_MODE_GUEST.bits(), 0)?,
         ))
     })();
-    let (pin, primary, secondary, exit, entry) = controls.map_err(|_| "a control ghv-hostile needs is missing")?;
+    let (pin, primary, secondary, exit, entry) =
+        controls.map_err(|_| "a control ghv-hostile needs is missing")?;
     vmcs.write(control::PINBASED_EXEC_CONTROLS, pin.into());
     vmcs.write(control::PRIMARY_PROCBASED_EXEC_CONTROLS, primary.into());
     vmcs.write(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary.into());
@@ -295,7 +331,10 @@ unsafe fn prepare(world: &World, payload: Payload) -> Result<CurrentVmcs, &'stat
             rip: vmx_exit as *const () as u64,
         },
     );
-    let cr0 = Cr0::CR0_PROTECTED_MODE | Cr0::CR0_EXTENSION_TYPE | Cr0::CR0_NUMERIC_ERROR | Cr0::CR0_ENABLE_PAGING;
+    let cr0 = Cr0::CR0_PROTECTED_MODE
+        | Cr0::CR0_EXTENSION_TYPE
+        | Cr0::CR0_NUMERIC_ERROR
+        | Cr0::CR0_ENABLE_PAGING;
     flat64::write_guest_state(
         &mut vmcs,
         &FlatGuest {
@@ -315,7 +354,13 @@ unsafe fn prepare(world: &World, payload: Payload) -> Result<CurrentVmcs, &'stat
         },
     );
     vmcs.write(guest::CS_ACCESS_RIGHTS, AR_USER_CODE64);
-    for field in [guest::SS_ACCESS_RIGHTS, guest::DS_ACCESS_RIGHTS, guest::ES_ACCESS_RIGHTS, guest::FS_ACCESS_RIGHTS, guest::GS_ACCESS_RIGHTS] {
+    for field in [
+        guest::SS_ACCESS_RIGHTS,
+        guest::DS_ACCESS_RIGHTS,
+        guest::ES_ACCESS_RIGHTS,
+        guest::FS_ACCESS_RIGHTS,
+        guest::GS_ACCESS_RIGHTS,
+    ] {
         vmcs.write(field, AR_USER_DATA);
     }
     Ok(vmcs)

@@ -23,7 +23,10 @@ macro_rules! report_asm {
         ".macro MX_REPORT\n mov eax, 0x1000\n mov cr3, rax\n jmp mx_l2_return\n.endm\n"
     };
 }
-const _: () = assert!(l2_abi::BOOT_PML4 == 0x1000, "report_asm! names the boot PML4");
+const _: () = assert!(
+    l2_abi::BOOT_PML4 == 0x1000,
+    "report_asm! names the boot PML4"
+);
 
 // The exit half of `Observed` and the VMCS-only constants are matrix-ghv's.
 #[allow(dead_code)]
@@ -48,14 +51,25 @@ struct Select {
 
 /// `index` = `u32::MAX`: every pair but the triple-fault ones.
 #[used]
-static SELECT: Select = Select { magic: *b"mx-select-v1", index: u32::MAX };
+static SELECT: Select = Select {
+    magic: *b"mx-select-v1",
+    index: u32::MAX,
+};
 
 static mut WORLD: World = World::new();
 
 extern "C" {
     /// Enters the payload at `rip` on `world` and returns what its handler reported
     /// (vector, error code, CR2), as ghv's VM entry and the payload's VMCALL would.
-    fn mx_l2_enter(cr3: u64, gdtr: *const Pointer, idtr: *const Pointer, rip: u64, rsp: u64, rdi: u64, out: *mut [u64; 3]);
+    fn mx_l2_enter(
+        cr3: u64,
+        gdtr: *const Pointer,
+        idtr: *const Pointer,
+        rip: u64,
+        rsp: u64,
+        rdi: u64,
+        out: *mut [u64; 3],
+    );
 }
 
 /// An LGDT/LIDT operand.
@@ -73,7 +87,10 @@ struct Line {
 
 impl core::fmt::Write for Line {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.text.get_mut(self.len..self.len + s.len()).ok_or(core::fmt::Error)?;
+        let room = self
+            .text
+            .get_mut(self.len..self.len + s.len())
+            .ok_or(core::fmt::Error)?;
         room.copy_from_slice(s.as_bytes());
         self.len += s.len();
         Ok(())
@@ -81,7 +98,10 @@ impl core::fmt::Write for Line {
 }
 
 fn say(args: core::fmt::Arguments) {
-    let mut line = Line { text: [0; 128], len: 0 };
+    let mut line = Line {
+        text: [0; 128],
+        len: 0,
+    };
     let _ = line.write_fmt(args);
     write(core::str::from_utf8(&line.text[..line.len]).unwrap_or("mx: bad line"));
 }
@@ -94,12 +114,20 @@ extern "C" fn guest_main() -> ! {
     let world = unsafe { &mut *core::ptr::addr_of_mut!(WORLD) };
     // EFER.NXE, as ghv gives L3 (l1-hv emulates the WRMSR).
     // SAFETY: the guest's own tables set no XD bit.
-    unsafe { x86::msr::wrmsr(x86::msr::IA32_EFER, x86::msr::rdmsr(x86::msr::IA32_EFER) | world::EFER_NXE) };
+    unsafe {
+        x86::msr::wrmsr(
+            x86::msr::IA32_EFER,
+            x86::msr::rdmsr(x86::msr::IA32_EFER) | world::EFER_NXE,
+        )
+    };
     let chosen = |index: usize, case| match select {
         u32::MAX => !is_triple_fault_case(case),
         only => index == only as usize,
     };
-    say(format_args!("mx {}", cases().enumerate().filter(|&(i, c)| chosen(i, c)).count()));
+    say(format_args!(
+        "mx {}",
+        cases().enumerate().filter(|&(i, c)| chosen(i, c)).count()
+    ));
     for (index, (action, env)) in cases().enumerate() {
         if !chosen(index, (action, env)) {
             continue;
@@ -107,17 +135,40 @@ extern "C" fn guest_main() -> ! {
         world.build(env);
         let (gdt_base, gdt_limit) = world.gdtr();
         let (idt_base, idt_limit) = world.idtr();
-        let gdtr = Pointer { limit: gdt_limit as u16, base: gdt_base };
-        let idtr = Pointer { limit: idt_limit as u16, base: idt_base };
+        let gdtr = Pointer {
+            limit: gdt_limit as u16,
+            base: gdt_base,
+        };
+        let idtr = Pointer {
+            limit: idt_limit as u16,
+            base: idt_base,
+        };
         let mut out = [0u64; 3];
         // SAFETY: CR0 as ghv gives L3 (the `nm` actions set TS, which must not stay); the
         // world was just built and maps the payload and this stack's memory.
         unsafe {
-            x86::controlregs::cr0_write(x86::controlregs::Cr0::from_bits_truncate(world::CR0 as usize));
-            mx_l2_enter(world.cr3(), &gdtr, &idtr, world::entry(action), world.rsp(env), world.user_stack_top(), &mut out);
+            x86::controlregs::cr0_write(x86::controlregs::Cr0::from_bits_truncate(
+                world::CR0 as usize,
+            ));
+            mx_l2_enter(
+                world.cr3(),
+                &gdtr,
+                &idtr,
+                world::entry(action),
+                world.rsp(env),
+                world.user_stack_top(),
+                &mut out,
+            );
         }
         let [vector, error_code, cr2] = out;
-        say(format_args!("mx {index} {}", Observed::Delivered { vector, error_code, cr2 }));
+        say(format_args!(
+            "mx {index} {}",
+            Observed::Delivered {
+                vector,
+                error_code,
+                cr2
+            }
+        ));
     }
     say(format_args!("mx end"));
     done(0)

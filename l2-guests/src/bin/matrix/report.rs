@@ -7,9 +7,21 @@ use core::fmt;
 /// The first thing that happened.
 pub enum Observed {
     /// The payload's handler received `vector` (`u64::MAX`: the payload completed).
-    Delivered { vector: u64, error_code: u64, cr2: u64 },
+    Delivered {
+        vector: u64,
+        error_code: u64,
+        cr2: u64,
+    },
     /// A VM exit to the governing hypervisor, with its exit-information fields as read.
-    Exit { reason: u32, info: u32, error_code: u32, qualification: u64, idt_info: u32, idt_error_code: u32, insn_len: u32 },
+    Exit {
+        reason: u32,
+        info: u32,
+        error_code: u32,
+        qualification: u64,
+        idt_info: u32,
+        idt_error_code: u32,
+        insn_len: u32,
+    },
 }
 
 /// `-` for the payload's "none" (`u64::MAX`), else hex.

@@ -4,12 +4,14 @@
 //! loading the same registers itself), so both run the same payload in the same world.
 
 use core::ops::Range;
-use matrix_scenarios::{selectors, Action, Env, COMPLETED_VECTOR, DF_IST, PF_IST, UNMAPPED_STACK_TOP, WINDOW};
+use matrix_scenarios::{
+    selectors, Action, Env, COMPLETED_VECTOR, DF_IST, PF_IST, UNMAPPED_STACK_TOP, WINDOW,
+};
 use x86::bits64::segmentation::Descriptor64;
 use x86::bits64::task::TaskStateSegment;
 use x86::segmentation::{
-    BuildDescriptor, CodeSegmentType, DataSegmentType, Descriptor, DescriptorBuilder, GateDescriptorBuilder,
-    SegmentDescriptorBuilder, SegmentSelector,
+    BuildDescriptor, CodeSegmentType, DataSegmentType, Descriptor, DescriptorBuilder,
+    GateDescriptorBuilder, SegmentDescriptorBuilder, SegmentSelector,
 };
 use x86::Ring;
 
@@ -152,7 +154,10 @@ impl World {
             pt: [T, T, T, T],
             window_pd: T,
             window_pt: T,
-            descriptors: Descriptors { gdt: [0; 8], tss: TaskStateSegment::new() },
+            descriptors: Descriptors {
+                gdt: [0; 8],
+                tss: TaskStateSegment::new(),
+            },
             idt: [Descriptor64::NULL; 256],
             stack: [Z, Z],
             user_stack: Z,
@@ -165,9 +170,19 @@ impl World {
     /// Rebuilds everything for `env`.
     pub fn build(&mut self, env: Env) {
         self.build_paging();
-        let top = |page: &Page, unmapped: bool| if unmapped { UNMAPPED_STACK_TOP } else { range_of(page).end };
+        let top = |page: &Page, unmapped: bool| {
+            if unmapped {
+                UNMAPPED_STACK_TOP
+            } else {
+                range_of(page).end
+            }
+        };
         let mut tss = TaskStateSegment::new();
-        tss.rsp[0] = if env.rsp0_unmapped { UNMAPPED_STACK_TOP } else { range_of(&self.stack).end };
+        tss.rsp[0] = if env.rsp0_unmapped {
+            UNMAPPED_STACK_TOP
+        } else {
+            range_of(&self.stack).end
+        };
         tss.ist[usize::from(DF_IST) - 1] = top(&self.df_stack, env.df_ist_unmapped);
         tss.ist[usize::from(PF_IST) - 1] = top(&self.pf_stack, env.pf_ist_unmapped);
         self.descriptors.tss = tss;
@@ -182,16 +197,23 @@ impl World {
                 14 => PF_IST,
                 _ => 0,
             };
-            self.idt[usize::from(vector)] = gate(handler, Ring::Ring0, ist, env.gate_present(vector));
+            self.idt[usize::from(vector)] =
+                gate(handler, Ring::Ring0, ist, env.gate_present(vector));
         }
         self.idt[usize::from(COMPLETED_VECTOR)] = gate(completed, Ring::Ring3, 0, true);
     }
 
     fn build_paging(&mut self) {
         let table = P | RW | US;
-        for t in [&mut self.pml4, &mut self.pdpt, &mut self.pd, &mut self.window_pd, &mut self.window_pt]
-            .into_iter()
-            .chain(self.pt.iter_mut())
+        for t in [
+            &mut self.pml4,
+            &mut self.pdpt,
+            &mut self.pd,
+            &mut self.window_pd,
+            &mut self.window_pt,
+        ]
+        .into_iter()
+        .chain(self.pt.iter_mut())
         {
             t.0.fill(0);
         }
@@ -236,12 +258,18 @@ impl World {
 
     /// GDT base and limit.
     pub fn gdtr(&self) -> (u64, u32) {
-        (self.descriptors.gdt.as_ptr() as u64, core::mem::size_of_val(&self.descriptors.gdt) as u32 - 1)
+        (
+            self.descriptors.gdt.as_ptr() as u64,
+            core::mem::size_of_val(&self.descriptors.gdt) as u32 - 1,
+        )
     }
 
     /// IDT base and limit.
     pub fn idtr(&self) -> (u64, u32) {
-        (self.idt.as_ptr() as u64, core::mem::size_of_val(&self.idt) as u32 - 1)
+        (
+            self.idt.as_ptr() as u64,
+            core::mem::size_of_val(&self.idt) as u32 - 1,
+        )
     }
 
     /// TSS base.
@@ -251,7 +279,11 @@ impl World {
 
     /// The initial RSP for `env`.
     pub fn rsp(&self, env: Env) -> u64 {
-        if env.stack_unmapped { UNMAPPED_STACK_TOP } else { range_of(&self.stack).end }
+        if env.stack_unmapped {
+            UNMAPPED_STACK_TOP
+        } else {
+            range_of(&self.stack).end
+        }
     }
 
     /// The user stack's top (RDI at entry).
@@ -262,31 +294,50 @@ impl World {
 
 fn gdt(tss_base: u64) -> [u64; 8] {
     let tss_limit = core::mem::size_of::<TaskStateSegment>() as u64 - 1;
-    let tss: Descriptor64 =
-        <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(tss_base, tss_limit, true).present().finish();
+    let tss: Descriptor64 = <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(
+        tss_base, tss_limit, true,
+    )
+    .present()
+    .finish();
     // SAFETY: a 64-bit system descriptor is two GDT slots (SDM 8.2.3), same size and layout.
     let [tss_low, tss_high]: [u64; 2] = unsafe { core::mem::transmute(tss) };
     let code = |ring| {
-        let d: Descriptor = DescriptorBuilder::code_descriptor(0, 0xf_ffff, CodeSegmentType::ExecuteRead)
-            .l()
-            .present()
-            .dpl(ring)
+        let d: Descriptor =
+            DescriptorBuilder::code_descriptor(0, 0xf_ffff, CodeSegmentType::ExecuteRead)
+                .l()
+                .present()
+                .dpl(ring)
+                .limit_granularity_4kb()
+                .finish();
+        d.as_u64()
+    };
+    let data = |ring, present: bool| {
+        let builder = DescriptorBuilder::data_descriptor(0, 0xf_ffff, DataSegmentType::ReadWrite)
+            .db()
+            .dpl(ring);
+        let d: Descriptor = if present { builder.present() } else { builder }
             .limit_granularity_4kb()
             .finish();
         d.as_u64()
     };
-    let data = |ring, present: bool| {
-        let builder = DescriptorBuilder::data_descriptor(0, 0xf_ffff, DataSegmentType::ReadWrite).db().dpl(ring);
-        let d: Descriptor = if present { builder.present() } else { builder }.limit_granularity_4kb().finish();
-        d.as_u64()
-    };
-    [0, code(Ring::Ring0), data(Ring::Ring0, true), tss_low, tss_high, code(Ring::Ring3), data(Ring::Ring3, true), data(Ring::Ring0, false)]
+    [
+        0,
+        code(Ring::Ring0),
+        data(Ring::Ring0, true),
+        tss_low,
+        tss_high,
+        code(Ring::Ring3),
+        data(Ring::Ring3, true),
+        data(Ring::Ring0, false),
+    ]
 }
 
 fn gate(handler: u64, dpl: Ring, ist: u8, present: bool) -> Descriptor64 {
     let selector = SegmentSelector::from_raw(selectors::CODE);
     let builder =
-        <DescriptorBuilder as GateDescriptorBuilder<u64>>::interrupt_descriptor(selector, handler).dpl(dpl).ist(ist);
+        <DescriptorBuilder as GateDescriptorBuilder<u64>>::interrupt_descriptor(selector, handler)
+            .dpl(dpl)
+            .ist(ist);
     if present { builder.present() } else { builder }.finish()
 }
 

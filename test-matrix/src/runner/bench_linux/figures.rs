@@ -14,7 +14,9 @@
 //! - Init, workload: the guest's `tsc: init N`, `tsc: workload-begin N`, `tsc: workload-end N`
 //!   lines (`linux-workload tsc`, run by the initramfs's `/init`).
 
-use crate::runner::linux::console::{guest_lines, guest_report, workload_output, Counts, GuestReport};
+use crate::runner::linux::console::{
+    guest_lines, guest_report, workload_output, Counts, GuestReport,
+};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -114,25 +116,41 @@ impl Figures {
     /// Reads the figures of the boots in [`Mode::ALL`]'s order; an error names what is missing.
     pub fn read(outputs: &[Output; 3]) -> Result<Self, String> {
         let [bare, none, all] = outputs;
-        let bare = boot(Mode::Bare, bare.console.lines().collect(), &bare.bochs_log, None)?;
+        let bare = boot(
+            Mode::Bare,
+            bare.console.lines().collect(),
+            &bare.bochs_log,
+            None,
+        )?;
         let under_l1hv = |mode: Mode, output: &Output| {
             let report = guest_report(&output.console, 1, GUEST);
             if !report.passed() {
-                return Err(format!("{}: the guest run did not pass ({:?})", mode.name(), report.end));
+                return Err(format!(
+                    "{}: the guest run did not pass ({:?})",
+                    mode.name(),
+                    report.end
+                ));
             }
             let lines = guest_lines(&output.console, GUEST);
-            let entered =
-                entered_tsc(&output.console).ok_or_else(|| format!("{}: no `entered at tsc=`", mode.name()))?;
+            let entered = entered_tsc(&output.console)
+                .ok_or_else(|| format!("{}: no `entered at tsc=`", mode.name()))?;
             boot(mode, lines, &output.bochs_log, Some((entered, report)))
         };
-        Ok(Self { boots: [bare, under_l1hv(Mode::ForwardNone, none)?, under_l1hv(Mode::ForwardAll, all)?] })
+        Ok(Self {
+            boots: [
+                bare,
+                under_l1hv(Mode::ForwardNone, none)?,
+                under_l1hv(Mode::ForwardAll, all)?,
+            ],
+        })
     }
 
     /// The table: one row per mode, then the exits and forwarded events behind the l1-hv rows.
     pub fn table(&self) -> String {
         let [bare, ..] = &self.boots;
-        let mut out =
-            String::from("Linux (Debian cloud kernel + test initramfs) on Bochs 2.7: instructions (TSC ticks)\n");
+        let mut out = String::from(
+            "Linux (Debian cloud kernel + test initramfs) on Bochs 2.7: instructions (TSC ticks)\n",
+        );
         let _ = writeln!(
             out,
             "{:<13} {:>14} {:>7} {:>14} {:>7}  target (both ratios)",
@@ -145,7 +163,11 @@ impl Figures {
                 None => "-".to_string(),
                 Some(t) => {
                     let worst = init_ratio.max(workload_ratio);
-                    let verdict = if worst <= t { "met".to_string() } else { format!("missed by {:.3}x", worst - t) };
+                    let verdict = if worst <= t {
+                        "met".to_string()
+                    } else {
+                        format!("missed by {:.3}x", worst - t)
+                    };
                     format!("<= {t:.2}x: {verdict}")
                 }
             };
@@ -171,7 +193,11 @@ impl Figures {
                 report.interrupts_total.unwrap_or(0)
             );
             let _ = writeln!(out, "  forwarded nmis {}", report.nmis.unwrap_or(0));
-            let _ = writeln!(out, "  guest instructions (l1-hv's count) {}", report.instructions.unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "  guest instructions (l1-hv's count) {}",
+                report.instructions.unwrap_or(0)
+            );
         }
         out.push_str(
             "notes: entry->init is from the kernel's entry to /init's first command, workload from just\n\
@@ -232,7 +258,12 @@ impl Figures {
 
 /// One boot's figures from its guest's lines (bare: the whole console), its `bochs.log`, and
 /// under l1-hv its `entered at` TSC and report.
-fn boot(mode: Mode, lines: Vec<&str>, bochs_log: &str, l1hv: Option<(u64, GuestReport)>) -> Result<Boot, String> {
+fn boot(
+    mode: Mode,
+    lines: Vec<&str>,
+    bochs_log: &str,
+    l1hv: Option<(u64, GuestReport)>,
+) -> Result<Boot, String> {
     let tsc = |label: &str| {
         let prefix = format!("tsc: {label} ");
         lines
@@ -240,11 +271,14 @@ fn boot(mode: Mode, lines: Vec<&str>, bochs_log: &str, l1hv: Option<(u64, GuestR
             .find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse().ok())
             .ok_or_else(|| format!("{}: no `tsc: {label} N` line", mode.name()))
     };
-    let (init, workload_begin, workload_end) = (tsc("init")?, tsc("workload-begin")?, tsc("workload-end")?);
+    let (init, workload_begin, workload_end) =
+        (tsc("init")?, tsc("workload-begin")?, tsc("workload-end")?);
     if workload_output(lines.iter().copied()).is_none() {
         return Err(format!("{}: the workload did not finish", mode.name()));
     }
-    let (l1hv_entry, report) = l1hv.map_or((None, None), |(entered, report)| (Some(entered), Some(report)));
+    let (l1hv_entry, report) = l1hv.map_or((None, None), |(entered, report)| {
+        (Some(entered), Some(report))
+    });
     // Under l1-hv, only the guest's read counts, not one l1-hv might make before entering it.
     let entry = entry_witness(bochs_log, l1hv_entry.unwrap_or(0))
         .ok_or_else(|| format!("{}: no `{ENTRY_WITNESS}` in bochs.log", mode.name()))?;
@@ -254,7 +288,15 @@ fn boot(mode: Mode, lines: Vec<&str>, bochs_log: &str, l1hv: Option<(u64, GuestR
             mode.name()
         ));
     }
-    Ok(Boot { mode, entry, l1hv_entry, init, workload_begin, workload_end, report })
+    Ok(Boot {
+        mode,
+        entry,
+        l1hv_entry,
+        init,
+        workload_begin,
+        workload_end,
+        report,
+    })
 }
 
 /// The tick of the first [`ENTRY_WITNESS`] line of `bochs_log` at or after `from`: Bochs starts
@@ -270,7 +312,9 @@ fn entry_witness(bochs_log: &str, from: u64) -> Option<u64> {
 /// `l1-hv: guest 1 linux: entered at tsc=N`: the kernel's first instruction.
 fn entered_tsc(console: &str) -> Option<u64> {
     let prefix = format!("l1-hv: guest 1 {GUEST}: entered at tsc=");
-    console.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse().ok())
+    console
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse().ok())
 }
 
 fn ratio(n: u64, bare: u64) -> f64 {
@@ -282,7 +326,11 @@ fn list(counts: &Counts) -> String {
     if counts.is_empty() {
         return "-".into();
     }
-    counts.iter().map(|(k, n)| format!("[{k}]={n}")).collect::<Vec<_>>().join(" ")
+    counts
+        .iter()
+        .map(|(k, n)| format!("[{k}]={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn object(counts: &Counts) -> Value {
@@ -323,14 +371,20 @@ tsc: workload-end 3000
              l1-hv: guest 1 linux: powered off (SLP_TYP 0): PASS\n\
              l1-hv: verdict PASS (1 runs)\n"
         );
-        Output { console, bochs_log: bochs_log(100) }
+        Output {
+            console,
+            bochs_log: bochs_log(100),
+        }
     }
 
     /// Bare's entry->init is 1000 - 100 = 900, its workload 1000.
     fn outputs() -> [Output; 3] {
         [
             // Bare has no l1-hv to read the MSR first.
-            Output { console: BARE.into(), bochs_log: format!("00000000100e[CPU0  ] {ENTRY_WITNESS}\n") },
+            Output {
+                console: BARE.into(),
+                bochs_log: format!("00000000100e[CPU0  ] {ENTRY_WITNESS}\n"),
+            },
             under_l1hv(
                 1018,
                 2000,
@@ -357,21 +411,60 @@ tsc: workload-end 3000
     #[test]
     fn the_table_has_a_row_per_mode_with_ratios_to_bare_and_the_events_behind_them() {
         let table = Figures::read(&outputs()).unwrap().table();
-        let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
-        let row = |mode: &str| rows.iter().find(|r| r.first() == Some(&mode)).unwrap().clone();
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let row = |mode: &str| {
+            rows.iter()
+                .find(|r| r.first() == Some(&mode))
+                .unwrap()
+                .clone()
+        };
         assert_eq!(row("bare"), ["bare", "900", "1.000", "1000", "1.000", "-"]);
         // 918 / 900 = 1.02 (met), 1010 / 1000.
-        assert_eq!(row("forward=none"), ["forward=none", "918", "1.020", "1010", "1.010", "<=", "1.02x:", "met"]);
+        assert_eq!(
+            row("forward=none"),
+            [
+                "forward=none",
+                "918",
+                "1.020",
+                "1010",
+                "1.010",
+                "<=",
+                "1.02x:",
+                "met"
+            ]
+        );
         // 990 / 900 = 1.1 met; 1200 / 1000 = 1.2: missed by 0.1.
         assert_eq!(
             row("forward=all"),
-            ["forward=all", "990", "1.100", "1200", "1.200", "<=", "1.10x:", "missed", "by", "0.100x"]
+            [
+                "forward=all",
+                "990",
+                "1.100",
+                "1200",
+                "1.200",
+                "<=",
+                "1.10x:",
+                "missed",
+                "by",
+                "0.100x"
+            ]
         );
         assert!(table.contains("forward=none:\n  exits [CPUID]=13 [I/O instruction]=456\n  forwarded exceptions [#GP]=2\n  forwarded interrupts - total=0\n  forwarded nmis 0\n  guest instructions (l1-hv's count) 5000\n"), "{table}");
-        assert!(table.contains("  forwarded interrupts [0xec]=7 total=7\n"), "{table}");
-        assert!(!table.contains("bare:"), "bare has no l1-hv summary: {table}");
         assert!(
-            table.contains("forward=all: l1-hv's `entered at tsc=` is 10 instructions before that read"),
+            table.contains("  forwarded interrupts [0xec]=7 total=7\n"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("bare:"),
+            "bare has no l1-hv summary: {table}"
+        );
+        assert!(
+            table.contains(
+                "forward=all: l1-hv's `entered at tsc=` is 10 instructions before that read"
+            ),
             "{table}"
         );
     }
@@ -401,16 +494,28 @@ tsc: workload-end 3000
     fn missing_lines_are_named() {
         let mut c = outputs();
         c[0].console = c[0].console.replace("tsc: init 1000\n", "");
-        assert_eq!(Figures::read(&c).err().unwrap(), "bare: no `tsc: init N` line");
+        assert_eq!(
+            Figures::read(&c).err().unwrap(),
+            "bare: no `tsc: init N` line"
+        );
         let mut c = outputs();
         c[2].console = c[2].console.replace(": PASS", ": FAIL");
-        assert!(Figures::read(&c).err().unwrap().starts_with("forward=all: the guest run did not pass"));
+        assert!(Figures::read(&c)
+            .err()
+            .unwrap()
+            .starts_with("forward=all: the guest run did not pass"));
         let mut c = outputs();
         c[1].console = c[1].console.replace("guest linux: workload: end\n", "");
-        assert_eq!(Figures::read(&c).err().unwrap(), "forward=none: the workload did not finish");
+        assert_eq!(
+            Figures::read(&c).err().unwrap(),
+            "forward=none: the workload did not finish"
+        );
         // Under l1-hv a read before its `entered at` is l1-hv's, not the kernel's.
         let mut c = outputs();
         c[1].bochs_log = bochs_log(80);
-        assert_eq!(Figures::read(&c).err().unwrap(), format!("forward=none: no `{ENTRY_WITNESS}` in bochs.log"));
+        assert_eq!(
+            Figures::read(&c).err().unwrap(),
+            format!("forward=none: no `{ENTRY_WITNESS}` in bochs.log")
+        );
     }
 }

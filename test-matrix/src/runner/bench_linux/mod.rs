@@ -29,7 +29,9 @@ struct Args {
 
 /// `test-matrix bench-linux [--json]`.
 pub fn run(args: &[String]) -> ExitCode {
-    let args = match Args::try_parse_from(std::iter::once("bench-linux").chain(args.iter().map(String::as_str))) {
+    let args = match Args::try_parse_from(
+        std::iter::once("bench-linux").chain(args.iter().map(String::as_str)),
+    ) {
         Ok(args) => args,
         Err(e) => {
             let _ = e.print();
@@ -76,7 +78,12 @@ fn measure() -> Result<[Output; 3], String> {
     let boots = Mode::ALL.map(|mode| {
         let mut words: Vec<String> = ["run", "--kernel"].map(String::from).to_vec();
         words.push(assets.kernel.vmlinuz.display().to_string());
-        words.extend(["--initrd".into(), assets.initrd.display().to_string(), "--append".into(), TEST_APPEND.into()]);
+        words.extend([
+            "--initrd".into(),
+            assets.initrd.display().to_string(),
+            "--append".into(),
+            TEST_APPEND.into(),
+        ]);
         words.extend(["--timeout".into(), BOOT_LIMIT_S.into(), "--run-dir".into()]);
         let dir = bench_dir().join(format!("linux-{}", mode.label()));
         words.push(dir.display().to_string());
@@ -86,12 +93,22 @@ fn measure() -> Result<[Output; 3], String> {
             let boot = run::boot(&args, false).map_err(|e| format!("{}: {e}", mode.label()))?;
             let path = bench_dir().join(format!("linux-{}.console.txt", mode.label()));
             std::fs::write(&path, &boot.console).map_err(|e| format!("{}: {e}", path.display()))?;
-            eprintln!("runner: {}: {:?} after {:.0} s wall", mode.label(), boot.verdict, boot.wall.as_secs_f64());
+            eprintln!(
+                "runner: {}: {:?} after {:.0} s wall",
+                mode.label(),
+                boot.verdict,
+                boot.wall.as_secs_f64()
+            );
             let log = dir.join("bochs.log");
-            let bochs_log = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-            Ok(Output { console: boot.console, bochs_log })
+            let bochs_log =
+                std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+            Ok(Output {
+                console: boot.console,
+                bochs_log,
+            })
         })
     });
-    let [bare, none, all] = boots.map(|b| b.join().map_err(|_| "a boot thread panicked".to_string()));
+    let [bare, none, all] =
+        boots.map(|b| b.join().map_err(|_| "a boot thread panicked".to_string()));
     Ok([bare??, none??, all??])
 }

@@ -43,8 +43,10 @@ pub fn guest_report(console: &str, index: usize, name: &str) -> GuestReport {
             report.exceptions = counts(list);
         } else if let Some(list) = what.strip_prefix("forwarded interrupts ") {
             report.interrupts = counts(list);
-            report.interrupts_total =
-                list.split_whitespace().find_map(|w| w.strip_prefix("total=")).and_then(|n| n.parse().ok());
+            report.interrupts_total = list
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("total="))
+                .and_then(|n| n.parse().ok());
         } else if let Some(n) = what.strip_prefix("forwarded nmis ") {
             report.nmis = n.trim().parse().ok();
         } else if let Some(n) = what.strip_prefix("instructions ") {
@@ -71,7 +73,10 @@ pub fn counts(list: &str) -> Counts {
 /// The lines guest `name` printed through l1-hv, without the `guest NAME: ` prefix.
 pub fn guest_lines<'a>(console: &'a str, name: &str) -> Vec<&'a str> {
     let prefix = format!("guest {name}: ");
-    console.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect()
+    console
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .collect()
 }
 
 /// The workload's output: the lines strictly between `workload: begin` and `workload: end`.
@@ -122,8 +127,14 @@ l1-hv: verdict PASS (2 runs)
                 ("exception or NMI".into(), 12346)
             ]
         );
-        assert_eq!(r.exceptions, [("#PF".to_string(), 12345), ("#UD".into(), 1)]);
-        assert_eq!(r.interrupts, [("0xec".to_string(), 2400), ("0x24".into(), 300)]);
+        assert_eq!(
+            r.exceptions,
+            [("#PF".to_string(), 12345), ("#UD".into(), 1)]
+        );
+        assert_eq!(
+            r.interrupts,
+            [("0xec".to_string(), 2400), ("0x24".into(), 300)]
+        );
         assert_eq!(r.interrupts_total, Some(2700));
         assert_eq!(r.nmis, Some(0));
         assert_eq!(r.instructions, Some(3_456_789_012));
@@ -147,7 +158,10 @@ l1-hv: verdict PASS (2 runs)
             ]
         );
         // Bare consoles have no prefixes; an unfinished workload has no output.
-        assert_eq!(workload_output("x\nworkload: begin\na\nworkload: end\n".lines()).unwrap(), ["a"]);
+        assert_eq!(
+            workload_output("x\nworkload: begin\na\nworkload: end\n".lines()).unwrap(),
+            ["a"]
+        );
         assert_eq!(workload_output("workload: begin\na\n".lines()), None);
         assert_eq!(workload_output("a\n".lines()), None);
     }

@@ -39,7 +39,8 @@ poweroff -f
 
 /// Builds the workload and writes `target/linux/initramfs.cpio.lz4`; returns its path.
 pub fn build() -> Result<PathBuf, String> {
-    let workload = std::fs::read(build_workload()?).map_err(|e| format!("reading the workload: {e}"))?;
+    let workload =
+        std::fs::read(build_workload()?).map_err(|e| format!("reading the workload: {e}"))?;
     let busybox = std::fs::read(tools::BUSYBOX).map_err(|e| format!("{}: {e}", tools::BUSYBOX))?;
     let init = INIT.replace("END_WITH_PANIC", END_WITH_PANIC);
     let archive = archive(&[
@@ -57,7 +58,11 @@ pub fn build() -> Result<PathBuf, String> {
     let cpio = dir().join("initramfs.cpio");
     std::fs::write(&cpio, archive).map_err(|e| format!("{}: {e}", cpio.display()))?;
     let lz4 = dir().join("initramfs.cpio.lz4");
-    let status = Command::new("lz4").args(["-l", "-9", "-f", "-q"]).arg(&cpio).arg(&lz4).status();
+    let status = Command::new("lz4")
+        .args(["-l", "-9", "-f", "-q"])
+        .arg(&cpio)
+        .arg(&lz4)
+        .status();
     if !status.is_ok_and(|s| s.success()) {
         return Err("lz4 -l failed".into());
     }
@@ -72,7 +77,14 @@ fn build_workload() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["build", "--release", "--target", TARGET, "-p", "linux-workload"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "-p",
+            "linux-workload",
+        ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_STRIP", "true")
@@ -81,7 +93,10 @@ fn build_workload() -> Result<PathBuf, String> {
     if !status.success() {
         return Err("building linux-workload for x86_64-unknown-linux-musl failed".into());
     }
-    Ok(target_dir.join(TARGET).join("release").join("linux-workload"))
+    Ok(target_dir
+        .join(TARGET)
+        .join("release")
+        .join("linux-workload"))
 }
 
 /// One archive member (paths relative to the root, as the kernel's unpacker wants them).
@@ -101,7 +116,8 @@ fn archive(entries: &[Entry]) -> std::io::Result<Vec<u8>> {
             Entry::CharDevice(name, major, minor) => (name, 0o020_600, &[], (major, minor)),
             Entry::File(name, data) => (name, 0o100_755, data, (0, 0)),
         };
-        let size = u32::try_from(data.len()).map_err(|_| std::io::Error::other(format!("{name} too large")))?;
+        let size = u32::try_from(data.len())
+            .map_err(|_| std::io::Error::other(format!("{name} too large")))?;
         let mut writer = Builder::new(name)
             .ino(ino)
             .mode(mode)
@@ -129,23 +145,37 @@ mod tests {
             if reader.entry().is_trailer() {
                 return names;
             }
-            names.push(format!("{} {:o}", reader.entry().name(), reader.entry().mode()));
+            names.push(format!(
+                "{} {:o}",
+                reader.entry().name(),
+                reader.entry().mode()
+            ));
             rest = reader.finish().unwrap();
         }
     }
 
     #[test]
     fn archives_are_newc_with_the_members_given() {
-        let bytes =
-            archive(&[Entry::Dir("bin"), Entry::CharDevice("dev/console", 5, 1), Entry::File("init", b"#!/bin/sh\n")])
-                .unwrap();
+        let bytes = archive(&[
+            Entry::Dir("bin"),
+            Entry::CharDevice("dev/console", 5, 1),
+            Entry::File("init", b"#!/bin/sh\n"),
+        ])
+        .unwrap();
         assert!(bytes.starts_with(b"070701"));
-        assert_eq!(names(&bytes), ["bin 40755", "dev/console 20600", "init 100755"]);
+        assert_eq!(
+            names(&bytes),
+            ["bin 40755", "dev/console 20600", "init 100755"]
+        );
         // Deterministic: no times or owners of the build machine.
         assert_eq!(
             bytes,
-            archive(&[Entry::Dir("bin"), Entry::CharDevice("dev/console", 5, 1), Entry::File("init", b"#!/bin/sh\n")])
-                .unwrap()
+            archive(&[
+                Entry::Dir("bin"),
+                Entry::CharDevice("dev/console", 5, 1),
+                Entry::File("init", b"#!/bin/sh\n")
+            ])
+            .unwrap()
         );
     }
 
@@ -161,7 +191,13 @@ mod tests {
         let lines: Vec<&str> = INIT.lines().collect();
         assert_eq!(lines[1], "/bin/linux-workload tsc init");
         let at = |line: &str| lines.iter().position(|l| *l == line).unwrap();
-        assert_eq!(at("/bin/linux-workload tsc workload-begin") + 1, at("echo \"workload: begin\""));
-        assert_eq!(at("echo \"workload: end\"") + 1, at("/bin/linux-workload tsc workload-end"));
+        assert_eq!(
+            at("/bin/linux-workload tsc workload-begin") + 1,
+            at("echo \"workload: begin\"")
+        );
+        assert_eq!(
+            at("echo \"workload: end\"") + 1,
+            at("/bin/linux-workload tsc workload-end")
+        );
     }
 }

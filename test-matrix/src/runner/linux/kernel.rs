@@ -45,13 +45,26 @@ pub fn ensure() -> Result<Kernel, String> {
         .map_err(|e| e.to_string())?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{package}_"))))
-        .ok_or_else(|| format!("apt-get download left no {package}_*.deb in {}", debs.display()))?;
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{package}_")))
+        })
+        .ok_or_else(|| {
+            format!(
+                "apt-get download left no {package}_*.deb in {}",
+                debs.display()
+            )
+        })?;
     // Unpacked beside the cache and renamed into place: an interrupted run leaves no half tree
     // that a later one would take for complete.
     let partial = dir().join("kernel.partial");
     let _ = std::fs::remove_dir_all(&partial);
-    let status = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial).status();
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&partial)
+        .status();
     if !status.is_ok_and(|s| s.success()) {
         return Err(format!("dpkg-deb -x {} failed", deb.display()));
     }
@@ -84,7 +97,12 @@ fn find(root: &Path) -> Option<Kernel> {
     let release = std::fs::read_dir(&boot)
         .ok()?
         .filter_map(Result::ok)
-        .find_map(|e| e.file_name().to_str()?.strip_prefix("vmlinuz-").map(str::to_string))?;
+        .find_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("vmlinuz-")
+                .map(str::to_string)
+        })?;
     let kernel = Kernel {
         vmlinuz: boot.join(format!("vmlinuz-{release}")),
         system_map: boot.join(format!("System.map-{release}")),
@@ -100,7 +118,10 @@ mod tests {
     #[test]
     fn the_image_package_is_the_metapackages_dependency() {
         let text = "linux-image-cloud-amd64\n  Depends: linux-image-6.1.0-57-cloud-amd64\n";
-        assert_eq!(parse_depends(text).as_deref(), Some("linux-image-6.1.0-57-cloud-amd64"));
+        assert_eq!(
+            parse_depends(text).as_deref(),
+            Some("linux-image-6.1.0-57-cloud-amd64")
+        );
         assert_eq!(parse_depends("linux-image-cloud-amd64\n"), None);
     }
 }

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 /// `cryptomgr.notests` skips the deferred crypto self-tests (~220 guest-seconds on Bochs),
 /// `clearcpuid=aperfmperf` hides APERF/MPERF, which Bochs' CPU model advertises without the MSRs
 /// (a #GP per timer tick otherwise), `panic=-1` reboots at once on a panic (l1-hv contains it).
-pub const TEST_APPEND: &str = "console=ttyS0,115200 cryptomgr.notests clearcpuid=aperfmperf nokaslr panic=-1";
+pub const TEST_APPEND: &str =
+    "console=ttyS0,115200 cryptomgr.notests clearcpuid=aperfmperf nokaslr panic=-1";
 
 /// Appended to the command line, makes the initramfs end with a kernel panic instead of a
 /// power-off (see `initramfs::INIT`): the containment test.

@@ -143,7 +143,11 @@ impl FromStr for MemSize {
             .and_then(|n| n.checked_mul(unit))
             .ok_or_else(|| format!("{text:?} is not a size such as 256M or 1G"))?;
         if !Self::RANGE.contains(&mib) {
-            return Err(format!("{mib} MiB is outside {}M to {}M", Self::RANGE.start(), Self::RANGE.end()));
+            return Err(format!(
+                "{mib} MiB is outside {}M to {}M",
+                Self::RANGE.start(),
+                Self::RANGE.end()
+            ));
         }
         Ok(Self(mib))
     }
@@ -169,16 +173,31 @@ mod tests {
         assert!("".parse::<MemSize>().unwrap_err().contains("not a size"));
         assert!("12x".parse::<MemSize>().unwrap_err().contains("not a size"));
         assert!("-5M".parse::<MemSize>().unwrap_err().contains("not a size"));
-        assert!("8M".parse::<MemSize>().unwrap_err().contains("outside 16M to 1792M"));
+        assert!("8M"
+            .parse::<MemSize>()
+            .unwrap_err()
+            .contains("outside 16M to 1792M"));
         assert!("4G".parse::<MemSize>().unwrap_err().contains("outside"));
-        assert!("99999999G".parse::<MemSize>().unwrap_err().contains("not a size"));
+        assert!("99999999G"
+            .parse::<MemSize>()
+            .unwrap_err()
+            .contains("not a size"));
     }
 
     #[test]
     fn flags_are_consistent_and_documented() {
         RunArgs::command().debug_assert();
         let help = RunArgs::command().render_long_help().to_string();
-        for flag in ["--kernel", "--initrd", "--append", "--mem", "--forward", "--emulator", "--bare", "--timeout"] {
+        for flag in [
+            "--kernel",
+            "--initrd",
+            "--append",
+            "--mem",
+            "--forward",
+            "--emulator",
+            "--bare",
+            "--timeout",
+        ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
     }
@@ -187,10 +206,17 @@ mod tests {
     fn a_kernel_or_the_linux_test_is_required() {
         assert!(RunArgs::try_parse_from(["run"]).is_err());
         assert!(RunArgs::try_parse_from(["run", "--linux-test"]).is_ok());
-        let args = RunArgs::try_parse_from(["run", "--kernel", "k", "--mem", "1G", "--forward", "all"]).unwrap();
+        let args =
+            RunArgs::try_parse_from(["run", "--kernel", "k", "--mem", "1G", "--forward", "all"])
+                .unwrap();
         assert_eq!((args.mem, args.forward), (MemSize(1024), Forward::All));
-        assert!(RunArgs::try_parse_from(["run", "--kernel", "k", "--bare", "--guest", "pf-guest"]).is_err());
-        let bad = RunArgs::try_parse_from(["run", "--kernel", "k", "--mem", "lots"]).unwrap_err().to_string();
+        assert!(
+            RunArgs::try_parse_from(["run", "--kernel", "k", "--bare", "--guest", "pf-guest"])
+                .is_err()
+        );
+        let bad = RunArgs::try_parse_from(["run", "--kernel", "k", "--mem", "lots"])
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("--mem") && bad.contains("not a size"), "{bad}");
     }
 }

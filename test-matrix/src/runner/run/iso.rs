@@ -48,9 +48,15 @@ impl KernelGuest {
             .chain(["--".to_string()])
             .chain(self.append.split_whitespace().map(str::to_string))
             .collect();
-        let mut modules = vec![Module { file: "kernel".into(), words }];
+        let mut modules = vec![Module {
+            file: "kernel".into(),
+            words,
+        }];
         if self.initrd {
-            modules.push(Module { file: "initrd".into(), words: vec!["+".into()] });
+            modules.push(Module {
+                file: "initrd".into(),
+                words: vec!["+".into()],
+            });
         }
         modules
     }
@@ -90,10 +96,17 @@ pub fn bare(
     if let Some(initrd) = initrd {
         copy(initrd, &boot.join("initrd"))?;
     }
-    write(&boot.join("grub").join("grub.cfg"), &bare_grub_cfg(kind, initrd.is_some(), append))?;
+    write(
+        &boot.join("grub").join("grub.cfg"),
+        &bare_grub_cfg(kind, initrd.is_some(), append),
+    )?;
     let iso = dir.join("bare.iso");
     // GRUB's `linux` (or `multiboot`) module only where the kernel needs it.
-    image::mkrescue_with(&stage, &iso, &format!("{} {BASE_GRUB_MODULES}", kind.grub_commands().2))?;
+    image::mkrescue_with(
+        &stage,
+        &iso,
+        &format!("{} {BASE_GRUB_MODULES}", kind.grub_commands().2),
+    )?;
     Ok(iso)
 }
 
@@ -115,10 +128,14 @@ pub fn under_l1hv(
     }
     let mut modules = guest.modules();
     for other in others {
-        image::copy_guest(&elves, &guests, other).map_err(|e| format!("staging {}: {e}", other.image))?;
+        image::copy_guest(&elves, &guests, other)
+            .map_err(|e| format!("staging {}: {e}", other.image))?;
         modules.push(other.module());
     }
-    write(&stage.join("boot").join("grub").join("grub.cfg"), &image::l1hv_grub_cfg(&modules))?;
+    write(
+        &stage.join("boot").join("grub").join("grub.cfg"),
+        &image::l1hv_grub_cfg(&modules),
+    )?;
     let iso = dir.join("l1-hv.iso");
     image::mkrescue(&stage, &iso)?;
     Ok(iso)
@@ -136,7 +153,9 @@ fn fresh_stage(dir: &Path) -> Result<PathBuf, String> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::copy(from, to).map(drop).map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))
+    std::fs::copy(from, to)
+        .map(drop)
+        .map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -180,20 +199,31 @@ mod tests {
         let mut guest = linux("");
         guest.initrd = false;
         assert_eq!(guest.modules().len(), 1);
-        assert_eq!(guest.modules()[0].words.last().map(String::as_str), Some("--"));
+        assert_eq!(
+            guest.modules()[0].words.last().map(String::as_str),
+            Some("--")
+        );
     }
 
     #[test]
     fn bare_kernels_are_loaded_by_kind() {
         let cfg = bare_grub_cfg(KernelKind::BzImage, true, "console=ttyS0,115200 a#b");
         assert!(
-            cfg.contains("  linux /boot/kernel console=ttyS0,115200 'a#b'\n  initrd /boot/initrd\n  boot\n"),
+            cfg.contains(
+                "  linux /boot/kernel console=ttyS0,115200 'a#b'\n  initrd /boot/initrd\n  boot\n"
+            ),
             "{cfg}"
         );
         let cfg = bare_grub_cfg(KernelKind::Multiboot1, true, "");
-        assert!(cfg.contains("  multiboot /boot/kernel\n  module /boot/initrd\n"), "{cfg}");
+        assert!(
+            cfg.contains("  multiboot /boot/kernel\n  module /boot/initrd\n"),
+            "{cfg}"
+        );
         let cfg = bare_grub_cfg(KernelKind::Multiboot2, false, "x");
-        assert!(cfg.contains("  multiboot2 /boot/kernel x\n  boot\n"), "{cfg}");
+        assert!(
+            cfg.contains("  multiboot2 /boot/kernel x\n  boot\n"),
+            "{cfg}"
+        );
         assert!(!cfg.contains("module2"));
     }
 }

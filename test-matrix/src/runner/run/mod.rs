@@ -57,7 +57,9 @@ impl From<String> for RunError {
 
 /// `test-matrix run ARGS`.
 pub fn run(args: &[String]) -> ExitCode {
-    let args = match RunArgs::try_parse_from(std::iter::once("run").chain(args.iter().map(String::as_str))) {
+    let args = match RunArgs::try_parse_from(
+        std::iter::once("run").chain(args.iter().map(String::as_str)),
+    ) {
         Ok(args) => args,
         Err(e) => {
             // --help and --version print to stdout and succeed; usage errors exit 2.
@@ -84,15 +86,29 @@ struct Inputs {
 fn inputs(args: &RunArgs) -> Result<Inputs, RunError> {
     if args.linux_test {
         let assets = linux::prepare()?;
-        let append = format!("{} {}", linux::TEST_APPEND, args.append).trim().to_string();
-        return Ok(Inputs { kernel: assets.kernel.vmlinuz, initrd: Some(assets.initrd), append });
+        let append = format!("{} {}", linux::TEST_APPEND, args.append)
+            .trim()
+            .to_string();
+        return Ok(Inputs {
+            kernel: assets.kernel.vmlinuz,
+            initrd: Some(assets.initrd),
+            append,
+        });
     }
-    let kernel = args.kernel.clone().expect("clap requires --kernel without --linux-test");
-    Ok(Inputs { kernel, initrd: args.initrd.clone(), append: args.append.clone() })
+    let kernel = args
+        .kernel
+        .clone()
+        .expect("clap requires --kernel without --linux-test");
+    Ok(Inputs {
+        kernel,
+        initrd: args.initrd.clone(),
+        append: args.append.clone(),
+    })
 }
 
 fn kind_of(kernel: &Path) -> Result<KernelKind, RunError> {
-    let image = std::fs::read(kernel).map_err(|e| RunError::Runner(format!("--kernel {}: {e}", kernel.display())))?;
+    let image = std::fs::read(kernel)
+        .map_err(|e| RunError::Runner(format!("--kernel {}: {e}", kernel.display())))?;
     KernelKind::detect(&image).ok_or_else(|| RunError::NotAKernel(kernel.to_path_buf()))
 }
 
@@ -105,8 +121,16 @@ fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
         }
         Err(e) => return Err(e),
     };
-    let what = if args.bare { "the emulator ended by itself" } else { "verdict" };
-    eprintln!("runner: {what}: {:?} after {:.2} s wall", boot.verdict, boot.wall.as_secs_f64());
+    let what = if args.bare {
+        "the emulator ended by itself"
+    } else {
+        "verdict"
+    };
+    eprintln!(
+        "runner: {what}: {:?} after {:.2} s wall",
+        boot.verdict,
+        boot.wall.as_secs_f64()
+    );
     Ok(match boot.verdict {
         Verdict::Pass => ExitCode::SUCCESS,
         Verdict::Fail => ExitCode::FAILURE,
@@ -122,18 +146,33 @@ fn execute(args: &RunArgs) -> Result<ExitCode, RunError> {
 /// when boots run in parallel, as `bench-linux`'s do). An emulator without VT-x is an error here.
 pub fn boot(args: &RunArgs, echo: bool) -> Result<emulator::Boot, RunError> {
     // Cheap checks first: a bad file name fails before anything is built or installed.
-    let others = args.guests.iter().map(|spec| GuestRun::parse(spec)).collect::<Result<Vec<_>, _>>()?;
+    let others = args
+        .guests
+        .iter()
+        .map(|spec| GuestRun::parse(spec))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = args.kernel.as_ref().filter(|p| !p.is_file()) {
-        return Err(RunError::Missing { flag: "--kernel", path: path.clone() });
+        return Err(RunError::Missing {
+            flag: "--kernel",
+            path: path.clone(),
+        });
     }
     if let Some(path) = args.initrd.as_ref().filter(|p| !p.is_file()) {
-        return Err(RunError::Missing { flag: "--initrd", path: path.clone() });
+        return Err(RunError::Missing {
+            flag: "--initrd",
+            path: path.clone(),
+        });
     }
     if let Some(kernel) = &args.kernel {
         kind_of(kernel)?;
     }
     let (emulator, platform) = match args.emulator {
-        EmulatorChoice::Bochs => (Emulator::Bochs { cpu: args.cpu.clone() }, tools::BOCHS_TOOLS),
+        EmulatorChoice::Bochs => (
+            Emulator::Bochs {
+                cpu: args.cpu.clone(),
+            },
+            tools::BOCHS_TOOLS,
+        ),
         EmulatorChoice::QemuKvm => (Emulator::QemuKvm { uefi: false }, tools::QEMU_TOOLS),
     };
     let gdb_tools = if args.gdb.is_some() {
@@ -147,15 +186,30 @@ pub fn boot(args: &RunArgs, echo: bool) -> Result<emulator::Boot, RunError> {
     }
     let input = inputs(args)?;
     let kind = kind_of(&input.kernel)?;
-    let dir = args.run_dir.clone().unwrap_or_else(|| run_dir().join(if args.bare { "run-bare" } else { "run-l1hv" }));
+    let dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| run_dir().join(if args.bare { "run-bare" } else { "run-l1hv" }));
     let iso = if args.bare {
-        iso::bare(&dir, kind, &input.kernel, input.initrd.as_deref(), &input.append)?
+        iso::bare(
+            &dir,
+            kind,
+            &input.kernel,
+            input.initrd.as_deref(),
+            &input.append,
+        )?
     } else {
-        let expect = args.expect.unwrap_or(if input.append.split_whitespace().any(|w| w == linux::END_WITH_PANIC) {
-            Expect::Reset
-        } else {
-            Expect::Poweroff
-        });
+        let expect = args.expect.unwrap_or(
+            if input
+                .append
+                .split_whitespace()
+                .any(|w| w == linux::END_WITH_PANIC)
+            {
+                Expect::Reset
+            } else {
+                Expect::Poweroff
+            },
+        );
         let guest = iso::KernelGuest {
             name: args.name.clone(),
             mem: args.mem,
@@ -165,15 +219,29 @@ pub fn boot(args: &RunArgs, echo: bool) -> Result<emulator::Boot, RunError> {
             initrd: input.initrd.is_some(),
             gdb: args.gdb.is_some(),
         };
-        iso::under_l1hv(&dir, &guest, &input.kernel, input.initrd.as_deref(), &others)?
+        iso::under_l1hv(
+            &dir,
+            &guest,
+            &input.kernel,
+            input.initrd.as_deref(),
+            &others,
+        )?
     };
     let settings = Settings {
         dir,
         megs: args.mem.0 + if args.bare { 0 } else { L1HV_MEGS },
-        ips: if kind == KernelKind::BzImage { LINUX_IPS } else { DEMO_IPS },
+        ips: if kind == KernelKind::BzImage {
+            LINUX_IPS
+        } else {
+            DEMO_IPS
+        },
         limit: Duration::from_secs(args.timeout),
         echo,
-        end: if args.bare { End::EmulatorExit } else { End::Verdict },
+        end: if args.bare {
+            End::EmulatorExit
+        } else {
+            End::Verdict
+        },
         gdb_port: args.gdb,
     };
     eprintln!(
