@@ -28,14 +28,6 @@ const BOOT_TSS_SELECTOR: u16 = 0x18;
 const RUNAWAY_TSC_TICKS: u64 = 400_000_000;
 /// IA32_PAT at power-up (SDM 13.12.4): what a kernel finds before it programs its own.
 const PAT_POWER_UP: u64 = 0x0007_0406_0007_0406;
-/// Access rights (SDM Table 25-2): 32-bit code (execute/read, accessed, D, G), data
-/// (read/write, accessed, D/B, G), a busy 32-bit TSS, and unusable.
-const AR_CODE32: u64 = 0xc09b;
-const AR_DATA32: u64 = 0xc093;
-const AR_TSS32_BUSY: u64 = 0x8b;
-const AR_UNUSABLE: u64 = 1 << 16;
-/// DR7 after reset: only the reserved bit 10 set.
-const DR7_RESET: u64 = 0x400;
 /// CR0 as a kernel finds it at its 32-bit entry: PE, ET (hard-wired to 1), NE (VMX operation
 /// requires it, so the guest is given it rather than told a value it cannot have).
 const KERNEL_CR0: u64 = (Cr0::CR0_PROTECTED_MODE.bits()
@@ -296,87 +288,25 @@ fn write_long64_state(vmcs: &mut impl Vmcs, caps: &Capabilities, rip: u64, ram_s
 /// boot protocol promise. TR holds a busy 32-bit TSS because VM entry insists on one (SDM
 /// 27.3.1.2) even though the guest has not loaded it; the guest's own LTR replaces it.
 fn write_protected32_state(vmcs: &mut impl Vmcs, caps: &Capabilities, entry: &Protected32) {
-    vmcs.write(
-        guest::CR0,
-        (KERNEL_CR0 | (caps.cr0_fixed.0 & !UNRESTRICTED_CR0)) & caps.cr0_fixed.1,
+    flat64::write_protected32_state(
+        vmcs,
+        &FlatGuest {
+            cr0: (KERNEL_CR0 | (caps.cr0_fixed.0 & !UNRESTRICTED_CR0)) & caps.cr0_fixed.1,
+            cr3: 0,
+            cr4: caps.fix_cr4(0),
+            rip: entry.eip.into(),
+            rsp: 0,
+            rflags: 0x2,
+            code_selector: entry.code_selector,
+            data_selector: entry.data_selector,
+            tr_selector: 0,
+            tr_base: 0,
+            gdtr: (entry.gdtr.0.into(), entry.gdtr.1.into()),
+            idtr: (0, 0),
+        },
     );
-    vmcs.write(guest::CR3, 0);
-    vmcs.write(guest::CR4, caps.fix_cr4(0));
-    vmcs.write(guest::DR7, DR7_RESET);
-    vmcs.write(guest::RFLAGS, 0x2);
-    vmcs.write(guest::RIP, entry.eip.into());
-    vmcs.write(guest::RSP, 0);
-    let segments = [
-        (
-            guest::CS_SELECTOR,
-            guest::CS_BASE,
-            guest::CS_LIMIT,
-            guest::CS_ACCESS_RIGHTS,
-        ),
-        (
-            guest::SS_SELECTOR,
-            guest::SS_BASE,
-            guest::SS_LIMIT,
-            guest::SS_ACCESS_RIGHTS,
-        ),
-        (
-            guest::DS_SELECTOR,
-            guest::DS_BASE,
-            guest::DS_LIMIT,
-            guest::DS_ACCESS_RIGHTS,
-        ),
-        (
-            guest::ES_SELECTOR,
-            guest::ES_BASE,
-            guest::ES_LIMIT,
-            guest::ES_ACCESS_RIGHTS,
-        ),
-        (
-            guest::FS_SELECTOR,
-            guest::FS_BASE,
-            guest::FS_LIMIT,
-            guest::FS_ACCESS_RIGHTS,
-        ),
-        (
-            guest::GS_SELECTOR,
-            guest::GS_BASE,
-            guest::GS_LIMIT,
-            guest::GS_ACCESS_RIGHTS,
-        ),
-    ];
-    for (index, (selector, base, limit, rights)) in segments.into_iter().enumerate() {
-        let (value, ar) = if index == 0 {
-            (entry.code_selector, AR_CODE32)
-        } else {
-            (entry.data_selector, AR_DATA32)
-        };
-        vmcs.write(selector, value.into());
-        vmcs.write(base, 0);
-        vmcs.write(limit, 0xffff_ffff);
-        vmcs.write(rights, ar);
-    }
-    vmcs.write(guest::LDTR_SELECTOR, 0);
-    vmcs.write(guest::LDTR_BASE, 0);
-    vmcs.write(guest::LDTR_LIMIT, 0);
-    vmcs.write(guest::LDTR_ACCESS_RIGHTS, AR_UNUSABLE);
-    vmcs.write(guest::TR_SELECTOR, 0);
-    vmcs.write(guest::TR_BASE, 0);
-    vmcs.write(guest::TR_LIMIT, 0xffff);
-    vmcs.write(guest::TR_ACCESS_RIGHTS, AR_TSS32_BUSY);
-    vmcs.write(guest::GDTR_BASE, entry.gdtr.0.into());
-    vmcs.write(guest::GDTR_LIMIT, entry.gdtr.1.into());
-    vmcs.write(guest::IDTR_BASE, 0);
-    vmcs.write(guest::IDTR_LIMIT, 0);
-    vmcs.write(guest::IA32_DEBUGCTL_FULL, 0);
-    vmcs.write(guest::IA32_SYSENTER_CS, 0);
-    vmcs.write(guest::IA32_SYSENTER_ESP, 0);
-    vmcs.write(guest::IA32_SYSENTER_EIP, 0);
     vmcs.write(guest::IA32_EFER_FULL, 0);
     vmcs.write(guest::IA32_PAT_FULL, PAT_POWER_UP);
-    vmcs.write(guest::INTERRUPTIBILITY_STATE, 0);
-    vmcs.write(guest::ACTIVITY_STATE, 0);
-    vmcs.write(guest::PENDING_DBG_EXCEPTIONS, 0);
-    vmcs.write(guest::LINK_PTR_FULL, u64::MAX);
 }
 
 /// Writes the boot GDT, TSS and page tables a test image's initial state refers to.

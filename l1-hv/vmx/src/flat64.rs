@@ -1,4 +1,4 @@
-//! VMCS guest and host state for flat 64-bit code at CPL 0: one code and one data segment
+//! VMCS guest and host state for flat 64-bit (or 32-bit protected-mode) code at CPL 0: one code and one data segment
 //! covering everything, a busy 64-bit TSS, no LDT (SDM 25.4 "Guest-state area", 25.5
 //! "Host-state area"; values chosen to pass the checks of SDM 27.2.3 and 27.3.1).
 //!
@@ -13,6 +13,8 @@ use x86::vmx::vmcs::{guest, host};
 /// Access rights (SDM Table 25-2 format): 64-bit code, read/write data, busy 64-bit TSS,
 /// unusable.
 const AR_CODE64: u64 = 0xa09b;
+/// 32-bit code: execute/read, accessed, D/B (32-bit operands), G.
+const AR_CODE32: u64 = 0xc09b;
 const AR_DATA: u64 = 0xc093;
 const AR_TSS_BUSY: u64 = 0x8b;
 const AR_UNUSABLE: u64 = 1 << 16;
@@ -50,9 +52,19 @@ pub struct FlatGuest {
     pub idtr: (u64, u32),
 }
 
-/// Writes the whole guest-state area for `state`: every segment flat, LDTR unusable, no
-/// blocking, active, no pending debug exceptions, no VMCS link (SDM 25.4).
+/// Writes the whole guest-state area for `state` in 64-bit mode: every segment flat, LDTR
+/// unusable, no blocking, active, no pending debug exceptions, no VMCS link (SDM 25.4).
 pub fn write_guest_state(vmcs: &mut impl Vmcs, state: &FlatGuest) {
+    write_flat_state(vmcs, state, AR_CODE64);
+}
+
+/// The same state with a 32-bit code segment (protected mode; paging as `state.cr0` says):
+/// how multiboot and Linux's 32-bit boot protocol start a kernel.
+pub fn write_protected32_state(vmcs: &mut impl Vmcs, state: &FlatGuest) {
+    write_flat_state(vmcs, state, AR_CODE32);
+}
+
+fn write_flat_state(vmcs: &mut impl Vmcs, state: &FlatGuest, code_rights: u64) {
     vmcs.write(guest::CR0, state.cr0);
     vmcs.write(guest::CR3, state.cr3);
     vmcs.write(guest::CR4, state.cr4);
@@ -100,7 +112,7 @@ pub fn write_guest_state(vmcs: &mut impl Vmcs, state: &FlatGuest) {
     ];
     for (index, (selector, base, limit, rights)) in segments.into_iter().enumerate() {
         let (value, ar) = if index == 0 {
-            (state.code_selector, AR_CODE64)
+            (state.code_selector, code_rights)
         } else {
             (state.data_selector, AR_DATA)
         };
