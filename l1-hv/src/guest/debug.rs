@@ -378,11 +378,9 @@ fn run_on(host: &Host, guest: &mut Guest) -> RunEnd {
     }
 }
 
-/// The preemption timer's value for one poll interval (it counts TSC >> IA32_VMX_MISC[4:0]).
+/// The preemption timer's value for one poll interval.
 fn poll_ticks() -> u64 {
-    // SAFETY: the MSR exists whenever VMX does.
-    let rate = unsafe { x86::msr::rdmsr(x86::msr::IA32_VMX_MISC) } & 0x1f;
-    (POLL_TSC_TICKS >> rate).max(1)
+    l1_vmx::capabilities::preemption_timer_value(POLL_TSC_TICKS)
 }
 
 fn attach(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) {

@@ -17,6 +17,7 @@ use nvmx::event::{Event, InfoFlags, InterruptionInfo, InterruptionType};
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{self, InjectOutcome, Running};
 use nvmx::intr::{self, ActivityState, Interruptibility};
+use nvmx::nested::guest_cpl;
 use nvmx::retire;
 use shadow_vmcs::Vmcs;
 use x86::msr::IA32_APIC_BASE;
@@ -62,7 +63,7 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         exit_reason::INTERRUPT_WINDOW | exit_reason::NMI_WINDOW => Next::Resume,
         exit_reason::HLT if guest.machine.is_some() => halt(guest, vmcs),
         exit_reason::IO_INSTRUCTION if guest.machine.is_some() => io::handle(guest, vmcs),
-        exit_reason::XSETBV => emulated(guest, vmcs, |g, v| cpu::xsetbv(&g.regs, cpl(v))),
+        exit_reason::XSETBV => emulated(guest, vmcs, |g, v| cpu::xsetbv(&g.regs, guest_cpl(v))),
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         exit_reason::VMCALL => hypercall(guest, vmcs),
         exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
@@ -177,11 +178,6 @@ fn halt(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         ActivityState::Hlt.write(vmcs);
     }
     Next::Resume
-}
-
-/// CPL is the DPL of SS (SDM 25.4.1).
-fn cpl(vmcs: &CurrentVmcs) -> u8 {
-    ((vmcs.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8
 }
 
 /// An instruction l1-hv emulates for L2: on success it retires (RIP moves past it, with the
@@ -302,9 +298,8 @@ pub(super) fn inject(
 fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     let number = guest.regs.rax;
     let rip = vmcs.read(guest::RIP);
-    // CPL is the DPL of SS (SDM 25.4.1): only the guest kernel may call l1-hv.
-    let cpl = (vmcs.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3;
-    let call = Hypercall::from_number(number).filter(|_| cpl == 0);
+    // Only the guest kernel may call l1-hv.
+    let call = Hypercall::from_number(number).filter(|_| guest_cpl(vmcs) == 0);
     let status = match call {
         None => return Next::End(RunEnd::Stopped(Stop::BadHypercall { number, rip })),
         Some(Hypercall::Done) => return Next::End(RunEnd::Done(guest.regs.rdi)),

@@ -6,7 +6,7 @@
 
 use super::config::{Boot, Forward};
 use crate::arch::{gdt, idt};
-use l1_vmx::capabilities::{Capabilities, Unsupported};
+use l1_vmx::capabilities::{preemption_timer_value, Capabilities, Unsupported};
 use l1_vmx::flat64::{self, FlatGuest, FlatHost};
 use l2_abi::{BOOT_CODE_SELECTOR, BOOT_DATA_SELECTOR, BOOT_GDT, BOOT_PML4};
 use nvmx::nested::{EFER_LMA, EFER_LME};
@@ -23,7 +23,7 @@ pub const BOOT_TSS: u64 = BOOT_GDT + 0x100;
 /// Boot GDT: null, code64 (0x08), data (0x10), 64-bit TSS (0x18, two slots).
 const BOOT_TSS_SELECTOR: u16 = 0x18;
 /// Instructions a test guest may run without an exit before l1-hv calls it runaway (Bochs
-/// counts one TSC tick per instruction; the preemption timer ticks at TSC >> IA32_VMX_MISC[4:0]).
+/// counts one TSC tick per instruction).
 /// Kernels get no such guard: an idle or busy OS may rightly run that long without an exit.
 const RUNAWAY_TSC_TICKS: u64 = 400_000_000;
 /// IA32_PAT at power-up (SDM 13.12.4): what a kernel finds before it programs its own.
@@ -93,9 +93,7 @@ pub fn drain_timer(caps: &Capabilities) -> Option<u64> {
     caps.pin(0, PinbasedControls::VMX_PREEMPTION_TIMER.bits())
         .ok()
         .filter(|pin| pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0)?;
-    // SAFETY: the MSR exists whenever VMX does.
-    let rate = unsafe { rdmsr(x86::msr::IA32_VMX_MISC) } & 0x1f;
-    Some((DRAIN_TSC_TICKS >> rate).max(1))
+    Some(preemption_timer_value(DRAIN_TSC_TICKS))
 }
 
 /// Writes controls, host state and the initial guest state into the current VMCS.
@@ -228,10 +226,10 @@ fn write_controls(
         },
     );
     if pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0 {
-        // SAFETY: the MSR exists whenever VMX does.
-        let rate = unsafe { rdmsr(x86::msr::IA32_VMX_MISC) } & 0x1f;
-        let ticks = (RUNAWAY_TSC_TICKS >> rate).min(u64::from(u32::MAX));
-        vmcs.write(guest::VMX_PREEMPTION_TIMER_VALUE, ticks);
+        vmcs.write(
+            guest::VMX_PREEMPTION_TIMER_VALUE,
+            preemption_timer_value(RUNAWAY_TSC_TICKS),
+        );
     }
     Ok(())
 }

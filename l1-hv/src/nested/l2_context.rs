@@ -59,7 +59,7 @@ impl<V: Vmcs> L2Context<'_, V> {
 
     /// CPL is SS.DPL (SDM 25.4.1).
     pub fn cpl(&self) -> u8 {
-        ((self.vmcs.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8
+        nvmx::nested::guest_cpl(self.vmcs)
     }
 
     fn linear(&self, operand: &MemOperand) -> Result<u64, Fault> {

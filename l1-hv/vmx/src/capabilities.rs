@@ -208,3 +208,12 @@ impl Capabilities {
         (value | self.cr4_fixed.0) & self.cr4_fixed.1
     }
 }
+
+/// The VMX-preemption timer value that expires after about `tsc_ticks` TSC ticks: the timer
+/// counts down once every 2^IA32_VMX_MISC[4:0] ticks (SDM 26.5.1, A.6), and the field is 32 bits.
+/// Never 0, which would expire before the guest's first instruction.
+pub fn preemption_timer_value(tsc_ticks: u64) -> u64 {
+    // SAFETY: callers run l1-hv's guests, so VMX and its capability MSRs exist.
+    let rate = unsafe { rdmsr(msr::IA32_VMX_MISC) } & 0x1f;
+    (tsc_ticks >> rate).clamp(1, u64::from(u32::MAX))
+}

@@ -2,6 +2,7 @@
 //! name (EFER, CR4.CET, access rights) and the guest segment-register field groups. The
 //! interruptibility and activity states are [`crate::intr`]'s.
 
+use shadow_vmcs::Vmcs;
 use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::guest;
 
@@ -265,4 +266,10 @@ pub(crate) const fn pat_valid(pat: u64) -> bool {
 /// Whether `value` has every bit `fixed0` sets and no bit `fixed1` clears (SDM A.7, A.8).
 pub(crate) const fn fixed_bits_ok(value: u64, fixed0: u64, fixed1: u64) -> bool {
     value & fixed0 == fixed0 && value & !fixed1 == 0
+}
+
+/// The CPL of the guest whose state `vmcs` holds: the DPL of SS (SDM 25.4.1, "the value of
+/// the DPL field for SS is always equal to the logical processor's current privilege level").
+pub fn guest_cpl(vmcs: &impl Vmcs) -> u8 {
+    ar::dpl(vmcs.read(guest::SS_ACCESS_RIGHTS) as u32) as u8
 }
