@@ -3,6 +3,7 @@
 //! emulated as a CPU offering VMX to its software would answer.
 
 use crate::nested::{L2Context, GUEST_FEATURE_CONTROL};
+use core::arch::x86_64::CpuidResult;
 use l1_vmx::capabilities::Capabilities;
 use l1_vmx::GuestRegisters;
 use nvmx::event::Event;
@@ -28,20 +29,21 @@ fn gp0() -> Event {
     Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, 0)
 }
 
-/// CPUID: the host's answer, with VMX offered, the hypervisor bit set and x2APIC hidden in
-/// leaf 1.
-pub fn cpuid(regs: &mut GuestRegisters) -> Emulated {
-    let result = core::arch::x86_64::__cpuid_count(regs.rax as u32, regs.rcx as u32);
-    let mut ecx = result.ecx;
-    if regs.rax as u32 == 1 {
-        ecx = (ecx | CPUID1_ECX_VMX | CPUID1_ECX_HYPERVISOR) & !CPUID1_ECX_X2APIC;
+/// CPUID of `leaf` and `subleaf`: the host's answer, with VMX offered, the hypervisor bit set
+/// and x2APIC hidden in leaf 1.
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    let mut result = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    if leaf == 1 {
+        result.ecx = (result.ecx | CPUID1_ECX_VMX | CPUID1_ECX_HYPERVISOR) & !CPUID1_ECX_X2APIC;
     }
-    (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (
-        result.eax.into(),
-        result.ebx.into(),
-        ecx.into(),
-        result.edx.into(),
-    );
+    result
+}
+
+/// CPUID with its operands and results in `regs`.
+pub fn cpuid_registers(regs: &mut GuestRegisters) -> Emulated {
+    let r = cpuid(regs.rax as u32, regs.rcx as u32);
+    (regs.rax, regs.rbx, regs.rcx, regs.rdx) =
+        (r.eax.into(), r.ebx.into(), r.ecx.into(), r.edx.into());
     Ok(())
 }
 

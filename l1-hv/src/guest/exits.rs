@@ -66,7 +66,7 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         exit_reason::XSETBV => emulated(guest, vmcs, |g, v| cpu::xsetbv(&g.regs, guest_cpl(v))),
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         exit_reason::VMCALL => hypercall(guest, vmcs),
-        exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid(&mut g.regs)),
+        exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid_registers(&mut g.regs)),
         exit_reason::RDMSR | exit_reason::WRMSR
             if guest.machine.is_some() && guest.regs.rcx as u32 == IA32_APIC_BASE =>
         {
@@ -297,14 +297,14 @@ pub(super) fn inject(
 /// The VMCALL hypercall ABI of `l2-abi`.
 fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     let number = guest.regs.rax;
-    let rip = vmcs.read(guest::RIP);
-    // Only the guest kernel may call l1-hv.
-    let call = Hypercall::from_number(number).filter(|_| guest_cpl(vmcs) == 0);
+    let Some(call) = accepted_hypercall(number, vmcs) else {
+        let rip = vmcs.read(guest::RIP);
+        return Next::End(RunEnd::Stopped(Stop::BadHypercall { number, rip }));
+    };
     let status = match call {
-        None => return Next::End(RunEnd::Stopped(Stop::BadHypercall { number, rip })),
-        Some(Hypercall::Done) => return Next::End(RunEnd::Done(guest.regs.rdi)),
-        Some(Hypercall::Nop) => STATUS_OK,
-        Some(Hypercall::Write) => {
+        Hypercall::Nop => NOP_STATUS,
+        Hypercall::Done => return Next::End(RunEnd::Done(guest.regs.rdi)),
+        Hypercall::Write => {
             let (gpa, len) = (guest.regs.rdi, guest.regs.rsi);
             let name = guest.config.name;
             match guest.ram_slice(gpa, len.min(MAX_WRITE)) {
@@ -316,7 +316,7 @@ fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
                 None => STATUS_BAD_ARGUMENT,
             }
         }
-        Some(Hypercall::Observe) => {
+        Hypercall::Observe => {
             let regs = &guest.regs;
             let error_code = (regs.rsi != NO_ERROR_CODE).then_some(regs.rsi);
             guest.observations.push(Observation {
@@ -331,3 +331,12 @@ fn hypercall(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     retire::retire(vmcs);
     Next::Resume
 }
+
+/// The hypercall numbered `number`, if it is one and the caller may make it: only the guest
+/// kernel may call l1-hv.
+pub(super) fn accepted_hypercall(number: u64, vmcs: &CurrentVmcs) -> Option<Hypercall> {
+    Hypercall::from_number(number).filter(|_| guest_cpl(vmcs) == 0)
+}
+
+/// What `Nop` answers: it does nothing else.
+pub(super) const NOP_STATUS: u64 = STATUS_OK;

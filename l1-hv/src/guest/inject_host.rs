@@ -30,13 +30,7 @@ impl InjectHost for VcpuInjectHost<'_> {
     }
 
     fn merge_dr6(&mut self, bits: u64) {
-        // l1-hv never uses the debug registers, so the hardware DR6 is the guest's.
-        // SAFETY: DR6 is only observed by the guest.
-        unsafe {
-            x86::debugregs::dr6_write(x86::debugregs::Dr6::from_bits_truncate(
-                nvmx::event::dr6_after_delivery(x86::debugregs::dr6().bits() as u64, bits) as usize,
-            ))
-        };
+        merge_dr6(bits);
     }
 
     // Attached, for the #BP being injected, means: the debugger set a breakpoint at its
@@ -52,4 +46,15 @@ impl InjectHost for VcpuInjectHost<'_> {
     fn cet_supported(&self) -> bool {
         self.cet
     }
+}
+
+/// Applies a delivered #DB's `bits` to DR6. l1-hv never uses the debug registers, so the
+/// hardware DR6 is the guest's.
+pub fn merge_dr6(bits: u64) {
+    // SAFETY: DR6 is only observed by the guest.
+    unsafe {
+        x86::debugregs::dr6_write(x86::debugregs::Dr6::from_bits_truncate(
+            nvmx::event::dr6_after_delivery(x86::debugregs::dr6().bits() as u64, bits) as usize,
+        ))
+    };
 }

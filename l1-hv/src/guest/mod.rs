@@ -7,6 +7,7 @@ mod cpu;
 pub mod debug;
 pub mod ept;
 mod exits;
+mod fast_exit;
 mod image;
 pub mod inject_host;
 mod io;

@@ -5,6 +5,7 @@ use super::config::{Boot, GuestConfig};
 use super::debug::{self, DebugStop, GuestDebug};
 use super::ept::Ept;
 use super::exits::{self, Next};
+use super::fast_exit::{self, FastContext};
 use super::machine::Machine;
 use super::memory::AddressSpace;
 use super::trace::TraceRing;
@@ -266,8 +267,27 @@ impl<'a> Guest<'a> {
                 };
                 machine.before_entry(&mut vmcs, &mut inject_host, in_l3, self.debug.is_some());
             }
-            // SAFETY: the current VMCS is fully initialised and its host RIP is `vmx_exit`.
-            match unsafe { vmx::enter(&mut self.regs, *launched, host_rsp) } {
+            // Exits are handled in the stub only where nothing has to run between them.
+            let fast = !in_l3
+                && self.machine.is_none()
+                && self.debug.is_none()
+                && !self.nested.engine.vmx().in_vmx_operation();
+            let mut fast = fast.then_some(FastContext {
+                exits: &mut self.exits,
+                trace: &mut self.trace,
+                cet: self.cet,
+            });
+            // SAFETY: the current VMCS is fully initialised and its host RIP is `vmx_exit_fast`.
+            let entry = unsafe {
+                vmx::enter_fast(
+                    &mut self.regs,
+                    *launched,
+                    host_rsp,
+                    fast_exit::handle,
+                    fast.as_mut(),
+                )
+            };
+            match entry {
                 Entry::Exited => *launched = true,
                 Entry::Failed(fail) => {
                     let error = match fail {

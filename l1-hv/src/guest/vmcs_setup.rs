@@ -245,7 +245,7 @@ pub fn write_host_state(vmcs: &mut impl Vmcs) {
             tr_base: gdt::tss_base(),
             gdt_base: gdt::gdt_base(),
             idt_base: idt::idt_base(),
-            rip: l1_vmx::vmx_exit as *const () as u64,
+            rip: l1_vmx::vmx_exit_fast as *const () as u64,
         },
     );
     // SAFETY: reading EFER and PAT has no side effects.

@@ -158,7 +158,7 @@ pub struct FlatHost {
     pub gdt_base: u64,
     /// IDT base (a VM exit sets the IDTR limit to 0xffff).
     pub idt_base: u64,
-    /// Host RIP: the exit half of the entry stub (`super::vmx_exit`).
+    /// Host RIP: the exit half of the entry stub (`super::vmx_exit` or `super::vmx_exit_fast`).
     pub rip: u64,
 }
 

@@ -11,15 +11,16 @@
 pub(crate) mod tests;
 
 use crate::event::{
-    vector_is_fault, Event, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR,
+    vector_is_fault, Event, InfoFlags, InterruptionInfo, InterruptionType,
+    CONTROL_PROTECTION_VECTOR,
 };
-use crate::route::{route, ExitInfo, ExitReason, InterceptControls, Outcome, Scenario};
+use crate::route::{self, route, ExitInfo, ExitReason, InterceptControls, Outcome, Scenario};
 use shadow_vmcs::Vmcs;
 use x86::bits64::rflags::RFlags;
 use x86::controlregs::Cr0;
 use x86::debugregs::{Dr6, Dr7};
 use x86::irq::{BREAKPOINT_VECTOR, DEBUG_VECTOR, DOUBLE_FAULT_VECTOR, PAGE_FAULT_VECTOR};
-use x86::vmx::vmcs::{control, guest};
+use x86::vmx::vmcs::{control, guest, ro};
 
 /// IA32_DEBUGCTL.LBR (bit 0), cleared when #DB is delivered (SDM 18.4.1); the `x86` crate has
 /// no bit set for IA32_DEBUGCTL.
@@ -166,18 +167,27 @@ pub fn inject_event(
         event.payload |= Dr6::BS.bits() as u64;
     }
     let pending = during.or_else(|| Event::from_entry(vmcs));
-    let controls = match running {
-        Running::L2 => InterceptControls::default(),
-        Running::L3(controls) => *controls,
-    };
     let protected_mode = guest_flag(vmcs, guest::CR0, Cr0::CR0_PROTECTED_MODE.bits() as u64);
-    let outcome = route(&Scenario {
-        controls,
-        protected_mode,
-        injected: false,
-        delivering: pending,
-        event,
-    });
+    let outcome = match (running, pending) {
+        // Nothing intercepts l1-hv's own guest's events, and with no delivery to combine with
+        // the event is delivered as it is: `route`'s first rule, taken without its scenario on
+        // the path every intercepted exception of an L2 guest takes.
+        (Running::L2, None) => route::deliver(event, protected_mode),
+        (Running::L2, _) => route(&Scenario {
+            controls: InterceptControls::default(),
+            protected_mode,
+            injected: false,
+            delivering: pending,
+            event,
+        }),
+        (Running::L3(controls), _) => route(&Scenario {
+            controls: *controls,
+            protected_mode,
+            injected: false,
+            delivering: pending,
+            event,
+        }),
+    };
 
     match outcome {
         Outcome::Deliver {
@@ -239,6 +249,66 @@ pub fn inject_event(
     }
 }
 
+/// Re-injects the exception of the exit in `vmcs` into the guest that caused it (l1-hv's own
+/// L2 guest, no debugger attached) in the common case, without [`inject_event`]'s decisions:
+/// a hardware exception other than #DB, #BP and #CP (whose delivery depends on more than the
+/// exit: DR6 and the debug controls, the debugger, CET) that interrupted no other delivery (invalid
+/// IDT-vectoring information) and left no NMI blocking to restore (bit 12 clear) is delivered
+/// exactly as the exit reports it. Table 6-5 has nothing to combine it with; the processor chose
+/// its error code for the guest's mode (SDM 28.2.2); CR2 and the trace record are as
+/// `inject_event` writes them. Returns false, having changed nothing, for any other exit; the
+/// caller then takes `inject_event`. The tests hold the two equal on every exit this takes.
+pub fn reinject_intercepted(vmcs: &mut impl Vmcs, host: &mut impl InjectHost) -> bool {
+    let info = InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32);
+    let vector = info.vector();
+    let plain = info.valid()
+        && info.interruption_type() == Some(InterruptionType::HardwareException)
+        && !matches!(
+            vector,
+            DEBUG_VECTOR | BREAKPOINT_VECTOR | CONTROL_PROTECTION_VECTOR
+        )
+        && info.0 & InfoFlags::NMI_UNBLOCKING_DUE_TO_IRET.bits() == 0
+        && !InterruptionInfo(vmcs.read(ro::IDT_VECTORING_INFO) as u32).valid();
+    if !plain {
+        return false;
+    }
+    let with_error_code = info.deliver_error_code();
+    let entry = InterruptionInfo::new(InterruptionType::HardwareException, vector, with_error_code);
+    vmcs.write(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        entry.bits().into(),
+    );
+    let mut error_code = 0;
+    if with_error_code {
+        // The error code the exception pushed (SDM 28.2.2): bits 31:16 are reserved and 0.
+        error_code = vmcs.read(ro::VMEXIT_INTERRUPTION_ERR_CODE) as u16;
+        vmcs.write(control::VMENTRY_EXCEPTION_ERR_CODE, error_code.into());
+    }
+    if vector_is_fault(vector) {
+        set_resume_flag(vmcs);
+    }
+    if vector == PAGE_FAULT_VECTOR {
+        let cr2 = vmcs.read(ro::EXIT_QUALIFICATION);
+        host.set_cr2(cr2);
+        host.record(TraceRecord::PfInject { error_code, cr2 });
+    } else {
+        host.record(TraceRecord::InjExc { vector, error_code });
+    }
+    true
+}
+
+/// Sets the guest's RFLAGS.RF for a fault about to be delivered by injection: injection pushes
+/// the guest-state RF unchanged whatever the event (SDM 27.6.1.1), and an instruction exit saved
+/// RF = 0 (SDM 28.3.1.4), so a fault raised for an instruction l1-hv emulated must be given the
+/// RF = 1 a processor pushes for every fault (SDM 18.3.1.1). An intercepted fault's exit already
+/// saved RF = 1: then nothing is written.
+fn set_resume_flag(vmcs: &mut impl Vmcs) {
+    let rflags = vmcs.read(guest::RFLAGS);
+    if rflags & RFlags::FLAGS_RF.bits() == 0 {
+        vmcs.write(guest::RFLAGS, rflags | RFlags::FLAGS_RF.bits());
+    }
+}
+
 /// Re-arms delivery of `event`, whose delivery an exit that l1-hv handled itself interrupted
 /// (the exit's valid IDT-vectoring information, e.g. an EPT violation while pushing the frame):
 /// VM entry delivers it again, as if the exit had not happened (SDM 28.2.4, "software should
@@ -276,13 +346,8 @@ fn write_entry(
     if event.kind.is_software() {
         vmcs.write(control::VMENTRY_INSTRUCTION_LEN, event.insn_len.into());
     }
-    // Injection pushes the guest-state RF unchanged whatever the event (SDM 27.6.1.1), and an
-    // instruction exit saved RF = 0 (SDM 28.3.1.4): a fault raised for an instruction l1-hv
-    // emulated must be given the RF = 1 a processor pushes for every fault (SDM 18.3.1.1). An
-    // intercepted fault's exit already saved RF = 1, so setting it changes nothing there.
     if event.kind == InterruptionType::HardwareException && vector_is_fault(event.vector) {
-        let rflags = vmcs.read(guest::RFLAGS);
-        vmcs.write(guest::RFLAGS, rflags | RFlags::FLAGS_RF.bits());
+        set_resume_flag(vmcs);
     }
     if event.is_hardware(PAGE_FAULT_VECTOR) {
         host.set_cr2(event.payload);

@@ -240,7 +240,8 @@ pub const fn triple_fault_exit() -> ExitInfo {
     }
 }
 
-fn deliver(event: Event, protected_mode: bool) -> Outcome {
+/// Delivery of `event` as it is, with the error code it pushes.
+pub(crate) fn deliver(event: Event, protected_mode: bool) -> Outcome {
     Outcome::Deliver {
         event,
         error_code: event.pushed_error_code(protected_mode),

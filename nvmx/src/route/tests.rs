@@ -613,3 +613,38 @@ fn regression_error_code_bits_31_16() {
     ));
     assert_eq!(ec, Some(0x18));
 }
+
+/// `inject_event` takes `deliver` directly for an L2 event with nothing being delivered: that
+/// must be exactly what `route` decides for it, for every event and both CPU modes.
+#[test]
+fn delivery_with_nothing_pending_and_no_controls_is_routes_first_rule() {
+    let kinds = [
+        InterruptionType::ExternalInterrupt,
+        InterruptionType::Nmi,
+        InterruptionType::HardwareException,
+        InterruptionType::SoftwareInterrupt,
+        InterruptionType::PrivilegedSoftwareException,
+        InterruptionType::SoftwareException,
+    ];
+    for kind in kinds {
+        for vector in 0..=255u8 {
+            for protected_mode in [false, true] {
+                let event = Event {
+                    kind,
+                    vector,
+                    error_code: 0x10,
+                    insn_len: 2,
+                    payload: 0x1234,
+                };
+                let routed = route(&Scenario {
+                    controls: InterceptControls::default(),
+                    protected_mode,
+                    injected: false,
+                    delivering: None,
+                    event,
+                });
+                assert_eq!(deliver(event, protected_mode), routed, "{event:?}");
+            }
+        }
+    }
+}
