@@ -10,9 +10,10 @@ use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
 use l1_vmx::GuestRegisters;
 use nvmx::ept::{
-    compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions,
+    compose, reflected_qualification, walk, Ept12, EptFault, HostMapping, Permissions,
 };
 use nvmx::event::{Event, InterruptionInfo};
+use nvmx::exit::EptViolation;
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
 use nvmx::insn::GuestMemory;
@@ -142,12 +143,8 @@ fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
 /// misconfiguration (SDM 29.3.3).
 fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     let qualification = vmcs.read(ro::EXIT_QUALIFICATION);
+    let access = EptViolation::from_qualification(qualification).access;
     let l3_gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
-    let access = Access {
-        read: qualification & 1 != 0,
-        write: qualification & 2 != 0,
-        execute: qualification & 4 != 0,
-    };
     let memory = L2Memory(&mut g.ram);
     let nested: &mut Nested = &mut g.nested;
     let Some(vmcs12) = nested.engine.vmx().current_vmcs12() else {

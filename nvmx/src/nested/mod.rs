@@ -23,7 +23,7 @@ mod reflect;
 pub(crate) mod test_support;
 mod vmcs02;
 
-pub use arch::{ar, guest_cpl, EFER_LMA, EFER_LME};
+pub use arch::{ar, guest_cpl, EFER_DEFINED, EFER_LMA, EFER_LME, EFER_NXE};
 pub use checks::{check_vmcs12, EntryContext, EntryFailure};
 pub use dirty::Dirty;
 pub use engine::{Entry, NestedHardware, NestedVcpu};

@@ -5,6 +5,7 @@
 use super::arch::{ar, CR0_TS, CS};
 use super::controls::Controls;
 use crate::event::{Event, InterruptionInfo, InterruptionType};
+use crate::exit::{CrAccess, IoInstruction};
 use crate::exit_reason as reason;
 use crate::insn::{Gpr, GuestMemory};
 use crate::route::{intercepts, InterceptControls};
@@ -147,38 +148,32 @@ fn exception_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs) -> bool {
     }
 }
 
-/// Control-register accesses (SDM 26.1.3). Qualification: bits 3:0 CR, 5:4 access type,
-/// 11:8 GPR, 31:16 LMSW source.
+/// Control-register accesses (SDM 26.1.3).
 fn cr_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, c: &Controls) -> bool {
-    const MOV_TO_CR: u64 = 0;
-    const MOV_FROM_CR: u64 = 1;
-    const CLTS: u64 = 2;
-    const LMSW: u64 = 3;
-    let q = exit.qualification;
-    let cr = q & 0xF;
-    let access = (q >> 4) & 3;
-    let source = exit.gpr(q >> 8 & 0xF);
     let primary = |bit: PrimaryControls| c.primary.contains(bit);
     let owned_change = |mask_field, shadow_field, value: u64| {
         (value ^ vmcs12.read(shadow_field)) & vmcs12.read(mask_field) != 0
     };
-    match (access, cr) {
-        (MOV_TO_CR, 0) => owned_change(
+    match CrAccess::from_qualification(exit.qualification) {
+        CrAccess::MovTo { cr: 0, gpr } => owned_change(
             control::CR0_GUEST_HOST_MASK,
             control::CR0_READ_SHADOW,
-            source,
+            exit.gprs[gpr as usize],
         ),
-        (MOV_TO_CR, 4) => owned_change(
+        CrAccess::MovTo { cr: 4, gpr } => owned_change(
             control::CR4_GUEST_HOST_MASK,
             control::CR4_READ_SHADOW,
-            source,
+            exit.gprs[gpr as usize],
         ),
-        (MOV_TO_CR, 3) => primary(PrimaryControls::CR3_LOAD_EXITING) && !cr3_target(vmcs12, source),
-        (MOV_TO_CR, 8) => primary(PrimaryControls::CR8_LOAD_EXITING),
-        (MOV_FROM_CR, 3) => primary(PrimaryControls::CR3_STORE_EXITING),
-        (MOV_FROM_CR, 8) => primary(PrimaryControls::CR8_STORE_EXITING),
+        CrAccess::MovTo { cr: 3, gpr } => {
+            primary(PrimaryControls::CR3_LOAD_EXITING)
+                && !cr3_target(vmcs12, exit.gprs[gpr as usize])
+        }
+        CrAccess::MovTo { cr: 8, .. } => primary(PrimaryControls::CR8_LOAD_EXITING),
+        CrAccess::MovFrom { cr: 3, .. } => primary(PrimaryControls::CR3_STORE_EXITING),
+        CrAccess::MovFrom { cr: 8, .. } => primary(PrimaryControls::CR8_STORE_EXITING),
         // CLTS exits iff the guest hypervisor owns CR0.TS and its shadow says TS = 1.
-        (CLTS, _) => {
+        CrAccess::Clts => {
             vmcs12.read(control::CR0_GUEST_HOST_MASK)
                 & vmcs12.read(control::CR0_READ_SHADOW)
                 & CR0_TS
@@ -186,10 +181,10 @@ fn cr_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, c: &Controls) -> bo
         }
         // LMSW: an owned PE being set while the shadow has it clear, or an owned MP/EM/TS
         // changing (LMSW cannot clear PE).
-        (LMSW, _) => {
+        CrAccess::Lmsw { source, .. } => {
             let mask = vmcs12.read(control::CR0_GUEST_HOST_MASK);
             let shadow = vmcs12.read(control::CR0_READ_SHADOW);
-            let msw = q >> 16 & 0xF;
+            let msw = u64::from(source) & 0xF;
             (mask & msw & !shadow & 1 != 0) || (mask & (msw ^ shadow) & 0b1110 != 0)
         }
         _ => false,
@@ -219,8 +214,8 @@ fn bitmap_bit(mem: &impl GuestMemory, page: u64, bit: u64) -> bool {
 }
 
 /// I/O instructions (SDM 26.1.3): "unconditional I/O exiting" unless I/O bitmaps are used, then
-/// the bit of every port accessed; an access wrapping past port FFFFH always exits.
-/// Qualification: bits 2:0 size − 1, 31:16 port.
+/// the bit of every port accessed; an access wrapping past port FFFFH always exits, and so
+/// does one whose size field Table 28-5 does not use (the conservative choice).
 fn io_reflected(
     exit: &ExitFacts,
     vmcs12: &impl Vmcs,
@@ -230,9 +225,10 @@ fn io_reflected(
     if !c.primary.contains(PrimaryControls::USE_IO_BITMAPS) {
         return c.primary.contains(PrimaryControls::UNCOND_IO_EXITING);
     }
-    let port = exit.qualification >> 16 & 0xFFFF;
-    let size = (exit.qualification & 7) + 1;
-    (port..port + size).any(|p| {
+    let Some(io) = IoInstruction::from_qualification(exit.qualification) else {
+        return true;
+    };
+    io.ports().map(u64::from).any(|p| {
         if p > 0xFFFF {
             return true;
         }
