@@ -269,6 +269,12 @@ impl<'a> Guest<'a> {
             // SAFETY: the current VMCS is fully initialised and its host RIP is `vmx_exit`.
             match unsafe { vmx::enter(&mut self.regs, *launched, host_rsp) } {
                 Entry::Exited => *launched = true,
+                Entry::Failed(fail) if in_l3 => {
+                    match l3_exit::entry_failed(self, &mut vmcs, fail) {
+                        l3_exit::Handled::Resume => continue,
+                        l3_exit::Handled::End(end) => return end,
+                    }
+                }
                 Entry::Failed(fail) => {
                     let error = match fail {
                         instructions::VmFail::Valid => {

@@ -4,11 +4,12 @@
 //! hypervisor's EPT allows (fill EPT02), an exception only l1-hv intercepted (re-inject into
 //! L3), an external interrupt or port I/O of the machine.
 
-use super::{L2Memory, Nested};
+use super::{complete, L2Context, L2Memory, Nested};
 use crate::guest::inject_host::VcpuInjectHost;
 use crate::guest::{Guest, RunEnd, Stop};
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::instructions::VmFail;
 use l1_vmx::GuestRegisters;
 use nvmx::ept::{
     compose, reflected_qualification, walk, Ept12, EptFault, HostMapping, Permissions,
@@ -17,7 +18,7 @@ use nvmx::event::{Event, InterruptionInfo};
 use nvmx::exit::EptViolation;
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
-use nvmx::insn::GuestMemory;
+use nvmx::insn::{GuestMemory, Outcome};
 use nvmx::intr::{self, AssistOutcome, L3Outcome};
 use nvmx::nested::{decide_l3_exit, Decision, ExitFacts, ExitFields, L1Exit};
 use nvmx::route::InterceptControls;
@@ -45,6 +46,7 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     if let Some(count) = g.nested.stats.l3_exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
     }
+    g.nested.engine.l3_ran();
     let memory = L2Memory(&mut g.ram);
     let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
@@ -91,6 +93,36 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
                 rip: vmcs.read(guest::RIP),
             }))
         }
+    }
+}
+
+/// The processor failed the VM entry of vmcs02 (still current). VMfailValid of the guest
+/// hypervisor's VMLAUNCH/VMRESUME: the instruction completes as VMfailValid with the
+/// processor's error number (SDM 31.2) and L2 continues after it. VMfailInvalid, or a failed
+/// re-entry after l1-hv handled an exit of L3, is l1-hv's bug: the guest stops.
+#[inline(never)]
+pub fn entry_failed(g: &mut Guest, vmcs: &mut CurrentVmcs, fail: VmFail) -> Handled {
+    if matches!(fail, VmFail::Invalid) {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(
+            "VMfailInvalid entering vmcs02",
+        )));
+    }
+    let error = vmcs.read(ro::VM_INSTRUCTION_ERROR);
+    let vmcs01_phys = g.vmcs_region.phys();
+    // SAFETY: vmcs02 is current: its entry failed.
+    let mut hw = unsafe { g.nested.hardware(vmcs01_phys) };
+    match g.nested.engine.vmcs02_entry_failed(&mut hw, error) {
+        Ok(error) => {
+            g.nested.in_l3 = false;
+            let mut cx = L2Context {
+                regs: &mut g.regs,
+                vmcs,
+                memory: L2Memory(&mut g.ram),
+            };
+            complete(&mut cx, Outcome::FailValid(error));
+            Handled::Resume
+        }
+        Err(_) => Handled::End(RunEnd::Stopped(Stop::EntryFailed { error })),
     }
 }
 

@@ -28,7 +28,7 @@ mod vmcs02;
 pub use arch::{ar, guest_cpl, EFER_DEFINED, EFER_LMA, EFER_LME, EFER_NXE};
 pub use checks::{check_vmcs12, EntryContext, EntryFailure};
 pub use dirty::Dirty;
-pub use engine::{Entry, NestedHardware, NestedVcpu};
+pub use engine::{Entry, NestedHardware, NestedVcpu, Vmcs02EntryBug};
 pub use exit::{load_l2_host_state, reflect_exit, ExitFields, VmxAbort};
 pub use l3_policy::{decide_l3_exit, Decision, L1Exit};
 pub use reflect::ExitFacts;
