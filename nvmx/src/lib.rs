@@ -6,6 +6,7 @@ extern crate alloc;
 
 pub mod ept;
 pub mod event;
+pub mod exit;
 pub mod exit_reason;
 #[cfg(feature = "explain")]
 pub mod explain;

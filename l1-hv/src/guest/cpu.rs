@@ -7,12 +7,13 @@ use core::arch::x86_64::CpuidResult;
 use l1_vmx::capabilities::Capabilities;
 use l1_vmx::GuestRegisters;
 use nvmx::event::Event;
-use nvmx::insn::{Gpr, GuestOperands, VmxCapabilities};
-use nvmx::nested::{EFER_LMA, EFER_LME};
+use nvmx::exit::CrAccess;
+use nvmx::insn::{GuestOperands, VmxCapabilities};
+use nvmx::nested::{EFER_DEFINED, EFER_LMA, EFER_LME};
 use shadow_vmcs::Vmcs;
 use x86::controlregs::Cr4;
 use x86::msr::{IA32_EFER, IA32_FEATURE_CONTROL};
-use x86::vmx::vmcs::{control, guest, ro};
+use x86::vmx::vmcs::{control, guest};
 
 /// CPUID.1:ECX bits l1-hv changes: VMX (5) offered, hypervisor present (31), x2APIC (21)
 /// hidden: a guest's way back from x2APIC to xAPIC mode goes through the APIC's global
@@ -60,12 +61,12 @@ pub fn rdmsr(regs: &mut GuestRegisters, vmcs: &impl Vmcs, offered: &VmxCapabilit
     Ok(())
 }
 
-/// WRMSR: IA32_EFER may be rewritten with LMA unchanged (SDM 2.2.1); nothing else is writable.
+/// WRMSR: IA32_EFER may be rewritten, its defined bits only and LMA unchanged (SDM 2.2.1);
+/// nothing else is writable.
 pub fn wrmsr(regs: &GuestRegisters, vmcs: &mut impl Vmcs) -> Emulated {
-    const EFER_WRITABLE: u64 = 1 | EFER_LME | EFER_LMA | 1 << 11; // SCE, LME, LMA, NXE
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
     let efer = vmcs.read(guest::IA32_EFER_FULL);
-    if regs.rcx as u32 != IA32_EFER || value & !EFER_WRITABLE != 0 || (value ^ efer) & EFER_LMA != 0
+    if regs.rcx as u32 != IA32_EFER || value & !EFER_DEFINED != 0 || (value ^ efer) & EFER_LMA != 0
     {
         return Err(gp0());
     }
@@ -79,16 +80,15 @@ pub fn mov_to_cr<V: Vmcs>(
     caps: &Capabilities,
     in_vmx_operation: bool,
 ) -> Emulated {
-    let qualification = cx.vmcs.read(ro::EXIT_QUALIFICATION);
-    let (cr, access, register) = (
-        qualification & 0xf,
-        (qualification >> 4) & 3,
-        (qualification >> 8) & 0xf,
-    );
-    let value = cx.register(Gpr::from_number(register as u32));
-    match (cr, access) {
-        (0, 0) => mov_to_cr0(cx, caps, value),
-        (4, 0) => mov_to_cr4(cx, caps, in_vmx_operation, value),
+    match CrAccess::read(cx.vmcs) {
+        CrAccess::MovTo { cr: 0, gpr } => {
+            let value = cx.register(gpr);
+            mov_to_cr0(cx, caps, value)
+        }
+        CrAccess::MovTo { cr: 4, gpr } => {
+            let value = cx.register(gpr);
+            mov_to_cr4(cx, caps, in_vmx_operation, value)
+        }
         // Only MOV to CR0/CR4 can exit with l1-hv's controls (no CR3, CR8, CLTS or LMSW exiting
         // beyond the owned bits, which LMSW/CLTS cannot clear: NE is not among LMSW's bits).
         _ => Err(gp0()),

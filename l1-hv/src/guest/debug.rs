@@ -23,6 +23,7 @@ use guest_gdb::{
 };
 use l1_vmx::current_vmcs::CurrentVmcs;
 use nvmx::event::{Event, InterruptionType};
+use nvmx::exit::{DrDirection, MovDr};
 use nvmx::insn::{Gpr, GuestOperands};
 use shadow_vmcs::Vmcs;
 use x86::bits64::rflags::RFlags;
@@ -118,21 +119,6 @@ impl Saved {
             entry,
             timer: vmcs.read(guest::VMX_PREEMPTION_TIMER_VALUE),
         }
-    }
-}
-
-/// MOV-DR exit qualification (SDM 28.2.1, Table 28-4): DR number, direction, GPR.
-struct MovDr(u64);
-
-impl MovDr {
-    fn dr(&self) -> u8 {
-        (self.0 & 7) as u8
-    }
-    fn reads_dr(&self) -> bool {
-        self.0 & (1 << 4) != 0
-    }
-    fn gpr(&self) -> Gpr {
-        Gpr::from_number(((self.0 >> 8) & 0xf) as u32)
     }
 }
 
@@ -244,9 +230,9 @@ fn end_step(guest: &mut Guest, vmcs: &mut CurrentVmcs) {
 /// CPL and CR4.DE are checked as the instruction would (SDM vol. 2 "MOV—Move to/from Debug
 /// Registers"): #GP at CPL > 0 is taken before the exit, #UD for DR4/DR5 with CR4.DE is ours.
 pub fn mov_dr(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
-    let q = MovDr(vmcs.read(ro::EXIT_QUALIFICATION));
+    let q = MovDr::read(vmcs);
     let cr4 = vmcs.read(guest::CR4);
-    let dr = match q.dr() {
+    let dr = match q.dr {
         4 | 5 if cr4 & Cr4::CR4_DEBUGGING_EXTENSIONS.bits() as u64 != 0 => {
             return super::exits::inject(
                 guest,
@@ -271,7 +257,7 @@ pub fn mov_dr(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         .debug
         .as_mut()
         .expect("MOV DR exiting only while attached");
-    if q.reads_dr() {
+    if q.direction == DrDirection::FromDr {
         let value = match dr {
             0..=3 => debug.guest_dr[usize::from(dr)],
             // SAFETY: reading DR6 has no side effect.
@@ -279,9 +265,9 @@ pub fn mov_dr(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
             _ => debug.guest_dr7,
         };
         let value = if wide { value } else { value & 0xffff_ffff };
-        cx.set_register(q.gpr(), value);
+        cx.set_register(q.gpr, value);
     } else {
-        let value = cx.register(q.gpr());
+        let value = cx.register(q.gpr);
         let value = if wide { value } else { value & 0xffff_ffff };
         match dr {
             0..=3 => debug.guest_dr[usize::from(dr)] = value,

@@ -7,39 +7,23 @@ use super::platform;
 use super::vcpu::{Guest, RunEnd, Stop};
 use devices::bus::{AccessSize, Direction, IoAccess, IoOutcome};
 use l1_vmx::current_vmcs::CurrentVmcs;
+use nvmx::exit::{IoDirection, IoInstruction, IoSize};
 use shadow_vmcs::Vmcs;
-use x86::vmx::vmcs::{guest, ro};
+use x86::vmx::vmcs::guest;
 
-/// One decoded I/O exit.
-struct IoExit {
-    port: u16,
-    size: AccessSize,
-    input: bool,
-    string: bool,
-}
-
-impl IoExit {
-    /// Bits 2:0 size − 1, bit 3 direction (1 = IN), bit 4 string instruction, bits 31:16 port.
-    fn decode(qualification: u64) -> Option<Self> {
-        let size = match qualification & 7 {
-            0 => AccessSize::Byte,
-            1 => AccessSize::Word,
-            3 => AccessSize::Dword,
-            _ => return None,
-        };
-        Some(Self {
-            port: (qualification >> 16) as u16,
-            size,
-            input: qualification & 8 != 0,
-            string: qualification & 16 != 0,
-        })
+/// The bus's size of an access of `size`.
+fn access_size(size: IoSize) -> AccessSize {
+    match size {
+        IoSize::Byte => AccessSize::Byte,
+        IoSize::Word => AccessSize::Word,
+        IoSize::Dword => AccessSize::Dword,
     }
 }
 
 /// Handles the I/O exit just taken by `guest`.
 pub fn handle(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
     let rip = vmcs.read(guest::RIP);
-    let Some(exit) = IoExit::decode(vmcs.read(ro::EXIT_QUALIFICATION)) else {
+    let Some(exit) = IoInstruction::read(vmcs) else {
         return Next::End(RunEnd::Stopped(Stop::Internal(
             "I/O exit with a reserved access size",
         )));
@@ -55,24 +39,27 @@ pub fn handle(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
             "I/O bitmap exit without a machine",
         )));
     };
-    let direction = match exit.input {
-        true => Direction::In,
-        false => Direction::Out(guest.regs.rax as u32 & exit.size.all_ones()),
+    let size = access_size(exit.size);
+    let direction = match exit.direction {
+        IoDirection::In => Direction::In,
+        IoDirection::Out => Direction::Out(guest.regs.rax as u32 & size.all_ones()),
     };
     let dispatch = machine.bus.access(IoAccess {
         port: exit.port,
-        size: exit.size,
+        size,
         direction,
     });
     if let Some(irq) = dispatch.raise_irq {
         platform::raise_isa_irq(irq.0);
     }
     match dispatch.outcome {
-        IoOutcome::Read(value) => set_input(&mut guest.regs.rax, exit.size, value),
+        IoOutcome::Read(value) => set_input(&mut guest.regs.rax, size, value),
         IoOutcome::Written => {}
         IoOutcome::Line(line) => relay(guest.config.name, line.text),
         IoOutcome::Power(event) => return Next::End(RunEnd::Power(event)),
-        IoOutcome::PassToHardware => pass_to_hardware(&exit, &mut guest.regs.rax),
+        IoOutcome::PassToHardware => {
+            pass_to_hardware(exit.port, exit.direction, size, &mut guest.regs.rax)
+        }
     }
     nvmx::retire::retire(vmcs);
     Next::Resume
@@ -111,17 +98,17 @@ fn set_input(rax: &mut u64, size: AccessSize, value: u32) {
 }
 
 /// Performs the access on the real port (a device the guest owns behind a port l1-hv watches).
-fn pass_to_hardware(exit: &IoExit, rax: &mut u64) {
+fn pass_to_hardware(port: u16, direction: IoDirection, size: AccessSize, rax: &mut u64) {
     // SAFETY: the guest owns the machine's devices; l1-hv only forwards its own access.
     unsafe {
         use x86::io::{inb, inl, inw, outb, outl, outw};
-        match (exit.input, exit.size) {
-            (true, AccessSize::Byte) => set_input(rax, exit.size, inb(exit.port).into()),
-            (true, AccessSize::Word) => set_input(rax, exit.size, inw(exit.port).into()),
-            (true, AccessSize::Dword) => set_input(rax, exit.size, inl(exit.port)),
-            (false, AccessSize::Byte) => outb(exit.port, *rax as u8),
-            (false, AccessSize::Word) => outw(exit.port, *rax as u16),
-            (false, AccessSize::Dword) => outl(exit.port, *rax as u32),
+        match (direction, size) {
+            (IoDirection::In, AccessSize::Byte) => set_input(rax, size, inb(port).into()),
+            (IoDirection::In, AccessSize::Word) => set_input(rax, size, inw(port).into()),
+            (IoDirection::In, AccessSize::Dword) => set_input(rax, size, inl(port)),
+            (IoDirection::Out, AccessSize::Byte) => outb(port, *rax as u8),
+            (IoDirection::Out, AccessSize::Word) => outw(port, *rax as u16),
+            (IoDirection::Out, AccessSize::Dword) => outl(port, *rax as u32),
         }
     }
 }

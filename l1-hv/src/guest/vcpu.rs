@@ -289,6 +289,12 @@ impl<'a> Guest<'a> {
             };
             match entry {
                 Entry::Exited => *launched = true,
+                Entry::Failed(fail) if in_l3 => {
+                    match l3_exit::entry_failed(self, &mut vmcs, fail) {
+                        l3_exit::Handled::Resume => continue,
+                        l3_exit::Handled::End(end) => return end,
+                    }
+                }
                 Entry::Failed(fail) => {
                     let error = match fail {
                         instructions::VmFail::Valid => {

@@ -1,26 +1,29 @@
-//! An exit of L3 (vmcs02 current): reflect it to the guest hypervisor as a virtual VM exit, or
-//! handle it in l1-hv — an EPT violation in the composed EPT that the guest hypervisor's EPT
-//! allows (fill EPT02), an exception only l1-hv intercepted (re-inject into L3), an external
-//! interrupt (l1-hv's own).
+//! An exit of L3 (vmcs02 current): `nvmx::nested::decide_l3_exit` says whose it is, l1-hv's
+//! needs first; this adapter acts on the decision — reflect it to the guest hypervisor as a
+//! virtual VM exit, or handle it in l1-hv: an EPT violation in the composed EPT that the guest
+//! hypervisor's EPT allows (fill EPT02), an exception only l1-hv intercepted (re-inject into
+//! L3), an external interrupt or port I/O of the machine.
 
-use super::{L2Memory, Nested};
+use super::{complete, L2Context, L2Memory, Nested};
 use crate::guest::inject_host::VcpuInjectHost;
 use crate::guest::{Guest, RunEnd, Stop};
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::instructions::VmFail;
 use l1_vmx::GuestRegisters;
 use nvmx::ept::{
-    compose, reflected_qualification, walk, Access, Ept12, EptFault, HostMapping, Permissions,
+    compose, reflected_qualification, walk, Ept12, EptFault, HostMapping, Permissions,
 };
 use nvmx::event::{Event, InterruptionInfo};
+use nvmx::exit::EptViolation;
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
-use nvmx::insn::GuestMemory;
+use nvmx::insn::{GuestMemory, Outcome};
 use nvmx::intr::{self, AssistOutcome, L3Outcome};
-use nvmx::nested::{l2_wants_exit, Decision, ExitFacts, ExitFields};
+use nvmx::nested::{decide_l3_exit, Decision, ExitFacts, ExitFields, L1Exit};
 use nvmx::route::InterceptControls;
 use shadow_vmcs::Vmcs;
-use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::control;
 use x86::vmx::vmcs::{guest, ro};
 
 /// EPT memory type of l1-hv's own mappings of guest RAM: write-back.
@@ -43,51 +46,83 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     if let Some(count) = g.nested.stats.l3_exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
     }
-    if reason.is_entry_failure() {
-        // The processor checks vmcs02's guest state itself (the engine does not re-check the
-        // state an exit saved): the guest hypervisor gets the failure as the processor reports
-        // it (SDM 27.8).
-        return reflect(host, g, vmcs, ExitFields::FromVmcs02);
-    }
+    g.nested.engine.l3_ran();
     let memory = L2Memory(&mut g.ram);
     let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
     };
-    if reason.basic() == exit_reason::EPT_VIOLATION && ept_enabled(vmcs12) {
-        return ept_violation(host, g, vmcs);
-    }
     let facts = ExitFacts::from_vmcs02(vmcs, gprs(&g.regs, vmcs));
-    match l2_wants_exit(&facts, vmcs12, &memory) {
+    match decide_l3_exit(&facts, vmcs12, &memory) {
+        // A VM-entry failure of vmcs02 (reason bit 31) too: the processor checks vmcs02's guest
+        // state itself (the engine does not re-check the state an exit saved), and the guest
+        // hypervisor gets the failure as the processor reports it (SDM 27.8).
         Decision::ReflectToL2 => reflect(host, g, vmcs, ExitFields::FromVmcs02),
-        Decision::L1Handles => match reason.basic() {
-            exit_reason::EXCEPTION_OR_NMI => reinject(host, g, vmcs),
-            // An interrupt l1-hv intercepts and the guest hypervisor does not: a kernel
-            // guest's goes into its pending events (acknowledged on exit, it must not be lost);
-            // a test image's is a stray one, ended and dropped.
-            exit_reason::EXTERNAL_INTERRUPT => {
-                redeliver_interrupted(vmcs);
-                let info = InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32);
-                match g.machine.as_mut() {
-                    Some(machine) if info.valid() => {
-                        machine.events.raise_interrupt(info.vector());
-                    }
-                    _ => crate::guest::end_of_interrupt(),
+        Decision::L1Handles(L1Exit::Exception) => reinject(host, g, vmcs),
+        Decision::L1Handles(L1Exit::Ept02Violation) => ept_violation(host, g, vmcs),
+        // A kernel guest's interrupt goes into its pending events (acknowledged on exit, it
+        // must not be lost); a test image's is a stray one, ended and dropped.
+        Decision::L1Handles(L1Exit::ExternalInterrupt) => {
+            redeliver_interrupted(vmcs);
+            let info = InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32);
+            match g.machine.as_mut() {
+                Some(machine) if info.valid() => {
+                    machine.events.raise_interrupt(info.vector());
                 }
-                Handled::Resume
+                _ => crate::guest::end_of_interrupt(),
             }
-            exit_reason::IO_INSTRUCTION if g.machine.is_some() => {
-                match crate::guest::l3_port_io(g, vmcs) {
-                    None => Handled::Resume,
-                    Some(end) => Handled::End(end),
-                }
+            Handled::Resume
+        }
+        Decision::L1Handles(L1Exit::PortIo) if g.machine.is_some() => {
+            match crate::guest::l3_port_io(g, vmcs) {
+                None => Handled::Resume,
+                Some(end) => Handled::End(end),
             }
-            _ => Handled::End(RunEnd::Stopped(Stop::Unhandled {
+        }
+        // L3 ran on l1-hv's EPT for L2: the address is outside what L2 has.
+        Decision::L1Handles(L1Exit::L2EptViolation) => {
+            Handled::End(RunEnd::Stopped(Stop::EptViolation {
+                gpa: vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL),
+                rip: vmcs.read(guest::RIP),
+            }))
+        }
+        Decision::L1Handles(L1Exit::PortIo | L1Exit::Other) => {
+            Handled::End(RunEnd::Stopped(Stop::Unhandled {
                 reason,
                 rip: vmcs.read(guest::RIP),
-            })),
-        },
+            }))
+        }
+    }
+}
+
+/// The processor failed the VM entry of vmcs02 (still current). VMfailValid of the guest
+/// hypervisor's VMLAUNCH/VMRESUME: the instruction completes as VMfailValid with the
+/// processor's error number (SDM 31.2) and L2 continues after it. VMfailInvalid, or a failed
+/// re-entry after l1-hv handled an exit of L3, is l1-hv's bug: the guest stops.
+#[inline(never)]
+pub fn entry_failed(g: &mut Guest, vmcs: &mut CurrentVmcs, fail: VmFail) -> Handled {
+    if matches!(fail, VmFail::Invalid) {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(
+            "VMfailInvalid entering vmcs02",
+        )));
+    }
+    let error = vmcs.read(ro::VM_INSTRUCTION_ERROR);
+    let vmcs01_phys = g.vmcs_region.phys();
+    // SAFETY: vmcs02 is current: its entry failed.
+    let mut hw = unsafe { g.nested.hardware(vmcs01_phys) };
+    match g.nested.engine.vmcs02_entry_failed(&mut hw, error) {
+        Ok(error) => {
+            g.nested.in_l3 = false;
+            let mut cx = L2Context {
+                regs: &mut g.regs,
+                vmcs,
+                memory: L2Memory(&mut g.ram),
+            };
+            complete(&mut cx, Outcome::FailValid(error));
+            Handled::Resume
+        }
+        Err(_) => Handled::End(RunEnd::Stopped(Stop::EntryFailed { error })),
     }
 }
 
@@ -142,12 +177,8 @@ fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
 /// misconfiguration (SDM 29.3.3).
 fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     let qualification = vmcs.read(ro::EXIT_QUALIFICATION);
+    let access = EptViolation::from_qualification(qualification).access;
     let l3_gpa = vmcs.read(ro::GUEST_PHYSICAL_ADDR_FULL);
-    let access = Access {
-        read: qualification & 1 != 0,
-        write: qualification & 2 != 0,
-        execute: qualification & 4 != 0,
-    };
     let memory = L2Memory(&mut g.ram);
     let nested: &mut Nested = &mut g.nested;
     let Some(vmcs12) = nested.engine.vmx().current_vmcs12() else {
@@ -235,13 +266,6 @@ fn redeliver_interrupted(vmcs: &mut CurrentVmcs) {
     if let Some(event) = Event::from_idt_vectoring(vmcs) {
         redeliver(vmcs, &event);
     }
-}
-
-fn ept_enabled(vmcs12: &impl Vmcs) -> bool {
-    let primary = vmcs12.read(control::PRIMARY_PROCBASED_EXEC_CONTROLS) as u32;
-    let secondary = vmcs12.read(control::SECONDARY_PROCBASED_EXEC_CONTROLS) as u32;
-    primary & PrimaryControls::SECONDARY_CONTROLS.bits() != 0
-        && secondary & SecondaryControls::ENABLE_EPT.bits() != 0
 }
 
 /// L3's general-purpose registers in `Gpr` order (RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8–R15).

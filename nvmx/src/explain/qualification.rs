@@ -1,41 +1,41 @@
-//! Exit qualifications (SDM Vol. 3, 28.2.1): for exception exits (#PF address, #DB conditions,
-//! Table 28-1), control-register accesses (Table 28-3), I/O instructions (Table 28-5) and EPT
-//! violations (Table 28-7).
+//! Exit qualifications (SDM Vol. 3, 28.2.1), explained: exception exits (#PF address, #DB
+//! conditions, Table 28-1) here; control-register accesses (Table 28-3), MOV DR (Table 28-4),
+//! I/O instructions (Table 28-5) and EPT violations (Table 28-7) as [`crate::exit`] decodes them.
 
 use super::exit_reason::basic_reason_name;
 use super::interruption::exception_name;
 use super::{error, note, SEP};
+use crate::ept::Permissions;
+use crate::exit::{
+    CrAccess, DrDirection, EptViolation, IoDirection, IoInstruction, IoOperand, LinearAddress,
+    LmswOperand, MovDr, Qualification,
+};
+use crate::exit_reason::EXCEPTION_OR_NMI;
+use crate::insn::Gpr;
 use alloc::{format, string::String, string::ToString, vec, vec::Vec};
 use x86::debugregs::Dr6;
 use x86::irq::{DEBUG_VECTOR, PAGE_FAULT_VECTOR};
 
-/// Basic reason of exception and NMI exits.
-const EXCEPTION_OR_NMI: u16 = 0;
-/// Basic reason of control-register accesses.
-const CR_ACCESS: u16 = 28;
-/// Basic reason of I/O instructions.
-const IO_INSTRUCTION: u16 = 30;
-/// Basic reason of EPT violations.
-const EPT_VIOLATION: u16 = 48;
-
 /// Decodes exit qualification `value` of an exit with basic reason `reason`; for exception exits
 /// the meaning depends on the vector, which `vector` gives (if unknown, both readings are shown).
 pub fn qualification(reason: u16, vector: Option<u8>, value: u64) -> String {
-    match (reason, vector) {
-        (EXCEPTION_OR_NMI, Some(PAGE_FAULT_VECTOR)) => page_fault(value),
-        (EXCEPTION_OR_NMI, Some(DEBUG_VECTOR)) => debug(value),
-        (EXCEPTION_OR_NMI, Some(v)) => format!(
+    let exception = reason == EXCEPTION_OR_NMI;
+    match (Qualification::decode(reason, value), vector) {
+        (Qualification::CrAccess(access), _) => cr_access(access, value),
+        (Qualification::MovDr(mov), _) => mov_dr(mov, value),
+        (Qualification::Io(exit), _) => io(exit, value),
+        (Qualification::EptViolation(violation), _) => ept_violation(violation, value),
+        (_, Some(PAGE_FAULT_VECTOR)) if exception => page_fault(value),
+        (_, Some(DEBUG_VECTOR)) if exception => debug(value),
+        (_, Some(v)) if exception => format!(
             "exception exit for {}: no exit qualification defined (only #PF and #DB have one)",
             exception_name(v)
         ),
-        (EXCEPTION_OR_NMI, None) => format!(
+        (_, None) if exception => format!(
             "exception or NMI exit: the meaning depends on the vector (give --vector){}{}",
             note(&page_fault(value)),
             note(&debug(value).replace('\n', "\n  ")),
         ),
-        (CR_ACCESS, _) => cr_access(value),
-        (IO_INSTRUCTION, _) => io(value),
-        (EPT_VIOLATION, _) => ept_violation(value),
         _ => format!(
             "no exit qualification decoded for basic reason {reason} ({})",
             basic_reason_name(reason).unwrap_or("not defined in SDM Appendix C")
@@ -80,75 +80,94 @@ fn debug(value: u64) -> String {
     out
 }
 
-/// The 16 general-purpose registers in the order of the 4-bit register fields.
-const GPRS: [&str; 16] = [
-    "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI", "R8", "R9", "R10", "R11", "R12", "R13",
-    "R14", "R15",
-];
+/// A register's name as the 4-bit register fields number it.
+fn gpr_name(gpr: Gpr) -> &'static str {
+    const NAMES: [&str; 16] = [
+        "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI", "R8", "R9", "R10", "R11", "R12",
+        "R13", "R14", "R15",
+    ];
+    NAMES[gpr as usize]
+}
 
 /// Control-register access (Table 28-3).
-fn cr_access(value: u64) -> String {
-    let cr = value & 0xf;
-    let gpr = GPRS[((value >> 8) & 0xf) as usize];
-    let line = match (value >> 4) & 3 {
-        0 => format!("MOV to CR{cr} from {gpr}"),
-        1 => format!("MOV from CR{cr} to {gpr}"),
-        2 => "CLTS".to_string(),
-        _ => format!(
-            "LMSW with source data {:#06x} ({} operand)",
-            (value >> 16) & 0xffff,
-            if value & (1 << 6) != 0 {
-                "memory"
-            } else {
-                "register"
+fn cr_access(access: CrAccess, value: u64) -> String {
+    let line = match access {
+        CrAccess::MovTo { cr, gpr } => format!("MOV to CR{cr} from {}", gpr_name(gpr)),
+        CrAccess::MovFrom { cr, gpr } => format!("MOV from CR{cr} to {}", gpr_name(gpr)),
+        CrAccess::Clts => "CLTS".to_string(),
+        CrAccess::Lmsw { source, operand } => format!(
+            "LMSW with source data {source:#06x} ({} operand)",
+            match operand {
+                LmswOperand::Memory => "memory",
+                LmswOperand::Register => "register",
             }
         ),
     };
-    let defined: u64 = 0xffff_0f7f;
-    reserved(line, value & !defined, "28-3")
+    reserved(line, value & !CrAccess::DEFINED, "28-3")
+}
+
+/// MOV DR (Table 28-4).
+fn mov_dr(mov: MovDr, value: u64) -> String {
+    let gpr = gpr_name(mov.gpr);
+    let line = match mov.direction {
+        DrDirection::ToDr => format!("MOV to DR{} from {gpr}", mov.dr),
+        DrDirection::FromDr => format!("MOV from DR{} to {gpr}", mov.dr),
+    };
+    reserved(line, value & !MovDr::DEFINED, "28-4")
 }
 
 /// I/O instruction (Table 28-5).
-fn io(value: u64) -> String {
-    let size = match value & 7 {
-        0 => "1 byte".to_string(),
-        1 => "2 bytes".to_string(),
-        3 => "4 bytes".to_string(),
-        other => format!("size field {other} (not used)"),
+fn io(exit: Option<IoInstruction>, value: u64) -> String {
+    let Some(exit) = exit else {
+        return format!("I/O instruction at port {:#06x}", value >> 16 & 0xFFFF)
+            + &error(&format!(
+                "size field {} is not used: 0, 1 and 3 are the sizes (Table 28-5)",
+                value & 7
+            ));
     };
+    let size = exit.size.bytes();
     let mut line = vec![
-        if value & 8 != 0 { "IN" } else { "OUT" }.to_string(),
-        format!("port {:#06x}", (value >> 16) & 0xffff),
-        size,
-        if value & (1 << 6) != 0 {
-            "immediate operand"
-        } else {
-            "port in DX"
+        match exit.direction {
+            IoDirection::In => "IN",
+            IoDirection::Out => "OUT",
+        }
+        .to_string(),
+        format!("port {:#06x}", exit.port),
+        format!("{size} byte{}", if size == 1 { "" } else { "s" }),
+        match exit.operand {
+            IoOperand::Immediate => "immediate operand",
+            IoOperand::Dx => "port in DX",
         }
         .to_string(),
     ];
-    if value & (1 << 4) != 0 {
+    if exit.string {
         line.push("string instruction".to_string());
     }
-    if value & (1 << 5) != 0 {
+    if exit.rep {
         line.push("REP prefix".to_string());
     }
-    let defined: u64 = 0xffff_007f;
-    reserved(line.join(SEP), value & !defined, "28-5")
+    reserved(line.join(SEP), value & !IoInstruction::DEFINED, "28-5")
 }
 
 /// EPT violation (Table 28-7).
-fn ept_violation(value: u64) -> String {
-    let bit = |n: u32| value & (1 << n) != 0;
-    let access: Vec<&str> = [(0, "read"), (1, "write"), (2, "instruction fetch")]
-        .into_iter()
-        .filter(|&(n, _)| bit(n))
-        .map(|(_, what)| what)
-        .collect();
-    let permitted: String = [(3, 'r'), (4, 'w'), (5, 'x')]
-        .into_iter()
-        .map(|(n, c)| if bit(n) { c } else { '-' })
-        .collect();
+fn ept_violation(v: EptViolation, value: u64) -> String {
+    let access: Vec<&str> = [
+        (v.access.read, "read"),
+        (v.access.write, "write"),
+        (v.access.execute, "instruction fetch"),
+    ]
+    .into_iter()
+    .filter(|&(on, _)| on)
+    .map(|(_, what)| what)
+    .collect();
+    let permitted: String = [
+        (Permissions::READ, 'r'),
+        (Permissions::WRITE, 'w'),
+        (Permissions::EXECUTE, 'x'),
+    ]
+    .into_iter()
+    .map(|(p, c)| if v.permitted.contains(p) { c } else { '-' })
+    .collect();
     let mut line = vec![
         format!(
             "EPT violation on {}",
@@ -160,55 +179,61 @@ fn ept_violation(value: u64) -> String {
         ),
         format!("EPT permits {permitted}"),
     ];
-    if bit(6) {
+    if v.user_execute {
         line.push("user-mode execute permitted (MBEC)".to_string());
     }
-    line.push(match (bit(7), bit(8)) {
-        (false, _) => "no guest linear address".to_string(),
-        (true, true) => "guest linear address valid: translation of it".to_string(),
-        (true, false) => "guest linear address valid: paging-structure access".to_string(),
-    });
-    if bit(7) && bit(8) {
-        // Advanced VM-exit information for EPT violations (bits 9-11).
-        line.push(
-            if bit(9) {
-                "user-mode address"
-            } else {
-                "supervisor-mode address"
-            }
-            .to_string(),
-        );
-        line.push(
-            if bit(10) {
-                "read/write page"
-            } else {
-                "read-only page"
-            }
-            .to_string(),
-        );
-        line.push(
-            if bit(11) {
-                "execute-disable page"
-            } else {
-                "executable page"
-            }
-            .to_string(),
-        );
+    match v.linear {
+        LinearAddress::Invalid => line.push("no guest linear address".to_string()),
+        LinearAddress::PagingStructure => {
+            line.push("guest linear address valid: paging-structure access".to_string())
+        }
+        LinearAddress::Translation {
+            user,
+            writable,
+            execute_disable,
+        } => {
+            line.push("guest linear address valid: translation of it".to_string());
+            // Advanced VM-exit information for EPT violations (bits 9-11).
+            line.push(
+                if user {
+                    "user-mode address"
+                } else {
+                    "supervisor-mode address"
+                }
+                .to_string(),
+            );
+            line.push(
+                if writable {
+                    "read/write page"
+                } else {
+                    "read-only page"
+                }
+                .to_string(),
+            );
+            line.push(
+                if execute_disable {
+                    "execute-disable page"
+                } else {
+                    "executable page"
+                }
+                .to_string(),
+            );
+        }
     }
     let flags = [
-        (12, "NMI unblocking due to IRET"),
-        (13, "shadow-stack access"),
-        (14, "supervisor shadow-stack page"),
-        (15, "guest-paging verification"),
-        (16, "asynchronous to instruction execution"),
+        (v.nmi_unblocking, "NMI unblocking due to IRET"),
+        (v.shadow_stack, "shadow-stack access"),
+        (v.supervisor_shadow_stack, "supervisor shadow-stack page"),
+        (v.guest_paging_verification, "guest-paging verification"),
+        (v.asynchronous, "asynchronous to instruction execution"),
     ];
     line.extend(
         flags
             .iter()
-            .filter(|(n, _)| bit(*n))
+            .filter(|(on, _)| *on)
             .map(|(_, w)| w.to_string()),
     );
-    reserved(line.join(SEP), value >> 17 << 17, "28-7")
+    reserved(line.join(SEP), value & !EptViolation::DEFINED, "28-7")
 }
 
 /// Appends an error line for reserved bits `set`, citing `table`.

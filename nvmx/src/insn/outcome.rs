@@ -57,6 +57,34 @@ pub enum VmInstructionError {
     InvalidInveptInvvpidOperand = 28,
 }
 
+impl VmInstructionError {
+    /// The error numbered `number`, as a processor reports it in the VM-instruction error
+    /// field; `None` for a number nvmx does not name.
+    pub fn from_number(number: u64) -> Option<Self> {
+        use VmInstructionError::*;
+        [
+            VmcallInRoot,
+            VmclearInvalidAddress,
+            VmclearVmxonPointer,
+            VmlaunchNonClear,
+            VmresumeNonLaunched,
+            VmresumeAfterVmxoff,
+            EntryInvalidControls,
+            EntryInvalidHostState,
+            VmptrldInvalidAddress,
+            VmptrldVmxonPointer,
+            VmptrldBadRevision,
+            UnsupportedComponent,
+            VmwriteReadOnly,
+            VmxonInRoot,
+            EntryBlockedByMovSs,
+            InvalidInveptInvvpidOperand,
+        ]
+        .into_iter()
+        .find(|&error| error as u64 == number)
+    }
+}
+
 /// A TLB invalidation an emulated INVEPT/INVVPID asks the kernel to carry out before it
 /// completes the instruction with VMsucceed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,18 +1,22 @@
 //! Architectural constants and predicates the nested phases share: bits the `x86` crate does not
-//! name (EFER, CR4.CET, access rights) and the guest segment-register field groups. The
+//! name (EFER, CR4.CET, access rights; also for l1-hv and its guests) and the guest segment-register field groups. The
 //! interruptibility and activity states are [`crate::intr`]'s.
 
 use shadow_vmcs::Vmcs;
 use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::guest;
 
+/// IA32_EFER.SCE (SYSCALL enable).
+pub const EFER_SCE: u64 = 1 << 0;
 /// IA32_EFER.LME (long mode enable).
 pub const EFER_LME: u64 = 1 << 8;
 /// IA32_EFER.LMA (long mode active).
 pub const EFER_LMA: u64 = 1 << 10;
-/// The EFER bits Intel defines: SCE (0), LME (8), LMA (10), NXE (11); VM entry and exit reject
-/// the others (SDM 27.2.2, 27.3.1.1).
-pub(crate) const EFER_DEFINED: u64 = 1 | EFER_LME | EFER_LMA | 1 << 11;
+/// IA32_EFER.NXE (execute-disable enable; else bit 63 of paging entries is reserved).
+pub const EFER_NXE: u64 = 1 << 11;
+/// The EFER bits Intel defines (SDM 2.2.1); VM entry and exit reject the others (SDM 27.2.2,
+/// 27.3.1.1) and WRMSR raises #GP for them.
+pub const EFER_DEFINED: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 /// CR4.CET (bit 23), which the `x86` crate does not name; CR4.CET = 1 requires CR0.WP = 1.
 pub(crate) const CR4_CET: u64 = 1 << 23;
 /// IA32_DEBUGCTL.BTF (single-step on branches).

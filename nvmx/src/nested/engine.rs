@@ -35,6 +35,7 @@ use super::exit::{
 use super::vmcs02::{prepare_vmcs02, write_injection, L1Needs};
 use crate::exit_reason;
 use crate::insn::{GuestMemory, NestedVmx, VmInstructionError, VmxCapabilities};
+pub use failed_entry::Vmcs02EntryBug;
 use shadow_vmcs::{Field, Resolved, ShadowPolicy, SoftVmcs, Vmcs, SHADOWED};
 use x86::vmx::vmcs::control;
 
@@ -94,6 +95,10 @@ pub struct NestedVcpu {
     /// vmcs02 holds L3's guest state of the last exit that vmcs12 does not have yet (all but
     /// [`FREQUENT_GUEST_FIELDS`]): which of it the exit saves.
     l3_state_in_vmcs02: Option<RareGuestState>,
+    /// The guest hypervisor's VMLAUNCH (`Some(true)`) or VMRESUME (`Some(false)`) that the
+    /// coming VM entry of vmcs02 completes; set by every successful nested entry, `None` once
+    /// L3 ran ([`Self::l3_ran`]).
+    entering: Option<bool>,
 }
 
 impl NestedVcpu {
@@ -105,6 +110,7 @@ impl NestedVcpu {
             shadow,
             built: None,
             l3_state_in_vmcs02: None,
+            entering: None,
         }
     }
 
@@ -241,6 +247,7 @@ impl NestedVcpu {
         }
         current.dirty = Dirty::empty();
         self.built = Some(built);
+        self.entering = Some(launch);
         Entry::L3
     }
 
@@ -418,5 +425,6 @@ const _: () = {
     assert!(control::VMENTRY_INTERRUPTION_INFO_FIELD == INJECTION_FIELDS[0]);
 };
 
+mod failed_entry;
 #[cfg(test)]
 mod tests;

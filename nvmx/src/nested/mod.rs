@@ -4,7 +4,8 @@
 //! 1. [`check_vmcs12`]: the VM-entry checks on vmcs12 (SDM 27.2–27.3) after an emulated
 //!    VMLAUNCH/VMRESUME returned [`crate::insn::Outcome::Enter`].
 //! 2. [`prepare_vmcs02`]: vmcs12 and l1-hv's [`L1Needs`] composed into vmcs02; then VM entry.
-//! 3. [`l2_wants_exit`]: for each exit of L3, whether the guest hypervisor asked for it.
+//! 3. [`decide_l3_exit`]: for each exit of L3, whether l1-hv keeps it for itself, else whether
+//!    the guest hypervisor asked for it.
 //! 4. [`reflect_exit`] and [`load_l2_host_state`]: the virtual VM exit (SDM 28), also the tail
 //!    of a failed entry (SDM 27.8).
 //!
@@ -17,16 +18,18 @@ mod controls;
 mod dirty;
 mod engine;
 mod exit;
+mod l3_policy;
 mod pdpte;
 mod reflect;
 #[cfg(test)]
 pub(crate) mod test_support;
 mod vmcs02;
 
-pub use arch::{ar, guest_cpl, EFER_LMA, EFER_LME};
+pub use arch::{ar, guest_cpl, EFER_DEFINED, EFER_LMA, EFER_LME, EFER_NXE};
 pub use checks::{check_vmcs12, EntryContext, EntryFailure};
 pub use dirty::Dirty;
-pub use engine::{Entry, NestedHardware, NestedVcpu};
+pub use engine::{Entry, NestedHardware, NestedVcpu, Vmcs02EntryBug};
 pub use exit::{load_l2_host_state, reflect_exit, ExitFields, VmxAbort};
-pub use reflect::{l2_wants_exit, Decision, ExitFacts};
+pub use l3_policy::{decide_l3_exit, Decision, L1Exit};
+pub use reflect::ExitFacts;
 pub use vmcs02::{merge_exit_bitmaps, prepare_vmcs02, L1Needs, L2Inherited, Vmcs12Pages};

@@ -4,25 +4,14 @@
 
 use super::arch::{ar, CR0_TS, CS};
 use super::controls::Controls;
-use crate::event::{Event, InterruptionInfo, InterruptionType};
+use crate::event::{Event, InterruptionInfo};
+use crate::exit::{CrAccess, IoInstruction};
 use crate::exit_reason as reason;
 use crate::insn::{Gpr, GuestMemory};
 use crate::route::{intercepts, InterceptControls};
 use shadow_vmcs::Vmcs;
-use x86::irq::MACHINE_CHECK_VECTOR;
 use x86::vmx::vmcs::control::{self, EntryControls, PrimaryControls, SecondaryControls};
 use x86::vmx::vmcs::ro;
-
-/// Who handles an exit of L3.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// vmcs12 asked for it: perform a virtual VM exit to the guest hypervisor
-    /// ([`super::reflect_exit`], then [`super::load_l2_host_state`]).
-    ReflectToL2,
-    /// l1-hv's own exit: handle it and resume L3 (for an exception vmcs12 does not intercept,
-    /// re-inject it into L3 with [`crate::inject::inject_event`] and `Running::L3`).
-    L1Handles,
-}
 
 /// What the decision needs to know about an exit from vmcs02.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,30 +55,20 @@ impl ExitFacts {
     }
 }
 
-/// Decides whether the guest hypervisor wants this exit of its L3 guest. `mem` is the guest
-/// hypervisor's memory, where vmcs12's I/O, MSR and VMREAD/VMWRITE bitmaps live; a bitmap that
-/// cannot be read counts as all ones (an absent page reads as ones on the bus), i.e. reflect.
+/// Whether the guest hypervisor wants this exit of its L3 guest: whether vmcs12's controls would
+/// have caused it on hardware. `mem` is the guest hypervisor's memory, where vmcs12's I/O, MSR
+/// and VMREAD/VMWRITE bitmaps live; a bitmap that cannot be read counts as all ones (an absent
+/// page reads as ones on the bus), i.e. reflect.
 ///
-/// Exits l1-hv never hands over: NMIs, machine checks, external interrupts, INIT/SIPI/SMIs and
-/// VM-entry failures due to machine checks (physical events of l1-hv's processor), EPT
-/// violations and misconfigurations (vmcs02 runs the composed EPT02; see [`crate::ept`]), and
-/// the preemption timer (vmcs12 cannot activate one: it is not offered). Reasons nvmx does not
-/// know are reflected, the conservative choice for a control nvmx does not emulate.
-pub fn l2_wants_exit(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory) -> Decision {
+/// Asked only for exits l1-hv does not keep for itself ([`super::decide_l3_exit`] asks that
+/// first). Reasons nvmx does not know are reflected, the conservative choice for a control nvmx
+/// does not emulate.
+pub(super) fn l2_wants_exit(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemory) -> bool {
     let c = Controls::read(vmcs12);
     let primary = |bit: PrimaryControls| c.primary.contains(bit);
     let secondary = |bit: SecondaryControls| c.secondary.contains(bit);
-    let reflect = match exit.reason as u16 {
+    match exit.reason as u16 {
         reason::EXCEPTION_OR_NMI => exception_reflected(exit, vmcs12),
-        reason::EXTERNAL_INTERRUPT
-        | reason::INIT
-        | reason::SIPI
-        | reason::IO_SMI
-        | reason::OTHER_SMI
-        | reason::ENTRY_FAILURE_MACHINE_CHECK
-        | reason::EPT_VIOLATION
-        | reason::EPT_MISCONFIGURATION
-        | reason::PREEMPTION_TIMER => false,
         reason::INTERRUPT_WINDOW => primary(PrimaryControls::INTERRUPT_WINDOW_EXITING),
         reason::NMI_WINDOW => primary(PrimaryControls::NMI_WINDOW_EXITING),
         reason::HLT => primary(PrimaryControls::HLT_EXITING),
@@ -121,64 +100,47 @@ pub fn l2_wants_exit(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemor
         // instruction, VM-entry failures of vmcs02 (its guest state is vmcs12's), and reasons
         // nvmx does not know.
         _ => true,
-    };
-    if reflect {
-        Decision::ReflectToL2
-    } else {
-        Decision::L1Handles
     }
 }
 
-/// Exceptions by vmcs12's exception bitmap and #PF filter. NMIs reach l1-hv only through its
-/// own NMI exiting (they are physical NMIs), and machine checks are the machine's.
+/// Exceptions by vmcs12's exception bitmap and #PF filter (the machine's NMIs and machine
+/// checks were l1-hv's before this is asked).
 fn exception_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs) -> bool {
-    let Some(event) = Event::from_info(
+    Event::from_info(
         exit.interruption_info,
         exit.interruption_error_code,
         0,
         exit.qualification,
-    ) else {
-        return true;
-    };
-    match event.kind {
-        InterruptionType::Nmi => false,
-        InterruptionType::HardwareException if event.vector == MACHINE_CHECK_VECTOR => false,
-        _ => intercepts(&InterceptControls::from_vmcs(vmcs12), &event),
-    }
+    )
+    .is_none_or(|event| intercepts(&InterceptControls::from_vmcs(vmcs12), &event))
 }
 
-/// Control-register accesses (SDM 26.1.3). Qualification: bits 3:0 CR, 5:4 access type,
-/// 11:8 GPR, 31:16 LMSW source.
+/// Control-register accesses (SDM 26.1.3).
 fn cr_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, c: &Controls) -> bool {
-    const MOV_TO_CR: u64 = 0;
-    const MOV_FROM_CR: u64 = 1;
-    const CLTS: u64 = 2;
-    const LMSW: u64 = 3;
-    let q = exit.qualification;
-    let cr = q & 0xF;
-    let access = (q >> 4) & 3;
-    let source = exit.gpr(q >> 8 & 0xF);
     let primary = |bit: PrimaryControls| c.primary.contains(bit);
     let owned_change = |mask_field, shadow_field, value: u64| {
         (value ^ vmcs12.read(shadow_field)) & vmcs12.read(mask_field) != 0
     };
-    match (access, cr) {
-        (MOV_TO_CR, 0) => owned_change(
+    match CrAccess::from_qualification(exit.qualification) {
+        CrAccess::MovTo { cr: 0, gpr } => owned_change(
             control::CR0_GUEST_HOST_MASK,
             control::CR0_READ_SHADOW,
-            source,
+            exit.gprs[gpr as usize],
         ),
-        (MOV_TO_CR, 4) => owned_change(
+        CrAccess::MovTo { cr: 4, gpr } => owned_change(
             control::CR4_GUEST_HOST_MASK,
             control::CR4_READ_SHADOW,
-            source,
+            exit.gprs[gpr as usize],
         ),
-        (MOV_TO_CR, 3) => primary(PrimaryControls::CR3_LOAD_EXITING) && !cr3_target(vmcs12, source),
-        (MOV_TO_CR, 8) => primary(PrimaryControls::CR8_LOAD_EXITING),
-        (MOV_FROM_CR, 3) => primary(PrimaryControls::CR3_STORE_EXITING),
-        (MOV_FROM_CR, 8) => primary(PrimaryControls::CR8_STORE_EXITING),
+        CrAccess::MovTo { cr: 3, gpr } => {
+            primary(PrimaryControls::CR3_LOAD_EXITING)
+                && !cr3_target(vmcs12, exit.gprs[gpr as usize])
+        }
+        CrAccess::MovTo { cr: 8, .. } => primary(PrimaryControls::CR8_LOAD_EXITING),
+        CrAccess::MovFrom { cr: 3, .. } => primary(PrimaryControls::CR3_STORE_EXITING),
+        CrAccess::MovFrom { cr: 8, .. } => primary(PrimaryControls::CR8_STORE_EXITING),
         // CLTS exits iff the guest hypervisor owns CR0.TS and its shadow says TS = 1.
-        (CLTS, _) => {
+        CrAccess::Clts => {
             vmcs12.read(control::CR0_GUEST_HOST_MASK)
                 & vmcs12.read(control::CR0_READ_SHADOW)
                 & CR0_TS
@@ -186,10 +148,10 @@ fn cr_access_reflected(exit: &ExitFacts, vmcs12: &impl Vmcs, c: &Controls) -> bo
         }
         // LMSW: an owned PE being set while the shadow has it clear, or an owned MP/EM/TS
         // changing (LMSW cannot clear PE).
-        (LMSW, _) => {
+        CrAccess::Lmsw { source, .. } => {
             let mask = vmcs12.read(control::CR0_GUEST_HOST_MASK);
             let shadow = vmcs12.read(control::CR0_READ_SHADOW);
-            let msw = q >> 16 & 0xF;
+            let msw = u64::from(source) & 0xF;
             (mask & msw & !shadow & 1 != 0) || (mask & (msw ^ shadow) & 0b1110 != 0)
         }
         _ => false,
@@ -219,8 +181,8 @@ fn bitmap_bit(mem: &impl GuestMemory, page: u64, bit: u64) -> bool {
 }
 
 /// I/O instructions (SDM 26.1.3): "unconditional I/O exiting" unless I/O bitmaps are used, then
-/// the bit of every port accessed; an access wrapping past port FFFFH always exits.
-/// Qualification: bits 2:0 size − 1, 31:16 port.
+/// the bit of every port accessed; an access wrapping past port FFFFH always exits, and so
+/// does one whose size field Table 28-5 does not use (the conservative choice).
 fn io_reflected(
     exit: &ExitFacts,
     vmcs12: &impl Vmcs,
@@ -230,9 +192,10 @@ fn io_reflected(
     if !c.primary.contains(PrimaryControls::USE_IO_BITMAPS) {
         return c.primary.contains(PrimaryControls::UNCOND_IO_EXITING);
     }
-    let port = exit.qualification >> 16 & 0xFFFF;
-    let size = (exit.qualification & 7) + 1;
-    (port..port + size).any(|p| {
+    let Some(io) = IoInstruction::from_qualification(exit.qualification) else {
+        return true;
+    };
+    io.ports().map(u64::from).any(|p| {
         if p > 0xFFFF {
             return true;
         }
@@ -302,6 +265,7 @@ fn vmcs_access_reflected(
 mod tests {
     use super::super::test_support::*;
     use super::*;
+    use crate::event::InterruptionType;
     use shadow_vmcs::SoftVmcs;
 
     fn facts(reason: u16, qualification: u64) -> ExitFacts {
@@ -316,7 +280,7 @@ mod tests {
         }
     }
 
-    fn decide(exit: &ExitFacts, vmcs12: &SoftVmcs, ram: &Ram) -> Decision {
+    fn decide(exit: &ExitFacts, vmcs12: &SoftVmcs, ram: &Ram) -> bool {
         l2_wants_exit(exit, vmcs12, ram)
     }
 
@@ -335,7 +299,10 @@ mod tests {
         vmcs12.write(field, if on { value | bits } else { value & !bits });
     }
 
-    use Decision::{L1Handles, ReflectToL2};
+    /// The guest hypervisor wants the exit.
+    const REFLECT: bool = true;
+    /// It does not: the exit is l1-hv's ([`super::super::decide_l3_exit`] says what kind).
+    const NOT_WANTED: bool = false;
 
     #[test]
     fn exceptions_follow_vmcs12s_bitmap_and_pf_filter() {
@@ -345,34 +312,25 @@ mod tests {
         vmcs12.write(control::PAGE_FAULT_ERR_CODE_MATCH, 1);
         let ram = Ram::new();
         let hw = InterruptionType::HardwareException;
-        assert_eq!(decide(&exception(13, hw, 4), &vmcs12, &ram), ReflectToL2);
-        assert_eq!(decide(&exception(6, hw, 0), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&exception(13, hw, 4), &vmcs12, &ram), REFLECT);
+        assert_eq!(decide(&exception(6, hw, 0), &vmcs12, &ram), NOT_WANTED);
         assert_eq!(
             decide(&exception(14, hw, 3), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "PFEC matches"
         );
         assert_eq!(
             decide(&exception(14, hw, 2), &vmcs12, &ram),
-            L1Handles,
+            NOT_WANTED,
             "PFEC does not match"
-        );
-        assert_eq!(
-            decide(&exception(18, hw, 0), &vmcs12, &ram),
-            L1Handles,
-            "#MC is the machine's"
-        );
-        assert_eq!(
-            decide(&exception(2, InterruptionType::Nmi, 0), &vmcs12, &ram),
-            L1Handles
         );
         vmcs12.write(control::EXCEPTION_BITMAP, 1 << 3);
         let int3 = exception(3, InterruptionType::SoftwareException, 0);
-        assert_eq!(decide(&int3, &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&int3, &vmcs12, &ram), REFLECT);
     }
 
     #[test]
-    fn unconditional_and_l1_only_reasons() {
+    fn unconditional_reasons() {
         let vmcs12 = good_vmcs12();
         let ram = Ram::new();
         for r in [
@@ -394,64 +352,45 @@ mod tests {
             reason::INVVPID,
             70,
         ] {
-            assert_eq!(
-                decide(&facts(r, 0), &vmcs12, &ram),
-                ReflectToL2,
-                "reason {r}"
-            );
+            assert_eq!(decide(&facts(r, 0), &vmcs12, &ram), REFLECT, "reason {r}");
         }
         let entry_failure = ExitFacts {
             reason: 33 | 1 << 31,
             ..facts(0, 0)
         };
-        assert_eq!(decide(&entry_failure, &vmcs12, &ram), ReflectToL2);
-        for r in [
-            reason::EXTERNAL_INTERRUPT,
-            reason::INIT,
-            reason::EPT_VIOLATION,
-            reason::EPT_MISCONFIGURATION,
-            reason::PREEMPTION_TIMER,
-        ] {
-            assert_eq!(decide(&facts(r, 0), &vmcs12, &ram), L1Handles, "reason {r}");
-        }
+        assert_eq!(decide(&entry_failure, &vmcs12, &ram), REFLECT);
     }
 
     #[test]
     fn instruction_exits_follow_vmcs12_controls() {
         let mut vmcs12 = good_vmcs12();
         let ram = Ram::new();
-        assert_eq!(decide(&facts(reason::HLT, 0), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&facts(reason::HLT, 0), &vmcs12, &ram), REFLECT);
         set_primary(&mut vmcs12, PrimaryControls::HLT_EXITING, false);
-        assert_eq!(decide(&facts(reason::HLT, 0), &vmcs12, &ram), L1Handles);
-        assert_eq!(decide(&facts(reason::RDTSCP, 0), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&facts(reason::HLT, 0), &vmcs12, &ram), NOT_WANTED);
+        assert_eq!(decide(&facts(reason::RDTSCP, 0), &vmcs12, &ram), NOT_WANTED);
         set_primary(&mut vmcs12, PrimaryControls::RDTSC_EXITING, true);
-        assert_eq!(
-            decide(&facts(reason::RDTSCP, 0), &vmcs12, &ram),
-            ReflectToL2
-        );
-        assert_eq!(decide(&facts(reason::MOV_DR, 0), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&facts(reason::RDTSCP, 0), &vmcs12, &ram), REFLECT);
+        assert_eq!(decide(&facts(reason::MOV_DR, 0), &vmcs12, &ram), NOT_WANTED);
         set_primary(
             &mut vmcs12,
             PrimaryControls::MOV_DR_EXITING | PrimaryControls::INVLPG_EXITING,
             true,
         );
-        assert_eq!(
-            decide(&facts(reason::MOV_DR, 0), &vmcs12, &ram),
-            ReflectToL2
-        );
+        assert_eq!(decide(&facts(reason::MOV_DR, 0), &vmcs12, &ram), REFLECT);
         assert_eq!(
             decide(&facts(reason::INVPCID, 0), &vmcs12, &ram),
-            L1Handles,
+            NOT_WANTED,
             "INVPCID not enabled"
         );
         assert_eq!(
             decide(&facts(reason::INTERRUPT_WINDOW, 0), &vmcs12, &ram),
-            L1Handles
+            NOT_WANTED
         );
         set_primary(&mut vmcs12, PrimaryControls::INTERRUPT_WINDOW_EXITING, true);
         assert_eq!(
             decide(&facts(reason::INTERRUPT_WINDOW, 0), &vmcs12, &ram),
-            ReflectToL2
+            REFLECT
         );
     }
 
@@ -465,24 +404,24 @@ mod tests {
         let mut ram = Ram::new();
         ram.set_bit(IO_BITMAP_A, 0x60);
         ram.set_bit(IO_BITMAP_B, 0);
-        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), ReflectToL2);
-        assert_eq!(decide(&io(0x61, 1), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), REFLECT);
+        assert_eq!(decide(&io(0x61, 1), &vmcs12, &ram), NOT_WANTED);
         assert_eq!(
             decide(&io(0x5F, 2), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "second port intercepted"
         );
         assert_eq!(
             decide(&io(0x7FFF, 2), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "port 8000H in bitmap B"
         );
         assert_eq!(
             decide(&io(0xFFFF, 2), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "wraps around"
         );
-        assert_eq!(decide(&io(0xFFFE, 1), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&io(0xFFFE, 1), &vmcs12, &ram), NOT_WANTED);
     }
 
     #[test]
@@ -490,9 +429,9 @@ mod tests {
         let mut vmcs12 = good_vmcs12();
         set_primary(&mut vmcs12, PrimaryControls::USE_IO_BITMAPS, false);
         let ram = Ram::new();
-        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), NOT_WANTED);
         set_primary(&mut vmcs12, PrimaryControls::UNCOND_IO_EXITING, true);
-        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&io(0x60, 1), &vmcs12, &ram), REFLECT);
     }
 
     fn msr(write: bool, ecx: u64) -> ExitFacts {
@@ -507,17 +446,17 @@ mod tests {
         let mut ram = Ram::new();
         ram.set_bit(MSR_BITMAP, 0x10); // read 10H
         ram.set_bit(MSR_BITMAP, 0xC00 * 8 + 0x80); // write C0000080H
-        assert_eq!(decide(&msr(false, 0x10), &vmcs12, &ram), ReflectToL2);
-        assert_eq!(decide(&msr(true, 0x10), &vmcs12, &ram), L1Handles);
-        assert_eq!(decide(&msr(true, 0xC000_0080), &vmcs12, &ram), ReflectToL2);
-        assert_eq!(decide(&msr(false, 0xC000_0080), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&msr(false, 0x10), &vmcs12, &ram), REFLECT);
+        assert_eq!(decide(&msr(true, 0x10), &vmcs12, &ram), NOT_WANTED);
+        assert_eq!(decide(&msr(true, 0xC000_0080), &vmcs12, &ram), REFLECT);
+        assert_eq!(decide(&msr(false, 0xC000_0080), &vmcs12, &ram), NOT_WANTED);
         assert_eq!(
             decide(&msr(false, 0x4000_0000), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "outside the ranges"
         );
         set_primary(&mut vmcs12, PrimaryControls::USE_MSR_BITMAPS, false);
-        assert_eq!(decide(&msr(true, 0x10), &vmcs12, &ram), ReflectToL2);
+        assert_eq!(decide(&msr(true, 0x10), &vmcs12, &ram), REFLECT);
     }
 
     fn mov_cr(access: u64, cr: u64, value: u64) -> ExitFacts {
@@ -534,31 +473,31 @@ mod tests {
         let ram = Ram::new();
         assert_eq!(
             decide(&mov_cr(0, 0, 0x8000_0039), &vmcs12, &ram),
-            L1Handles,
+            NOT_WANTED,
             "owned bits unchanged"
         );
         assert_eq!(
             decide(&mov_cr(0, 0, 0x8000_0031), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "TS cleared"
         );
         assert_eq!(
             decide(&mov_cr(0, 4, 0), &vmcs12, &ram),
-            L1Handles,
+            NOT_WANTED,
             "CR4 owned by l1-hv only"
         );
         assert_eq!(
             decide(&mov_cr(2, 0, 0), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "CLTS with TS owned and set"
         );
         let lmsw = |msw: u64| facts(reason::CR_ACCESS, msw << 16 | 3 << 4);
         assert_eq!(
             decide(&lmsw(0x9), &vmcs12, &ram),
-            L1Handles,
+            NOT_WANTED,
             "PE and TS as shadowed"
         );
-        assert_eq!(decide(&lmsw(0x1), &vmcs12, &ram), ReflectToL2, "TS cleared");
+        assert_eq!(decide(&lmsw(0x1), &vmcs12, &ram), REFLECT, "TS cleared");
         set_primary(
             &mut vmcs12,
             PrimaryControls::CR3_LOAD_EXITING | PrimaryControls::CR8_STORE_EXITING,
@@ -568,12 +507,12 @@ mod tests {
         vmcs12.write(control::CR3_TARGET_VALUE0, 0x5000);
         assert_eq!(
             decide(&mov_cr(0, 3, 0x5000), &vmcs12, &ram),
-            L1Handles,
+            NOT_WANTED,
             "CR3 target"
         );
-        assert_eq!(decide(&mov_cr(0, 3, 0x6000), &vmcs12, &ram), ReflectToL2);
-        assert_eq!(decide(&mov_cr(1, 8, 0), &vmcs12, &ram), ReflectToL2);
-        assert_eq!(decide(&mov_cr(0, 8, 0), &vmcs12, &ram), L1Handles);
+        assert_eq!(decide(&mov_cr(0, 3, 0x6000), &vmcs12, &ram), REFLECT);
+        assert_eq!(decide(&mov_cr(1, 8, 0), &vmcs12, &ram), REFLECT);
+        assert_eq!(decide(&mov_cr(0, 8, 0), &vmcs12, &ram), NOT_WANTED);
     }
 
     #[test]
@@ -590,7 +529,7 @@ mod tests {
         };
         assert_eq!(
             decide(&vmread(0x6400), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "no VMCS shadowing"
         );
         let secondary = control::SECONDARY_PROCBASED_EXEC_CONTROLS;
@@ -602,22 +541,22 @@ mod tests {
         vmcs12.write(control::VMWRITE_BITMAP_ADDR_FULL, 0x9000);
         assert_eq!(
             decide(&vmread(0x6400), &vmcs12, &ram),
-            L1Handles,
+            NOT_WANTED,
             "read from the shadow VMCS"
         );
         assert_eq!(
             decide(&vmread(0x4402), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "bitmap bit set"
         );
         assert_eq!(
             decide(&vmread(0x1_0000), &vmcs12, &ram),
-            ReflectToL2,
+            REFLECT,
             "bits above 14"
         );
         let mut legacy = vmread(0x1_0000_6400);
         legacy.long_mode = false;
-        assert_eq!(decide(&legacy, &vmcs12, &ram), L1Handles, "32-bit operand");
+        assert_eq!(decide(&legacy, &vmcs12, &ram), NOT_WANTED, "32-bit operand");
     }
 
     #[test]

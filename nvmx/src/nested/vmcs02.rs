@@ -5,7 +5,7 @@
 //! whenever vmcs12 *or* l1-hv wants an exit. Exiting controls are therefore united; controls that
 //! change what the guest sees (TPR shadow, unrestricted guest, RDTSCP/INVPCID enables, virtual
 //! NMIs) come from vmcs12 alone; EPT, VPID, the MSR and I/O bitmaps and the host state are
-//! l1-hv's. [`super::l2_wants_exit`] then sorts each exit into "the guest hypervisor asked for
+//! l1-hv's. [`super::decide_l3_exit`] then sorts each exit into "the guest hypervisor asked for
 //! it" and "l1-hv's own".
 
 use super::arch::{CR0_PG, EFER_LMA, EFER_LME, PDPTE_FIELDS, PLAIN_GUEST_FIELDS};

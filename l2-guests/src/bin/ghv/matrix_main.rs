@@ -85,7 +85,7 @@ extern "C" fn ghv_main(bare: u64) -> ! {
     unsafe {
         x86::msr::wrmsr(
             x86::msr::IA32_EFER,
-            x86::msr::rdmsr(x86::msr::IA32_EFER) | world::EFER_NXE,
+            x86::msr::rdmsr(x86::msr::IA32_EFER) | nvmx::nested::EFER_NXE,
         )
     };
     // SAFETY: CPL 0 in 64-bit mode, identity-mapped; ghv_main runs once.

@@ -46,8 +46,6 @@ static mut LOG: Log = Log::new();
 /// IA32_VMX_MISC bits 29 and 30 (SDM A.6).
 const MISC_VMWRITE_ANY_FIELD: u64 = 1 << 29;
 const MISC_INJECT_LENGTH_0: u64 = 1 << 30;
-/// Bit 31 of a VMCS region's first word: a shadow VMCS (SDM 25.2).
-const SHADOW_VMCS_INDICATOR: u32 = 1 << 31;
 /// The VM-instruction error field (SDM 25.9.5).
 const VM_INSTRUCTION_ERROR: u32 = 0x4400;
 
@@ -81,7 +79,7 @@ extern "C" fn ghv_main(bare: u64) -> ! {
     let revision = caps.revision_id();
     vmcs_region.0[..4].copy_from_slice(&revision.to_le_bytes());
     wrong.0[..4].copy_from_slice(&(revision ^ 1).to_le_bytes());
-    shadow.0[..4].copy_from_slice(&(revision | SHADOW_VMCS_INDICATOR).to_le_bytes());
+    shadow.0[..4].copy_from_slice(&(revision | shadow_vmcs::SHADOW_INDICATOR).to_le_bytes());
     // SAFETY: VMX operation is on (enter_vmx_root succeeded).
     let misc_msr = unsafe { caps.misc() };
     let misc = Misc {

@@ -117,7 +117,7 @@ extern "C" fn guest_main() -> ! {
     unsafe {
         x86::msr::wrmsr(
             x86::msr::IA32_EFER,
-            x86::msr::rdmsr(x86::msr::IA32_EFER) | world::EFER_NXE,
+            x86::msr::rdmsr(x86::msr::IA32_EFER) | nvmx::nested::EFER_NXE,
         )
     };
     let chosen = |index: usize, case| match select {

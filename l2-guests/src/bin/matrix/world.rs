@@ -31,8 +31,6 @@ const IDENTITY_TABLES: usize = 4;
 pub const CR0: u64 = 1 | 1 << 1 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 18 | 1 << 31;
 /// CR4 of the payload: PAE (IA-32e paging); the `xm` action sets OSFXSR/OSXMMEXCPT itself.
 pub const CR4: u64 = 1 << 5;
-/// EFER.NXE: the execute-disable bit is honoured (else it is a reserved bit).
-pub const EFER_NXE: u64 = 1 << 11;
 /// RFLAGS with only the reserved bit 1: interrupts disabled.
 pub const RFLAGS: u64 = 0x2;
 

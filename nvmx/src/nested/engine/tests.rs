@@ -270,3 +270,49 @@ fn an_entry_failure_of_vmcs02_reaches_the_guest_hypervisor_and_vmcs02_is_rebuilt
     assert!(s.hw.vmcs02.writes > 50, "rebuilt in full");
     assert_eq!(s.hw.vmcs02.read(guest::RIP), good_vmcs12().read(guest::RIP));
 }
+
+#[test]
+fn a_vmfail_valid_of_vmcs02_fails_the_guest_hypervisors_vmlaunch() {
+    let mut s = setup();
+    assert_eq!(s.enter(true), Entry::L3);
+    assert_eq!(
+        s.engine.vmcs02_entry_failed(&mut s.hw, 7),
+        Ok(VmInstructionError::EntryInvalidControls)
+    );
+    let vmcs12 = s.engine.vmx().current_vmcs12().unwrap();
+    assert_eq!(vmcs12.read(ro::VM_INSTRUCTION_ERROR), 7);
+    assert_eq!(
+        vmcs12.launch_state(),
+        shadow_vmcs::LaunchState::Clear,
+        "the VMLAUNCH launched nothing"
+    );
+    assert_eq!(s.enter(true), Entry::L3, "VMLAUNCH again");
+    assert!(s.hw.vmcs02.writes > 50, "rebuilt in full");
+    // L3 ran and l1-hv handled its exit: a failed re-entry of vmcs02 is l1-hv's.
+    s.engine.l3_ran();
+    assert_eq!(
+        s.engine.vmcs02_entry_failed(&mut s.hw, 7),
+        Err(Vmcs02EntryBug::NoInstruction)
+    );
+}
+
+#[test]
+fn a_vmfail_valid_of_vmcs02_fails_the_guest_hypervisors_vmresume() {
+    let mut s = setup();
+    assert_eq!(s.enter(true), Entry::L3);
+    s.engine.l3_ran();
+    assert_eq!(s.enter(false), Entry::L3);
+    assert_eq!(
+        s.engine.vmcs02_entry_failed(&mut s.hw, 26),
+        Ok(VmInstructionError::EntryBlockedByMovSs)
+    );
+    let vmcs12 = s.engine.vmx().current_vmcs12().unwrap();
+    assert_eq!(vmcs12.read(ro::VM_INSTRUCTION_ERROR), 26);
+    assert_eq!(vmcs12.launch_state(), shadow_vmcs::LaunchState::Launched);
+    assert_eq!(s.enter(false), Entry::L3);
+    assert_eq!(
+        s.engine.vmcs02_entry_failed(&mut s.hw, 99),
+        Err(Vmcs02EntryBug::UnknownError(99)),
+        "not an error number VM entry reports"
+    );
+}
