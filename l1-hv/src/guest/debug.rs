@@ -151,12 +151,9 @@ pub fn debug_exception(guest: &Guest, vmcs: &CurrentVmcs) -> Option<Next> {
     if debug.state.hit(dr6).is_some() {
         return Some(Next::End(RunEnd::Debug(DebugStop::Debug { dr6 })));
     }
-    (debug.tf_step.is_some() && dr6 & DR6_BS != 0)
+    (debug.tf_step.is_some() && dr6 & x86::debugregs::Dr6::BS.bits() as u64 != 0)
         .then_some(Next::End(RunEnd::Debug(DebugStop::Step)))
 }
-
-/// DR6.BS: the #DB is a single-step trap (SDM 18.2.3).
-const DR6_BS: u64 = 1 << 14;
 
 /// The monitor trap flag's exit: the step is done; MTF goes off again.
 pub fn stepped(guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
