@@ -61,7 +61,7 @@ fn hypercall(frame: &mut ExitFrame, vmcs: &mut CurrentVmcs, cx: &mut FastContext
     true
 }
 
-#[inline(never)]
+#[inline(always)]
 fn cpuid(frame: &mut ExitFrame, vmcs: &mut CurrentVmcs, cx: &mut FastContext) -> bool {
     let r = cpu::cpuid(frame.rax as u32, frame.rcx as u32);
     (frame.rax, frame.rbx, frame.rcx, frame.rdx) =
