@@ -113,19 +113,21 @@ pub fn check_vmcs12(
 /// The checks of an entry where only the VM-entry event-injection fields (SDM 25.8.3) changed
 /// since vmcs12 last passed [`check_vmcs12`] under the same context: the injection rules
 /// (VMfailValid 7) and the guest-state rules that read the injected event (failure exit,
-/// qualification 0). Every other rule reads no injection field and passed before, so the result
-/// equals [`check_vmcs12`]'s; the caller must not use this for a vmcs12 whose checks read
-/// memory ([`reads_memory`]), which can change behind any field.
+/// qualification 0). Every other rule reads no injection field and passed before (guest state
+/// an exit saved since is vmcs02's, which the processor checks), so the result equals
+/// [`check_vmcs12`]'s; the caller must not use this for a vmcs12 whose checks read memory
+/// ([`reads_memory`]), which can change behind any field.
 pub(crate) fn check_injection(
     vmcs12: &impl Vmcs,
     ctx: &EntryContext<'_>,
 ) -> Result<(), EntryFailure> {
-    if !controls::injection_controls_valid(vmcs12, ctx) {
+    let c = Controls::read(vmcs12);
+    if !controls::injection_controls_valid(vmcs12, ctx, &c) {
         return Err(EntryFailure::VmFailValid(
             VmInstructionError::EntryInvalidControls,
         ));
     }
-    if !guest::injection_guest_state_valid(vmcs12, ctx) {
+    if !guest::injection_state_valid(vmcs12, &c) {
         return Err(EntryFailure::guest_state(QUALIFICATION_DEFAULT));
     }
     Ok(())
