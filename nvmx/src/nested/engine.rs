@@ -38,6 +38,24 @@ use crate::insn::{GuestMemory, NestedVmx, VmInstructionError, VmxCapabilities};
 use shadow_vmcs::{Field, Resolved, ShadowPolicy, SoftVmcs, Vmcs, SHADOWED};
 use x86::vmx::vmcs::control;
 
+/// Runs `$body` with `$item` bound to each element of the constant table `$table` (at most 32)
+/// as straight-line code, so that each element's constants fold into the instructions.
+macro_rules! unrolled {
+    ($table:expr, |$item:pat_param| $body:block) => {{
+        const _: () = assert!($table.len() <= 32, "unrolled! covers 32 elements");
+        unrolled!(@indices $table, $item, $body, [
+            0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+        ]);
+    }};
+    (@indices $table:expr, $item:pat_param, $body:block, [$($k:literal)*]) => {
+        $(
+            if let Some(&$item) = $table.get($k) {
+                $body
+            }
+        )*
+    };
+}
+
 /// The VMCSs the engine works on, each behind its own type so that writing the wrong one does
 /// not compile. Taking a handle makes that VMCS current (a VMPTRLD on hardware when another one
 /// was); the `&mut self` borrow means only one handle is usable at a time, as only one VMCS is
@@ -291,13 +309,16 @@ impl NestedVcpu {
         };
         let shadow = hw.shadow();
         let vmcs12 = &mut current.vmcs12;
-        for &(field, group) in &SHADOWED_WRITABLE {
+        // Straight-line code with each field's encoding and slot constant: this runs at every
+        // nested entry, and a loop over the table costs twice the instructions of the
+        // VMREAD-compare per field itself.
+        unrolled!(SHADOWED_WRITABLE, |(field, group)| {
             let value = shadow.read(field.encoding());
             if vmcs12.read_resolved(field) != value {
                 vmcs12.write_resolved(field, value);
                 current.dirty |= group;
             }
-        }
+        });
         if policy.exit_information_writable() {
             for &field in &SHADOWED_EXIT_INFORMATION {
                 vmcs12.write_resolved(field, shadow.read(field.encoding()));
