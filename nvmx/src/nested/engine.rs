@@ -28,6 +28,7 @@
 
 use super::arch::FREQUENT_GUEST_FIELDS;
 use super::checks::{check_injection, check_vmcs12, reads_memory, EntryContext, EntryFailure};
+use super::controls::Controls;
 use super::dirty::{Dirty, INJECTION_FIELDS};
 use super::exit::{
     load_l2_host_state, save_exit, save_rare_guest_state, ExitFields, RareGuestState, VmxAbort,
@@ -193,9 +194,12 @@ impl NestedVcpu {
             return Entry::NoVmcs12;
         };
         let dirty = current.dirty;
+        // Read once for the whole entry: neither the checks nor the lazy sync change them.
+        let controls = Controls::read(&current.vmcs12);
+        let memory = reads_memory(&current.vmcs12, &controls);
         let full_check = !context_same
             || dirty.intersects(Dirty::CONTROLS | Dirty::HOST | Dirty::GUEST)
-            || reads_memory(&current.vmcs12);
+            || memory;
         if full_check {
             // The checks read every guest field.
             self.sync_l3_state(hw);
@@ -207,7 +211,7 @@ impl NestedVcpu {
         let checked = if full_check {
             check_vmcs12(vmcs12, mem, ctx)
         } else if dirty.contains(Dirty::INJECTION) {
-            check_injection(vmcs12, ctx)
+            check_injection(vmcs12, ctx, &controls)
         } else {
             Ok(())
         };
@@ -241,7 +245,7 @@ impl NestedVcpu {
         let rebuild = self.built.is_none_or(|b| b.needs != needs)
             || dirty.intersects(Dirty::CONTROLS | Dirty::GUEST)
             // PAE PDPTEs of a guest without EPT come from memory.
-            || reads_memory(vmcs12);
+            || memory;
         if rebuild {
             if let Some(rare) = self.l3_state_in_vmcs02.take() {
                 // prepare_vmcs02 writes every guest field from vmcs12.
