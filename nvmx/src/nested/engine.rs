@@ -28,6 +28,7 @@
 
 use super::arch::FREQUENT_GUEST_FIELDS;
 use super::checks::{check_injection, check_vmcs12, reads_memory, EntryContext, EntryFailure};
+use super::controls::Controls;
 use super::dirty::{Dirty, INJECTION_FIELDS};
 use super::exit::{
     load_l2_host_state, save_exit, save_rare_guest_state, ExitFields, RareGuestState, VmxAbort,
@@ -38,6 +39,24 @@ use crate::insn::{GuestMemory, NestedVmx, VmInstructionError, VmxCapabilities};
 pub use failed_entry::Vmcs02EntryBug;
 use shadow_vmcs::{Field, Resolved, ShadowPolicy, SoftVmcs, Vmcs, SHADOWED};
 use x86::vmx::vmcs::control;
+
+/// Runs `$body` with `$item` bound to each element of the constant table `$table` (at most 32)
+/// as straight-line code, so that each element's constants fold into the instructions.
+macro_rules! unrolled {
+    ($table:expr, |$item:pat_param| $body:block) => {{
+        const _: () = assert!($table.len() <= 32, "unrolled! covers 32 elements");
+        unrolled!(@indices $table, $item, $body, [
+            0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+        ]);
+    }};
+    (@indices $table:expr, $item:pat_param, $body:block, [$($k:literal)*]) => {
+        $(
+            if let Some(&$item) = $table.get($k) {
+                $body
+            }
+        )*
+    };
+}
 
 /// The VMCSs the engine works on, each behind its own type so that writing the wrong one does
 /// not compile. Taking a handle makes that VMCS current (a VMPTRLD on hardware when another one
@@ -181,9 +200,12 @@ impl NestedVcpu {
             return Entry::NoVmcs12;
         };
         let dirty = current.dirty;
+        // Read once for the whole entry: neither the checks nor the lazy sync change them.
+        let controls = Controls::read(&current.vmcs12);
+        let memory = reads_memory(&current.vmcs12, &controls);
         let full_check = !context_same
             || dirty.intersects(Dirty::CONTROLS | Dirty::HOST | Dirty::GUEST)
-            || reads_memory(&current.vmcs12);
+            || memory;
         if full_check {
             // The checks read every guest field.
             self.sync_l3_state(hw);
@@ -195,7 +217,7 @@ impl NestedVcpu {
         let checked = if full_check {
             check_vmcs12(vmcs12, mem, ctx)
         } else if dirty.contains(Dirty::INJECTION) {
-            check_injection(vmcs12, ctx)
+            check_injection(vmcs12, ctx, &controls)
         } else {
             Ok(())
         };
@@ -229,7 +251,7 @@ impl NestedVcpu {
         let rebuild = self.built.is_none_or(|b| b.needs != needs)
             || dirty.intersects(Dirty::CONTROLS | Dirty::GUEST)
             // PAE PDPTEs of a guest without EPT come from memory.
-            || reads_memory(vmcs12);
+            || memory;
         if rebuild {
             if let Some(rare) = self.l3_state_in_vmcs02.take() {
                 // prepare_vmcs02 writes every guest field from vmcs12.
@@ -298,13 +320,16 @@ impl NestedVcpu {
         };
         let shadow = hw.shadow();
         let vmcs12 = &mut current.vmcs12;
-        for &(field, group) in &SHADOWED_WRITABLE {
+        // Straight-line code with each field's encoding and slot constant: this runs at every
+        // nested entry, and a loop over the table costs twice the instructions of the
+        // VMREAD-compare per field itself.
+        unrolled!(SHADOWED_WRITABLE, |(field, group)| {
             let value = shadow.read(field.encoding());
             if vmcs12.read_resolved(field) != value {
                 vmcs12.write_resolved(field, value);
                 current.dirty |= group;
             }
-        }
+        });
         if policy.exit_information_writable() {
             for &field in &SHADOWED_EXIT_INFORMATION {
                 vmcs12.write_resolved(field, shadow.read(field.encoding()));

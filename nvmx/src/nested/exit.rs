@@ -4,8 +4,8 @@
 //! (SDM 27.8).
 
 use super::arch::{
-    ar, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA, EFER_LME, ES, FREQUENT_GUEST_FIELDS, FS, GS,
-    LDTR, PDPTE_FIELDS, RARE_GUEST_FIELDS, SS, TR,
+    ar, SegmentFields, CR0_PG, CR4_PAE, CR4_PCIDE, CS, DS, EFER_LMA, EFER_LME, ES,
+    FREQUENT_GUEST_FIELDS, FS, GS, LDTR, PDPTE_FIELDS, RARE_GUEST_FIELDS, SS, TR,
 };
 use super::controls::Controls;
 use super::pdpte::{pdpte_valid, read_pdpt};
@@ -299,6 +299,17 @@ fn nmi_caused_exit(vmcs12: &impl Vmcs) -> bool {
         && info.interruption_type() == Some(InterruptionType::Nmi)
 }
 
+/// SS, DS, ES, FS or GS as a VM exit loads it from `selector` and `base` (SDM 28.5.2).
+#[inline(always)]
+fn load_host_data_segment(vmcs01: &mut impl Vmcs, fields: SegmentFields, selector: u64, base: u64) {
+    // A null selector leaves the register unusable (DPL 0, which SS needs).
+    let rights = if selector == 0 { ar::UNUSABLE } else { AR_DATA };
+    vmcs01.write(fields.selector, selector);
+    vmcs01.write(fields.base, base);
+    vmcs01.write(fields.limit, LIMIT_FLAT);
+    vmcs01.write(fields.access_rights, rights.into());
+}
+
 /// SDM 28.5.2: selectors from the host-state area; fixed bases, limits and access rights.
 fn load_host_segments(vmcs12: &impl Vmcs, vmcs01: &mut impl Vmcs, host64: bool) {
     let cs_ar = AR_CODE | if host64 { ar::L } else { ar::DB };
@@ -306,21 +317,15 @@ fn load_host_segments(vmcs12: &impl Vmcs, vmcs01: &mut impl Vmcs, host64: bool) 
     vmcs01.write(CS.base, 0);
     vmcs01.write(CS.limit, LIMIT_FLAT);
     vmcs01.write(CS.access_rights, cs_ar.into());
-    for (fields, selector, base) in [
-        (SS, host::SS_SELECTOR, None),
-        (DS, host::DS_SELECTOR, None),
-        (ES, host::ES_SELECTOR, None),
-        (FS, host::FS_SELECTOR, Some(host::FS_BASE)),
-        (GS, host::GS_SELECTOR, Some(host::GS_BASE)),
-    ] {
-        let selector = vmcs12.read(selector);
-        // A null selector leaves the register unusable (DPL 0, which SS needs).
-        let rights = if selector == 0 { ar::UNUSABLE } else { AR_DATA };
-        vmcs01.write(fields.selector, selector);
-        vmcs01.write(fields.base, base.map_or(0, |field| vmcs12.read(field)));
-        vmcs01.write(fields.limit, LIMIT_FLAT);
-        vmcs01.write(fields.access_rights, rights.into());
-    }
+    // One call per register rather than a loop over a table: straight-line code with constant
+    // encodings (this runs at every nested exit).
+    load_host_data_segment(vmcs01, SS, vmcs12.read(host::SS_SELECTOR), 0);
+    load_host_data_segment(vmcs01, DS, vmcs12.read(host::DS_SELECTOR), 0);
+    load_host_data_segment(vmcs01, ES, vmcs12.read(host::ES_SELECTOR), 0);
+    let fs = vmcs12.read(host::FS_SELECTOR);
+    load_host_data_segment(vmcs01, FS, fs, vmcs12.read(host::FS_BASE));
+    let gs = vmcs12.read(host::GS_SELECTOR);
+    load_host_data_segment(vmcs01, GS, gs, vmcs12.read(host::GS_BASE));
     vmcs01.write(TR.selector, vmcs12.read(host::TR_SELECTOR));
     vmcs01.write(TR.base, vmcs12.read(host::TR_BASE));
     vmcs01.write(TR.limit, LIMIT_TSS);

@@ -93,8 +93,12 @@ pub(super) fn controls_valid(
 
 /// The event-injection rules alone (SDM 27.2.1.3), for an entry where only the injection fields
 /// changed since vmcs12 last passed every check.
-pub(super) fn injection_controls_valid(v: &impl Vmcs, ctx: &EntryContext<'_>) -> bool {
-    injection_valid(v, ctx, &Controls::read(v), &ControlCaps::of(ctx.caps))
+pub(super) fn injection_controls_valid(
+    v: &impl Vmcs,
+    ctx: &EntryContext<'_>,
+    c: &Controls,
+) -> bool {
+    injection_valid(v, ctx, c, &ControlCaps::of(ctx.caps))
 }
 
 /// SDM 27.2.1.1.

@@ -47,7 +47,8 @@ pub(super) fn check_guest_state(
         && segments_valid(v, mode)
         && descriptor_tables_valid(v)
         && rip_rflags_valid(v, &c, mode)
-        && non_register_state_valid(v, ctx, &c);
+        && non_register_state_valid(v, ctx, &c)
+        && injection_state_valid(v, &c);
     if !valid {
         return Err(QUALIFICATION_DEFAULT);
     }
@@ -64,12 +65,40 @@ pub(super) fn check_guest_state(
     Ok(())
 }
 
-/// The guest-state rules that look at the injected event (SDM 27.3.1.4 RFLAGS.IF for an external
-/// interrupt, 27.3.1.5), for an entry where only the injection fields changed since vmcs12 last
-/// passed every check: the other guest-state rules read no injection field.
-pub(super) fn injection_guest_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>) -> bool {
-    let c = Controls::read(v);
-    rip_rflags_valid(v, &c, segment_mode(v, &c)) && non_register_state_valid(v, ctx, &c)
+/// The guest-state rules that read the injected event (SDM 27.3.1.4: RFLAGS.IF for an external
+/// interrupt; 27.3.1.5: the events HLT allows, blocking by STI and MOV SS, virtual-NMI blocking),
+/// which is all an entry needs where only the injection fields changed since vmcs12 last passed
+/// every check: the other guest-state rules read no injection field. `c`: vmcs12's controls.
+pub(super) fn injection_state_valid(v: &impl Vmcs, c: &Controls) -> bool {
+    let info = InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
+    // Type 1 (reserved) failed the control checks already.
+    let Some(injection) = info.valid().then(|| info.interruption_type()).flatten() else {
+        return true;
+    };
+    let rflags = v.read(guest::RFLAGS);
+    let blocking = Interruptibility::read(v);
+    let sti_or_mov_ss = blocking & (Interruptibility::STI | Interruptibility::MOV_SS);
+    let event_ok = match injection {
+        InterruptionType::ExternalInterrupt => rflags & RFLAGS_IF != 0 && sti_or_mov_ss.is_empty(),
+        // Some processors also refuse STI blocking with NMI injection; refuse it everywhere.
+        InterruptionType::Nmi => {
+            sti_or_mov_ss.is_empty()
+                && (!c.pin.contains(PinbasedControls::VIRTUAL_NMIS)
+                    || !blocking.contains(Interruptibility::NMI))
+        }
+        _ => true,
+    };
+    // In HLT, only events that leave the HLT state may be injected: INTR, NMI, #DB, #MC and a
+    // pending MTF VM exit.
+    let halted_ok = || match injection {
+        InterruptionType::ExternalInterrupt | InterruptionType::Nmi => true,
+        InterruptionType::HardwareException => {
+            matches!(info.vector(), DEBUG_VECTOR | MACHINE_CHECK_VECTOR)
+        }
+        InterruptionType::OtherEvent => info.vector() == 0,
+        _ => false,
+    };
+    event_ok && (ActivityState::read(v) != Some(ActivityState::Hlt) || halted_ok())
 }
 
 /// Whether the guest-state checks read the guest hypervisor's memory for `v`: a VMCS link
@@ -138,28 +167,19 @@ fn rip_rflags_valid(v: &impl Vmcs, c: &Controls, mode: SegmentMode) -> bool {
     } else {
         rip >> 32 == 0
     };
-    let injection = injected(v);
     rip_ok
         && rflags & RFLAGS_RESERVED == 0
         && rflags & RFLAGS_FIXED != 0
         && (!mode.v8086 || (!c.ia32e_guest() && mode.protected))
-        && (injection != Some(InterruptionType::ExternalInterrupt) || rflags & RFLAGS_IF != 0)
 }
 
-/// The type of the event VM entry injects, if any (checked valid by the control checks).
-fn injected(v: &impl Vmcs) -> Option<InterruptionType> {
-    let info = InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
-    info.valid().then(|| info.interruption_type()).flatten()
-}
-
-/// SDM 27.3.1.5: activity state, interruptibility state, pending debug exceptions.
+/// SDM 27.3.1.5: activity state, interruptibility state, pending debug exceptions, apart from
+/// the rules on the injected event ([`injection_state_valid`]).
 fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls) -> bool {
     let activity = ActivityState::read(v);
     let halted = activity == Some(ActivityState::Hlt);
     let blocking = Interruptibility::read(v);
     let rflags = v.read(guest::RFLAGS);
-    let info = InterruptionInfo(v.read(control::VMENTRY_INTERRUPTION_INFO_FIELD) as u32);
-    let injection = injected(v);
     let sti_or_mov_ss = blocking & (Interruptibility::STI | Interruptibility::MOV_SS);
     let ss_dpl = ar::dpl(v.read(SS.access_rights) as u32);
 
@@ -171,30 +191,12 @@ fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls)
         }
         None => false,
     };
-    // In HLT, only events that leave the HLT state may be injected: INTR, NMI, #DB, #MC and a
-    // pending MTF VM exit.
-    let halted_injection_ok = !halted
-        || match injection {
-            None | Some(InterruptionType::ExternalInterrupt | InterruptionType::Nmi) => true,
-            Some(InterruptionType::HardwareException) => {
-                matches!(info.vector(), DEBUG_VECTOR | MACHINE_CHECK_VECTOR)
-            }
-            Some(InterruptionType::OtherEvent) => info.vector() == 0,
-            Some(_) => false,
-        };
-    let virtual_nmis = c.pin.contains(PinbasedControls::VIRTUAL_NMIS);
     // Bits 31:4 are refused: bit 4 (enclave interruption) needs SGX.
     let blocking_ok = Interruptibility::all().contains(blocking)
         && sti_or_mov_ss != (Interruptibility::STI | Interruptibility::MOV_SS)
         && (!blocking.contains(Interruptibility::STI) || rflags & RFLAGS_IF != 0)
         // l1-hv's guests never run in SMM.
-        && !blocking.contains(Interruptibility::SMI)
-        && (injection != Some(InterruptionType::ExternalInterrupt) || sti_or_mov_ss.is_empty())
-        // Some processors also refuse STI blocking with NMI injection; refuse it everywhere.
-        && (injection != Some(InterruptionType::Nmi) || sti_or_mov_ss.is_empty())
-        && (injection != Some(InterruptionType::Nmi)
-            || !virtual_nmis
-            || !blocking.contains(Interruptibility::NMI));
+        && !blocking.contains(Interruptibility::SMI);
 
     let pending = v.read(guest::PENDING_DBG_EXCEPTIONS);
     let single_step = rflags & RFLAGS_TF != 0;
@@ -209,7 +211,7 @@ fn non_register_state_valid(v: &impl Vmcs, ctx: &EntryContext<'_>, c: &Controls)
         && (sti_or_mov_ss.is_empty() && !halted
             || (bs_ok(v.read(guest::IA32_DEBUGCTL_FULL))
                 && (loads_debug || bs_ok(ctx.l2_debugctl))));
-    activity_ok && halted_injection_ok && blocking_ok && pending_ok
+    activity_ok && blocking_ok && pending_ok
 }
 
 /// SDM 27.3.1.5, VMCS link pointer: all ones, or a valid page address of a region holding

@@ -113,19 +113,21 @@ pub fn check_vmcs12(
 /// The checks of an entry where only the VM-entry event-injection fields (SDM 25.8.3) changed
 /// since vmcs12 last passed [`check_vmcs12`] under the same context: the injection rules
 /// (VMfailValid 7) and the guest-state rules that read the injected event (failure exit,
-/// qualification 0). Every other rule reads no injection field and passed before, so the result
-/// equals [`check_vmcs12`]'s; the caller must not use this for a vmcs12 whose checks read
-/// memory ([`reads_memory`]), which can change behind any field.
+/// qualification 0). Every other rule reads no injection field and passed before (guest state
+/// an exit saved since is vmcs02's, which the processor checks), so the result equals
+/// [`check_vmcs12`]'s; the caller must not use this for a vmcs12 whose checks read memory
+/// ([`reads_memory`]), which can change behind any field. `c`: vmcs12's controls.
 pub(crate) fn check_injection(
     vmcs12: &impl Vmcs,
     ctx: &EntryContext<'_>,
+    c: &Controls,
 ) -> Result<(), EntryFailure> {
-    if !controls::injection_controls_valid(vmcs12, ctx) {
+    if !controls::injection_controls_valid(vmcs12, ctx, c) {
         return Err(EntryFailure::VmFailValid(
             VmInstructionError::EntryInvalidControls,
         ));
     }
-    if !guest::injection_guest_state_valid(vmcs12, ctx) {
+    if !guest::injection_state_valid(vmcs12, c) {
         return Err(EntryFailure::guest_state(QUALIFICATION_DEFAULT));
     }
     Ok(())
@@ -133,10 +135,9 @@ pub(crate) fn check_injection(
 
 /// Whether [`check_vmcs12`] reads the guest hypervisor's memory for `vmcs12`: the virtual-APIC
 /// page (TPR shadow), the VMCS link pointer's region, PAE PDPTEs without EPT. Memory changes
-/// without a VMWRITE, so such a vmcs12 is checked in full at every entry.
-pub(crate) fn reads_memory(vmcs12: &impl Vmcs) -> bool {
-    let c = Controls::read(vmcs12);
+/// without a VMWRITE, so such a vmcs12 is checked in full at every entry. `c`: its controls.
+pub(crate) fn reads_memory(vmcs12: &impl Vmcs, c: &Controls) -> bool {
     c.primary
         .contains(x86::vmx::vmcs::control::PrimaryControls::USE_TPR_SHADOW)
-        || guest::reads_memory(vmcs12, &c)
+        || guest::reads_memory(vmcs12, c)
 }
