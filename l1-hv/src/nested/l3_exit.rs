@@ -53,7 +53,7 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
             "L3 ran without a current vmcs12",
         )));
     };
-    let facts = ExitFacts::from_vmcs02(vmcs, gprs(&g.regs, vmcs));
+    let facts = ExitFacts::from_vmcs02(vmcs, || gprs(&g.regs, vmcs));
     match decide_l3_exit(&facts, vmcs12, &memory) {
         // A VM-entry failure of vmcs02 (reason bit 31) too: the processor checks vmcs02's guest
         // state itself (the engine does not re-check the state an exit saved), and the guest

@@ -33,21 +33,41 @@ pub struct ExitFacts {
 }
 
 impl ExitFacts {
-    /// Reads the exit from vmcs02, with L3's registers as the kernel saved them.
-    pub fn from_vmcs02(vmcs02: &impl Vmcs, gprs: [u64; 16]) -> Self {
-        // A VM exit stores EFER.LMA into "IA-32e mode guest" (SDM 28.2).
-        let lma = EntryControls::from_bits_truncate(vmcs02.read(control::VMENTRY_CONTROLS) as u32)
-            .contains(EntryControls::IA32E_MODE_GUEST);
-        let cs_long = vmcs02.read(CS.access_rights) as u32 & ar::L != 0;
-        ExitFacts {
-            reason: vmcs02.read(ro::EXIT_REASON) as u32,
+    /// Reads the exit from vmcs02; `gprs` gives L3's registers as the kernel saved them. The
+    /// instruction's operands (registers, instruction information, operand size) are read only
+    /// for the exits whose decision uses them ([`ExitFacts::reads_operands`]); for the others
+    /// those fields are 0.
+    pub fn from_vmcs02(vmcs02: &impl Vmcs, gprs: impl FnOnce() -> [u64; 16]) -> Self {
+        let reason = vmcs02.read(ro::EXIT_REASON) as u32;
+        let mut facts = ExitFacts {
+            reason,
             qualification: vmcs02.read(ro::EXIT_QUALIFICATION),
             interruption_info: InterruptionInfo(vmcs02.read(ro::VMEXIT_INTERRUPTION_INFO) as u32),
             interruption_error_code: vmcs02.read(ro::VMEXIT_INTERRUPTION_ERR_CODE) as u32,
-            instruction_info: vmcs02.read(ro::VMEXIT_INSTRUCTION_INFO) as u32,
-            long_mode: lma && cs_long,
-            gprs,
+            instruction_info: 0,
+            long_mode: false,
+            gprs: [0; 16],
+        };
+        if Self::reads_operands(reason) {
+            // A VM exit stores EFER.LMA into "IA-32e mode guest" (SDM 28.2).
+            let lma =
+                EntryControls::from_bits_truncate(vmcs02.read(control::VMENTRY_CONTROLS) as u32)
+                    .contains(EntryControls::IA32E_MODE_GUEST);
+            let cs_long = vmcs02.read(CS.access_rights) as u32 & ar::L != 0;
+            facts.instruction_info = vmcs02.read(ro::VMEXIT_INSTRUCTION_INFO) as u32;
+            facts.long_mode = lma && cs_long;
+            facts.gprs = gprs();
         }
+        facts
+    }
+
+    /// Whether [`l2_wants_exit`] reads the instruction's operands for this exit reason: the
+    /// register of MOV to CR, ECX of RDMSR/WRMSR, and VMREAD/VMWRITE's field encoding.
+    pub const fn reads_operands(reason: u32) -> bool {
+        matches!(
+            reason as u16,
+            reason::CR_ACCESS | reason::RDMSR | reason::WRMSR | reason::VMREAD | reason::VMWRITE
+        ) && reason >> 31 == 0
     }
 
     fn gpr(&self, number: u64) -> u64 {
@@ -562,7 +582,7 @@ mod tests {
     #[test]
     fn facts_are_read_from_vmcs02() {
         let mut vmcs02 = AnyVmcs::new();
-        vmcs02.write(ro::EXIT_REASON, 30);
+        vmcs02.write(ro::EXIT_REASON, reason::VMREAD.into());
         vmcs02.write(ro::EXIT_QUALIFICATION, 0x60_0000);
         vmcs02.write(ro::VMEXIT_INSTRUCTION_INFO, 5 << 28);
         vmcs02.write(
@@ -570,12 +590,46 @@ mod tests {
             u64::from(EntryControls::IA32E_MODE_GUEST.bits()),
         );
         vmcs02.write(CS.access_rights, 0xA09B);
-        let exit = ExitFacts::from_vmcs02(&vmcs02, [7; 16]);
+        let exit = ExitFacts::from_vmcs02(&vmcs02, || [7; 16]);
         assert_eq!(
             (exit.reason, exit.qualification, exit.instruction_info),
-            (30, 0x60_0000, 5 << 28)
+            (reason::VMREAD.into(), 0x60_0000, 5 << 28)
         );
         assert!(exit.long_mode);
         assert_eq!(exit.gprs[15], 7);
+    }
+
+    /// `from_vmcs02` leaves the operands out for every other reason: the decision must then not
+    /// depend on them, whatever vmcs12's controls and bitmaps say.
+    #[test]
+    fn only_the_operand_reading_exits_depend_on_operands() {
+        let mut vmcs12 = good_vmcs12();
+        let ram = Ram::new();
+        // Every control bit set, so that any rule reading an operand could see it.
+        for field in [
+            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+            control::SECONDARY_PROCBASED_EXEC_CONTROLS,
+            control::EXCEPTION_BITMAP,
+        ] {
+            vmcs12.write(field, u64::from(u32::MAX));
+        }
+        for basic in 0..=80u16 {
+            let reason = u32::from(basic);
+            if ExitFacts::reads_operands(reason) {
+                continue;
+            }
+            let plain = facts(basic, 0x1234);
+            let with_operands = ExitFacts {
+                instruction_info: u32::MAX,
+                long_mode: false,
+                gprs: [u64::MAX; 16],
+                ..facts(basic, 0x1234)
+            };
+            assert_eq!(
+                decide(&plain, &vmcs12, &ram),
+                decide(&with_operands, &vmcs12, &ram),
+                "reason {basic}"
+            );
+        }
     }
 }
