@@ -143,7 +143,10 @@ fn execution_controls_valid(
 ///   that it is never used);
 /// * without "virtual-interrupt delivery", TPR threshold bits 31:4 are 0;
 /// * without "virtual-interrupt delivery" and without "virtualize APIC accesses", threshold bits
-///   3:0 do not exceed VTPR bits 7:4 — with either control the processor compares nothing here.
+///   3:0 do not exceed VTPR bits 7:4. With "virtualize APIC accesses" (and no virtual-interrupt
+///   delivery) the same comparison instead makes a TPR-below-threshold VM exit right after the
+///   entry (SDM 27.7.7), which the processor makes on vmcs02 and which goes to the guest
+///   hypervisor.
 ///
 /// VTPR is read from the guest hypervisor's memory as the processor reads it: from a page that
 /// is not RAM, all ones (class 15, which no threshold exceeds). l1-hv gives vmcs02 a page that
