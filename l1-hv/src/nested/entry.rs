@@ -94,10 +94,9 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
             vpid02,
             msr_bitmap: None,
             io_bitmaps: None,
-            virtual_apic_page: pages
-                .virtual_apic
-                .and_then(|gpa| memory.host_phys(gpa))
-                .unwrap_or(0),
+            virtual_apic_page: pages.virtual_apic.map_or(0, |gpa| {
+                memory.host_phys(gpa).unwrap_or_else(|| l3.absent_page())
+            }),
             apic_access_page: pages
                 .apic_access
                 .and_then(|gpa| memory.host_phys(gpa))
@@ -151,7 +150,21 @@ impl L3Vcpu {
             host_rsp: HostRsp::default(),
             ept02: Ept02::new().ok()?,
             eptp12: u64::MAX,
+            absent: PhysPages::page()?,
         })
+    }
+
+    /// Host-physical address of the page vmcs02 uses for a virtual-APIC page the guest
+    /// hypervisor put where it has no RAM (VM entry allows any aligned address within the width,
+    /// SDM 27.2.1.1). There the processor would read all ones and drop writes; this page is
+    /// filled with all ones at each nested entry, so the processor reads VTPR as nvmx's checks
+    /// did (class 15) and its own threshold check on vmcs02 agrees with them. L3's writes during
+    /// one run stay visible to its reads until the next entry; after a write that takes VTPR
+    /// below the threshold the processor exits (TPR below threshold, SDM 30.1.2), and that exit
+    /// is the guest hypervisor's, so vmcs02 is never re-entered with such a VTPR.
+    fn absent_page(&mut self) -> u64 {
+        self.absent.bytes_mut().fill(0xFF);
+        self.absent.phys()
     }
 
     /// vmcs02's EPT pointer for `vmcs12`: the composed EPT02 when vmcs12 enables EPT (dropped

@@ -167,10 +167,7 @@ impl<V: Vmcs> GuestOperands for L2Context<'_, V> {
 
     fn read_memory(&mut self, operand: &MemOperand, buf: &mut [u8]) -> Result<(), Fault> {
         let gpa = self.access(operand, buf.len(), false)?;
-        // Memory that is not RAM reads as all ones, as unbacked physical memory does.
-        if self.memory.read(gpa, buf).is_err() {
-            buf.fill(0xff);
-        }
+        self.memory.read_or_ones(gpa, buf);
         Ok(())
     }
 

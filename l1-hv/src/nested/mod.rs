@@ -59,6 +59,8 @@ pub struct L3Vcpu {
     ept02: Ept02,
     /// The guest hypervisor's EPTP that `ept02` was composed from.
     eptp12: u64,
+    /// vmcs02's virtual-APIC page when vmcs12's is not RAM (see [`L3Vcpu::absent_page`]).
+    absent: PhysPages,
 }
 
 impl Nested {

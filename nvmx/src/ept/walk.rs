@@ -175,10 +175,8 @@ pub fn walk(
 
 /// One entry; memory that is not RAM reads as all ones.
 fn read_entry(mem: &impl GuestMemory, gpa: u64) -> u64 {
-    let mut bytes = [0xFF; 8];
-    if mem.read(gpa, &mut bytes).is_err() {
-        return u64::MAX;
-    }
+    let mut bytes = [0; 8];
+    mem.read_or_ones(gpa, &mut bytes);
     u64::from_le_bytes(bytes)
 }
 

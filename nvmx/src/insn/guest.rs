@@ -63,6 +63,16 @@ pub trait GuestMemory {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), NotRam>;
     /// Writes `data` at `gpa`.
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), NotRam>;
+
+    /// Reads `buf.len()` bytes at `gpa` as the processor's bus answers: memory that is not RAM
+    /// reads as all ones, as unbacked physical memory does (no device claims the access) and as
+    /// l1-hv's bus answers L2. RAM comes in whole pages, so a read within one page is all RAM or
+    /// none of it.
+    fn read_or_ones(&self, gpa: u64, buf: &mut [u8]) {
+        if self.read(gpa, buf).is_err() {
+            buf.fill(0xFF);
+        }
+    }
 }
 
 /// The guest hypervisor's registers and the memory its instruction operands name.

@@ -195,8 +195,8 @@ fn cr3_target(vmcs12: &impl Vmcs, value: u64) -> bool {
 
 /// Reads bit `bit` of the bitmap page at `page`; an unreadable page reads as ones.
 fn bitmap_bit(mem: &impl GuestMemory, page: u64, bit: u64) -> bool {
-    let mut byte = [0xFFu8];
-    let _ = mem.read(page + bit / 8, &mut byte);
+    let mut byte = [0];
+    mem.read_or_ones(page + bit / 8, &mut byte);
     byte[0] & (1 << (bit % 8)) != 0
 }
 

@@ -81,7 +81,9 @@ pub struct L1Needs {
     /// unconditional I/O exiting.
     pub io_bitmaps: Option<(u64, u64)>,
     /// Host-physical address of vmcs12's virtual-APIC page (see [`Vmcs12Pages`]); read only when
-    /// vmcs12 uses the TPR shadow.
+    /// vmcs12 uses the TPR shadow. Where vmcs12's page is not RAM, a page reading all ones at
+    /// this entry, as the processor reads memory that is not there: the processor's VTPR check
+    /// on vmcs02 must agree with nvmx's on vmcs12, which reads VTPR so (SDM 27.2.1.1).
     pub virtual_apic_page: u64,
     /// Host-physical address of vmcs12's APIC-access page; read only when vmcs12 virtualizes
     /// APIC accesses.

@@ -137,21 +137,51 @@ fn execution_controls_valid(
             || (page(control::VMREAD_BITMAP_ADDR_FULL) && page(control::VMWRITE_BITMAP_ADDR_FULL)))
 }
 
-/// "Use TPR shadow": the virtual-APIC address is a valid page address and, as virtual-interrupt
-/// delivery is never offered, TPR threshold bits 31:4 are 0 and bits 3:0 do not exceed VTPR
-/// bits 7:4. VTPR is read from the guest hypervisor's page; a page that is not RAM fails (the
-/// real CPU would read the page l1-hv maps there, which it cannot vouch for).
+/// "Use TPR shadow" (SDM 27.2.1.1), three rules and nothing more:
+/// * the virtual-APIC address is 4-KiB aligned and within the physical-address width — VM entry
+///   does not ask for RAM there (kvm-unit-tests places the page beyond RAM, with CR8 exiting so
+///   that it is never used);
+/// * without "virtual-interrupt delivery", TPR threshold bits 31:4 are 0;
+/// * without "virtual-interrupt delivery" and without "virtualize APIC accesses", threshold bits
+///   3:0 do not exceed VTPR bits 7:4. With "virtualize APIC accesses" (and no virtual-interrupt
+///   delivery) the same comparison instead makes a TPR-below-threshold VM exit right after the
+///   entry (SDM 27.7.7), which the processor makes on vmcs02 and which goes to the guest
+///   hypervisor.
+///
+/// VTPR is read from the guest hypervisor's memory as the processor reads it: from a page that
+/// is not RAM, all ones (class 15, which no threshold exceeds). l1-hv gives vmcs02 a page that
+/// reads so at each entry (see [`super::super::L1Needs::virtual_apic_page`]), so the
+/// processor's own check on vmcs02 agrees.
 fn tpr_shadow_valid(v: &impl Vmcs, mem: &impl GuestMemory, bits: u8, c: &Controls) -> bool {
     if !c.primary.contains(PrimaryControls::USE_TPR_SHADOW) {
         return true;
     }
     let page = v.read(control::VIRT_APIC_ADDR_FULL);
     let threshold = v.read(control::TPR_THRESHOLD);
-    let mut vtpr = [0u8];
+    let virtual_interrupts = c
+        .secondary
+        .contains(SecondaryControls::VIRTUAL_INTERRUPT_DELIVERY);
     page_address_valid(page, bits)
-        && threshold >> 4 == 0
-        && mem.read(page + VTPR_OFFSET, &mut vtpr).is_ok()
-        && threshold <= u64::from(vtpr[0] >> 4)
+        && (virtual_interrupts || threshold >> 4 == 0)
+        && (!reads_vtpr(c) || threshold & 0xF <= u64::from(vtpr_class(mem, page)))
+}
+
+/// Whether VM entry compares the TPR threshold with VTPR (SDM 27.2.1.1): "use TPR shadow" 1,
+/// "virtualize APIC accesses" and "virtual-interrupt delivery" 0. The only control check that
+/// reads memory.
+pub(super) fn reads_vtpr(c: &Controls) -> bool {
+    c.primary.contains(PrimaryControls::USE_TPR_SHADOW)
+        && !c.secondary.intersects(
+            SecondaryControls::VIRTUALIZE_APIC | SecondaryControls::VIRTUAL_INTERRUPT_DELIVERY,
+        )
+}
+
+/// Bits 7:4 of VTPR in the virtual-APIC page at `page`, memory that is not RAM reading as all
+/// ones.
+fn vtpr_class(mem: &impl GuestMemory, page: u64) -> u8 {
+    let mut vtpr = [0];
+    mem.read_or_ones(page + VTPR_OFFSET, &mut vtpr);
+    vtpr[0] >> 4
 }
 
 /// An MSR-load/store area: if the count is not 0, the address is 16-byte aligned and the last

@@ -133,11 +133,10 @@ pub(crate) fn check_injection(
     Ok(())
 }
 
-/// Whether [`check_vmcs12`] reads the guest hypervisor's memory for `vmcs12`: the virtual-APIC
-/// page (TPR shadow), the VMCS link pointer's region, PAE PDPTEs without EPT. Memory changes
-/// without a VMWRITE, so such a vmcs12 is checked in full at every entry. `c`: its controls.
+/// Whether [`check_vmcs12`] reads the guest hypervisor's memory for `vmcs12`: VTPR in the
+/// virtual-APIC page (TPR shadow without APIC virtualization), the VMCS link pointer's region,
+/// PAE PDPTEs without EPT. Memory changes without a VMWRITE, so such a vmcs12 is checked in full
+/// at every entry. `c`: its controls.
 pub(crate) fn reads_memory(vmcs12: &impl Vmcs, c: &Controls) -> bool {
-    c.primary
-        .contains(x86::vmx::vmcs::control::PrimaryControls::USE_TPR_SHADOW)
-        || guest::reads_memory(vmcs12, c)
+    controls::reads_vtpr(c) || guest::reads_memory(vmcs12, c)
 }

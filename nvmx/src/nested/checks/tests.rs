@@ -173,33 +173,190 @@ fn virtual_nmi_rules() {
     );
 }
 
+fn use_tpr_shadow() -> (u32, u64) {
+    or_bits(
+        control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+        PrimaryControls::USE_TPR_SHADOW.bits(),
+    )
+}
+
+/// `vmcs12` checked against the host's capabilities, which offer what the guest's do not
+/// (virtual-interrupt delivery).
+fn check_host_caps(v: &SoftVmcs, ram: &Ram) -> Result<(), EntryFailure> {
+    let caps = host_caps();
+    let ctx = EntryContext {
+        caps: &caps,
+        phys_addr_bits: PHYS_ADDR_BITS,
+        ia32e_mode: true,
+        l2_debugctl: 0,
+    };
+    check_vmcs12(v, ram, &ctx)
+}
+
+#[test]
+fn virtual_apic_address_is_checked_for_alignment_and_width_only() {
+    // kvm-unit-tests' "virtual-APIC address = 2^n" sweep: every single-bit address, most of them
+    // beyond RAM (which ends at 64 KiB here). VM entry asks for bits 11:0 clear and no bit at or
+    // above the physical-address width, not for RAM (SDM 27.2.1.1).
+    for bit in 0..64 {
+        let page = (control::VIRT_APIC_ADDR_FULL, 1u64 << bit);
+        let expected = if (12..u32::from(PHYS_ADDR_BITS)).contains(&bit) {
+            Ok(())
+        } else {
+            CONTROLS
+        };
+        assert_eq!(
+            check(&with(&[use_tpr_shadow(), page])),
+            expected,
+            "bit {bit}"
+        );
+    }
+    // Without "use TPR shadow" the address is not checked at all.
+    assert_eq!(check(&with(&[(control::VIRT_APIC_ADDR_FULL, 1)])), Ok(()));
+}
+
+#[test]
+fn vtpr_of_a_page_that_is_not_ram_reads_as_all_ones() {
+    // Class 15: no threshold exceeds it, the largest included.
+    let beyond_ram = (control::VIRT_APIC_ADDR_FULL, 0x10_0000);
+    for threshold in [0, 1, 0xF] {
+        assert_eq!(
+            check(&with(&[
+                use_tpr_shadow(),
+                beyond_ram,
+                (control::TPR_THRESHOLD, threshold)
+            ])),
+            Ok(()),
+            "threshold {threshold:#x}"
+        );
+    }
+    // The other rule still applies.
+    assert_eq!(
+        check(&with(&[
+            use_tpr_shadow(),
+            beyond_ram,
+            (control::TPR_THRESHOLD, 0x10)
+        ])),
+        CONTROLS
+    );
+}
+
 #[test]
 fn tpr_threshold_may_not_exceed_vtpr() {
     let mut ram = Ram::new();
-    ram.bytes[(VIRTUAL_APIC + 0x80) as usize] = 0x50;
-    let tpr = or_bits(
-        control::PRIMARY_PROCBASED_EXEC_CONTROLS,
-        PrimaryControls::USE_TPR_SHADOW.bits(),
-    );
+    ram.bytes[(VIRTUAL_APIC + 0x80) as usize] = 0x5F;
     let page = (control::VIRT_APIC_ADDR_FULL, VIRTUAL_APIC);
+    let threshold = |t| (control::TPR_THRESHOLD, t);
+    let tpr = use_tpr_shadow();
     assert_eq!(
-        check_in(&with(&[tpr, page, (control::TPR_THRESHOLD, 5)]), &ram, true),
+        check_in(&with(&[tpr, page, threshold(5)]), &ram, true),
         Ok(())
     );
     assert_eq!(
-        check_in(&with(&[tpr, page, (control::TPR_THRESHOLD, 6)]), &ram, true),
+        check_in(&with(&[tpr, page, threshold(6)]), &ram, true),
         CONTROLS
     );
     assert_eq!(
-        check_in(
-            &with(&[tpr, page, (control::TPR_THRESHOLD, 0x10)]),
-            &ram,
-            true
-        ),
+        check_in(&with(&[tpr, page, threshold(0x10)]), &ram, true),
         CONTROLS
     );
-    let not_ram = (control::VIRT_APIC_ADDR_FULL, 0x10_0000);
-    assert_eq!(check_in(&with(&[tpr, not_ram]), &ram, true), CONTROLS);
+}
+
+#[test]
+fn apic_virtualization_controls_decide_which_tpr_threshold_rules_apply() {
+    // VTPR class 4 against threshold 5 (exceeds it) and 0x10 (bits 31:4 set).
+    let mut ram = Ram::new();
+    ram.bytes[(VIRTUAL_APIC + 0x80) as usize] = 0x40;
+    let page = (control::VIRT_APIC_ADDR_FULL, VIRTUAL_APIC);
+    let secondary =
+        |bits: SecondaryControls| or_bits(control::SECONDARY_PROCBASED_EXEC_CONTROLS, bits.bits());
+    let vapic = secondary(SecondaryControls::VIRTUALIZE_APIC);
+    let vid = secondary(SecondaryControls::VIRTUAL_INTERRUPT_DELIVERY);
+    let inactive = (
+        control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+        use_tpr_shadow().1 & !u64::from(PrimaryControls::SECONDARY_CONTROLS.bits()),
+    );
+    let above = (control::TPR_THRESHOLD, 5);
+    let wide = (control::TPR_THRESHOLD, 0x10);
+    // "Virtualize APIC accesses": no VTPR comparison, bits 31:4 still 0.
+    assert_eq!(
+        check_in(&with(&[use_tpr_shadow(), page, vapic, above]), &ram, true),
+        Ok(())
+    );
+    assert_eq!(
+        check_in(&with(&[use_tpr_shadow(), page, vapic, wide]), &ram, true),
+        CONTROLS
+    );
+    // Written but not activated, the secondary controls count as 0: both rules apply.
+    assert_eq!(
+        check_in(&with(&[inactive, page, vapic, above]), &ram, true),
+        CONTROLS
+    );
+    // "Virtual-interrupt delivery" (offered by the host only): neither rule applies.
+    assert_eq!(
+        check_host_caps(&with(&[use_tpr_shadow(), page, vid, above]), &ram),
+        Ok(())
+    );
+    assert_eq!(
+        check_host_caps(&with(&[use_tpr_shadow(), page, vid, wide]), &ram),
+        Ok(())
+    );
+    assert_eq!(
+        check_host_caps(&with(&[use_tpr_shadow(), page, above]), &ram),
+        CONTROLS
+    );
+}
+
+#[test]
+fn tpr_threshold_sweep_as_kvm_unit_tests_probes_it() {
+    // vmx_controls_test's thresholds, each against VTPR all ones and the classes just below, at
+    // and above it, for each setting of the APIC-virtualization controls the guest is offered.
+    // Expected, from SDM 27.2.1.1: bits 31:4 clear; bits 3:0 at most VTPR's class unless
+    // "virtualize APIC accesses" is active.
+    let thresholds = (0..0x10u64)
+        .chain((4..32).map(|n| 1 << n))
+        .chain([0xFFFF_FFFF, 0x7FFF_FFFF]);
+    let page = (control::VIRT_APIC_ADDR_FULL, VIRTUAL_APIC);
+    let secondary_word = good_vmcs12().read(control::SECONDARY_PROCBASED_EXEC_CONTROLS);
+    let vapic = u64::from(SecondaryControls::VIRTUALIZE_APIC.bits());
+    let activate = u64::from(PrimaryControls::SECONDARY_CONTROLS.bits());
+    let tpr = use_tpr_shadow().1;
+    // (primary, secondary, whether the VTPR comparison applies)
+    let settings = [
+        (tpr & !activate, secondary_word, true),
+        (tpr, secondary_word, true),
+        (tpr & !activate, secondary_word | vapic, true),
+        (tpr, secondary_word | vapic, false),
+    ];
+    for threshold in thresholds {
+        let vtprs = [
+            0xFF,
+            threshold.wrapping_sub(1) << 4,
+            threshold << 4,
+            (threshold + 1) << 4,
+        ];
+        for (primary, secondary, compares) in settings {
+            for vtpr in vtprs {
+                let mut ram = Ram::new();
+                ram.bytes[(VIRTUAL_APIC + 0x80) as usize] = vtpr as u8;
+                let v = with(&[
+                    (control::PRIMARY_PROCBASED_EXEC_CONTROLS, primary),
+                    (control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary),
+                    page,
+                    (control::TPR_THRESHOLD, threshold),
+                ]);
+                let class = (vtpr as u8 >> 4) as u64;
+                let valid = threshold >> 4 == 0 && (!compares || threshold <= class);
+                let expected = if valid { Ok(()) } else { CONTROLS };
+                assert_eq!(
+                    check_in(&v, &ram, true),
+                    expected,
+                    "threshold {threshold:#x}, VTPR {vtpr:#x}, primary {primary:#x}, \
+                     secondary {secondary:#x}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
