@@ -52,6 +52,12 @@ impl PhysPages {
         self.ptr as u64
     }
 
+    /// The memory as bytes, read-only.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the allocation is `layout.size()` bytes and ours.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.layout.size()) }
+    }
+
     /// The memory as bytes.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: the allocation is `layout.size()` bytes and exclusively ours.
