@@ -64,6 +64,12 @@ impl PhysPages {
         unsafe { core::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
     }
 
+    /// The memory as 64-bit words (page tables), read-only.
+    pub fn words(&self) -> &[u64] {
+        // SAFETY: page-aligned and a multiple of 8 bytes long.
+        unsafe { core::slice::from_raw_parts(self.ptr.cast(), self.layout.size() / 8) }
+    }
+
     /// The memory as 64-bit words (page tables).
     pub fn words_mut(&mut self) -> &mut [u64] {
         // SAFETY: page-aligned and a multiple of 8 bytes long.

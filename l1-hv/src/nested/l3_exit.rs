@@ -19,7 +19,7 @@ use nvmx::event::{Event, InterruptionInfo};
 use nvmx::exit::EptViolation;
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
-use nvmx::insn::{GuestMemory, Outcome};
+use nvmx::insn::Outcome;
 use nvmx::intr::{self, AssistOutcome, L3Outcome};
 use nvmx::nested::{decide_l3_exit, l3_msr, Decision, ExitFacts, ExitFields, L1Exit, L3Msr};
 use nvmx::retire;
@@ -28,9 +28,6 @@ use shadow_vmcs::Vmcs;
 use x86::msr::IA32_TIME_STAMP_COUNTER;
 use x86::vmx::vmcs::control;
 use x86::vmx::vmcs::{guest, ro};
-
-/// EPT memory type of l1-hv's own mappings of guest RAM: write-back.
-const MEMORY_TYPE_WB: u8 = 6;
 
 /// What the run loop does after an L3 exit.
 pub enum Handled {
@@ -255,13 +252,18 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
     );
     match walk(&memory, &ept12, l3_gpa, access) {
         Ok(translation) => {
+            // EPT01 as L2 has it: its RAM, and for a kernel guest the machine's firmware and
+            // device pages l1-hv passes through (an L3 that its guest hypervisor lets reach
+            // L2's local APIC reaches the real one, as L2 would).
             let lookup = |l2_gpa: u64| {
-                memory.is_ram(l2_gpa, 4096).then(|| HostMapping {
-                    host_phys: memory.0.phys() + l2_gpa,
-                    permissions: Permissions::all(),
-                    memory_type: MEMORY_TYPE_WB,
-                    ignore_pat: false,
-                })
+                g.ept
+                    .translate(l2_gpa)
+                    .map(|(host_phys, memory_type)| HostMapping {
+                        host_phys,
+                        permissions: Permissions::all(),
+                        memory_type,
+                        ignore_pat: false,
+                    })
             };
             let Some(leaf) = compose(&translation, lookup) else {
                 return Handled::End(RunEnd::Stopped(Stop::EptViolation {
