@@ -2,7 +2,8 @@
 //! needs first; this adapter acts on the decision — reflect it to the guest hypervisor as a
 //! virtual VM exit, or handle it in l1-hv: an EPT violation in the composed EPT that the guest
 //! hypervisor's EPT allows (fill EPT02), an exception only l1-hv intercepted (re-inject into
-//! L3), an external interrupt or port I/O of the machine.
+//! L3), an external interrupt or port I/O of the machine, an RDMSR/WRMSR the guest hypervisor
+//! lets through (performed for L3).
 
 use super::{complete, L2Context, L2Memory, Nested};
 use crate::arch;
