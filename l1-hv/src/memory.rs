@@ -52,10 +52,22 @@ impl PhysPages {
         self.ptr as u64
     }
 
+    /// The memory as bytes, read-only.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the allocation is `layout.size()` bytes and ours.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.layout.size()) }
+    }
+
     /// The memory as bytes.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: the allocation is `layout.size()` bytes and exclusively ours.
         unsafe { core::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
+    }
+
+    /// The memory as 64-bit words (page tables), read-only.
+    pub fn words(&self) -> &[u64] {
+        // SAFETY: page-aligned and a multiple of 8 bytes long.
+        unsafe { core::slice::from_raw_parts(self.ptr.cast(), self.layout.size() / 8) }
     }
 
     /// The memory as 64-bit words (page tables).

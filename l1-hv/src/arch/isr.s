@@ -1,7 +1,8 @@
 // Host exception entry stubs: push a uniform frame (vector, error code or 0) and call
 // `host_exception(frame)`, which reports and powers off: l1-hv never resumes after a host fault.
 // The NMI is the exception: it belongs to the guest (an NMI a guest's device or self-IPI sent
-// while l1-hv handled an exit), so its stub records it for the guest and returns.
+// while l1-hv handled an exit), so its stub records it for the guest and returns. So is a #GP of
+// the RDMSR/WRMSR l1-hv executes for a guest (msr.s): that fault is the guest's.
 
 .macro ISR_NOERR vector
 isr_\vector:
@@ -51,7 +52,28 @@ ISR_NOERR 9
 ISR_ERR 10
 ISR_ERR 11
 ISR_ERR 12
-ISR_ERR 13
+// #GP: resume an RDMSR/WRMSR of msr.s at `l1hv_msr_faulted`; any other #GP is l1-hv's.
+isr_13:
+    push rax
+    push rcx
+    mov rax, [rsp + 24]         // the faulting RIP, above RCX, RAX and the error code
+    lea rcx, [rip + l1hv_msr_read_insn]
+    cmp rax, rcx
+    je isr_13_msr
+    lea rcx, [rip + l1hv_msr_write_insn]
+    cmp rax, rcx
+    je isr_13_msr
+    pop rcx
+    pop rax
+    push 13
+    jmp isr_common
+isr_13_msr:
+    lea rcx, [rip + l1hv_msr_faulted]
+    mov [rsp + 24], rcx
+    pop rcx
+    pop rax
+    add rsp, 8                  // the error code
+    iretq
 ISR_ERR 14
 ISR_NOERR 15
 ISR_NOERR 16

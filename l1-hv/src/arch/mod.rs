@@ -3,6 +3,7 @@
 
 pub mod gdt;
 pub mod idt;
+pub mod msr;
 
 /// Masks every line of both 8259 PICs. l1-hv uses no device interrupts; left unmasked, the
 /// BIOS's timer would make every guest exit with "external interrupt".

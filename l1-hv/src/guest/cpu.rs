@@ -9,7 +9,7 @@ use l1_vmx::GuestRegisters;
 use nvmx::event::Event;
 use nvmx::exit::CrAccess;
 use nvmx::insn::{GuestOperands, VmxCapabilities};
-use nvmx::nested::{EFER_DEFINED, EFER_LMA, EFER_LME};
+use nvmx::nested::{efer_after_wrmsr, EFER_LMA, EFER_LME};
 use shadow_vmcs::Vmcs;
 use x86::controlregs::Cr4;
 use x86::msr::{IA32_EFER, IA32_FEATURE_CONTROL};
@@ -61,16 +61,20 @@ pub fn rdmsr(regs: &mut GuestRegisters, vmcs: &impl Vmcs, offered: &VmxCapabilit
     Ok(())
 }
 
-/// WRMSR: IA32_EFER may be rewritten, its defined bits only and LMA unchanged (SDM 2.2.1);
-/// nothing else is writable.
+/// WRMSR: IA32_EFER may be rewritten as the processor allows (`efer_after_wrmsr`); nothing else
+/// is writable.
 pub fn wrmsr(regs: &GuestRegisters, vmcs: &mut impl Vmcs) -> Emulated {
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
-    let efer = vmcs.read(guest::IA32_EFER_FULL);
-    if regs.rcx as u32 != IA32_EFER || value & !EFER_DEFINED != 0 || (value ^ efer) & EFER_LMA != 0
-    {
+    if regs.rcx as u32 != IA32_EFER {
         return Err(gp0());
     }
-    vmcs.write(guest::IA32_EFER_FULL, value);
+    let efer = efer_after_wrmsr(
+        vmcs.read(guest::IA32_EFER_FULL),
+        value,
+        vmcs.read(guest::CR0),
+    )
+    .ok_or_else(gp0)?;
+    vmcs.write(guest::IA32_EFER_FULL, efer);
     Ok(())
 }
 

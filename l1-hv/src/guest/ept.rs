@@ -59,6 +59,32 @@ impl Ept {
         Some(())
     }
 
+    /// Where `gpa` is mapped: the host-physical address and the leaf's memory type (bits 5:3),
+    /// `None` where the guest has nothing. Every mapping is read/write/execute.
+    pub fn translate(&self, gpa: u64) -> Option<(u64, u8)> {
+        let mut table = &self.tables[0];
+        for level in (0..4).rev() {
+            let entry = table.words()[index(gpa, level)];
+            if entry & READ_WRITE_EXECUTE == 0 {
+                return None;
+            }
+            let size = match level {
+                0 => PAGE,
+                1 if entry & LARGE_PAGE != 0 => LARGE,
+                _ => {
+                    table = self
+                        .tables
+                        .iter()
+                        .find(|t| t.phys() == entry & ADDRESS_MASK)?;
+                    continue;
+                }
+            };
+            let page = entry & ADDRESS_MASK & !(size - 1);
+            return Some((page + gpa % size, (entry >> 3 & 7) as u8));
+        }
+        None
+    }
+
     /// The EPT pointer (SDM 25.6.11): PML4 address, 4-level walk (3 << 3), write-back (6).
     pub fn pointer(&self) -> u64 {
         self.tables[0].phys() | (3 << 3) | 6

@@ -12,6 +12,7 @@ use crate::nested::{self, entry, InstructionEnd, L2Context, L2Memory};
 use crate::Host;
 use devices::apic_base::Write as ApicWrite;
 use l1_vmx::current_vmcs::CurrentVmcs;
+use l1_vmx::GuestRegisters;
 use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK};
 use nvmx::event::{Event, InfoFlags, InterruptionInfo, InterruptionType};
 use nvmx::exit_reason::{self, ExitReason};
@@ -67,15 +68,16 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         exit_reason::VMCALL => hypercall(guest, vmcs),
         exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid_registers(&mut g.regs)),
-        exit_reason::RDMSR | exit_reason::WRMSR
-            if guest.machine.is_some() && guest.regs.rcx as u32 == IA32_APIC_BASE =>
-        {
-            apic_base(guest, vmcs, reason.basic() == exit_reason::WRMSR)
+        exit_reason::RDMSR | exit_reason::WRMSR => {
+            match owned_msr(host, guest, vmcs, reason.basic() == exit_reason::WRMSR) {
+                Ok(()) => {
+                    retire::retire(vmcs);
+                    Next::Resume
+                }
+                Err(MsrError::Fault(event)) => inject(guest, vmcs, event, None),
+                Err(MsrError::Internal(why)) => Next::End(RunEnd::Stopped(Stop::Internal(why))),
+            }
         }
-        exit_reason::RDMSR => emulated(guest, vmcs, |g, v| {
-            cpu::rdmsr(&mut g.regs, v, &host.offered)
-        }),
-        exit_reason::WRMSR => emulated(guest, vmcs, |g, v| cpu::wrmsr(&g.regs, v)),
         exit_reason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
             let in_vmx = g.nested.engine.vmx().in_vmx_operation();
             cpu::mov_to_cr(
@@ -197,40 +199,62 @@ fn emulated(
     }
 }
 
+/// Why an MSR access l1-hv emulates did not complete.
+pub(crate) enum MsrError {
+    /// The processor would raise this exception (#GP(0)); nothing changed.
+    Fault(Event),
+    /// l1-hv cannot carry the access out: the guest stops with this reason.
+    Internal(&'static str),
+}
+
+/// RDMSR/WRMSR (`write`) of an MSR l1-hv's MSR bitmap makes exit, by the guest whose state the
+/// current VMCS holds: L2, or L3 where its guest hypervisor lets the access through — both see
+/// the same machine. ECX, EDX:EAX in `guest.regs`; the caller retires the instruction.
+pub(crate) fn owned_msr(
+    host: &Host,
+    guest: &mut Guest,
+    vmcs: &mut CurrentVmcs,
+    write: bool,
+) -> Result<(), MsrError> {
+    let regs = &mut guest.regs;
+    match guest.machine.as_mut() {
+        Some(machine) if regs.rcx as u32 == IA32_APIC_BASE => {
+            apic_base(&mut machine.apic_base, regs, write)
+        }
+        _ if write => cpu::wrmsr(regs, vmcs).map_err(MsrError::Fault),
+        _ => cpu::rdmsr(regs, vmcs, &host.offered).map_err(MsrError::Fault),
+    }
+}
+
 /// RDMSR/WRMSR of IA32_APIC_BASE by a kernel guest: its view in the machine, the hardware
 /// changed as `devices::apic_base` decides.
-fn apic_base(guest: &mut Guest, vmcs: &mut CurrentVmcs, write: bool) -> Next {
-    let Some(machine) = guest.machine.as_mut() else {
-        return Next::End(RunEnd::Stopped(Stop::Internal(
-            "APIC base without a machine",
-        )));
-    };
-    let regs = &mut guest.regs;
+fn apic_base(
+    apic_base: &mut devices::apic_base::ApicBase,
+    regs: &mut GuestRegisters,
+    write: bool,
+) -> Result<(), MsrError> {
     if !write {
-        let value = machine.apic_base.read();
+        let value = apic_base.read();
         (regs.rax, regs.rdx) = (value & 0xffff_ffff, value >> 32);
-        retire::retire(vmcs);
-        return Next::Resume;
+        return Ok(());
     }
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
     // CPUID.80000008H:EAX[7:0] is the physical-address width.
     let max_phys_bits = core::arch::x86_64::__cpuid(0x8000_0008).eax as u8;
-    match machine.apic_base.write(value, max_phys_bits) {
-        ApicWrite::Fault => {
-            let gp = Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, 0);
-            return inject(guest, vmcs, gp, None);
+    match apic_base.write(value, max_phys_bits) {
+        ApicWrite::Fault => Err(MsrError::Fault(Event::hardware_exception(
+            x86::irq::GENERAL_PROTECTION_FAULT_VECTOR,
+            0,
+        ))),
+        ApicWrite::SoftwareDisable => {
+            platform::software_disable_apic();
+            Ok(())
         }
-        ApicWrite::SoftwareDisable => platform::software_disable_apic(),
-        ApicWrite::Hardware(value) => {
-            if !platform::set_apic_base(value) {
-                return Next::End(RunEnd::Stopped(Stop::Internal(
-                    "the machine cannot return its APIC from x2APIC to xAPIC mode",
-                )));
-            }
-        }
+        ApicWrite::Hardware(value) if platform::set_apic_base(value) => Ok(()),
+        ApicWrite::Hardware(_) => Err(MsrError::Internal(
+            "the machine cannot return its APIC from x2APIC to xAPIC mode",
+        )),
     }
-    retire::retire(vmcs);
-    Next::Resume
 }
 
 /// A VMX instruction of an L2 guest hypervisor.

@@ -20,6 +20,7 @@ mod vcpu;
 pub mod vmcs_setup;
 
 pub use boot::Extra;
+pub(crate) use exits::{owned_msr, MsrError};
 pub use machine::Forwarded;
 pub use msr_bitmap::MsrBitmaps;
 pub use platform::{end_of_interrupt, Platform};

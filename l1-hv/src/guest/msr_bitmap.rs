@@ -5,13 +5,11 @@
 //! IA32_APIC_BASE, whose global disable l1-hv emulates (`devices::apic_base`). MSRs
 //! outside the bitmap's two ranges always exit (l1-hv raises #GP, as for a missing MSR).
 
+use super::config::Boot;
 use crate::memory::PhysPages;
 use core::ops::RangeInclusive;
+use nvmx::nested::msr_bitmap_bit;
 use x86::msr::{IA32_APIC_BASE, IA32_FEATURE_CONTROL, IA32_VMX_BASIC, IA32_VMX_VMFUNC};
-
-/// Read bitmap for MSRs 0–0x1fff at offset 0, write bitmap for them at 2048 (SDM 25.6.9).
-const READ_LOW: usize = 0;
-const WRITE_LOW: usize = 2048;
 
 /// The MSRs l1-hv emulates for kernel guests.
 const OWNED: [RangeInclusive<u32>; 3] = [
@@ -23,9 +21,9 @@ const OWNED: [RangeInclusive<u32>; 3] = [
 /// The two MSR bitmaps, shared by every guest of their kind.
 pub struct MsrBitmaps {
     /// Every access exits.
-    pub test_image: PhysPages,
+    test_image: PhysPages,
     /// Only the MSRs l1-hv owns exit.
-    pub machine: PhysPages,
+    machine: PhysPages,
 }
 
 impl MsrBitmaps {
@@ -36,13 +34,24 @@ impl MsrBitmaps {
         let mut machine = PhysPages::page()?;
         let bytes = machine.bytes_mut();
         for msr in OWNED.into_iter().flatten() {
-            for base in [READ_LOW, WRITE_LOW] {
-                bytes[base + msr as usize / 8] |= 1 << (msr % 8);
+            for bit in [false, true]
+                .into_iter()
+                .filter_map(|w| msr_bitmap_bit(msr, w))
+            {
+                bytes[bit as usize / 8] |= 1 << (bit % 8);
             }
         }
         Some(Self {
             test_image,
             machine,
         })
+    }
+
+    /// The bitmap a guest of kind `boot` runs with.
+    pub fn of(&self, boot: Boot) -> &PhysPages {
+        match boot {
+            Boot::Abi => &self.test_image,
+            Boot::Kernel => &self.machine,
+        }
     }
 }

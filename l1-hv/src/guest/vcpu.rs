@@ -205,10 +205,7 @@ impl<'a> Guest<'a> {
             eptp: ept.pointer(),
             vpid,
             exception_bitmap: config.effective_exception_bitmap(),
-            msr_bitmap: match config.boot {
-                Boot::Abi => host.msr_bitmaps.test_image.phys(),
-                Boot::Kernel => host.msr_bitmaps.machine.phys(),
-            },
+            msr_bitmap: host.msr_bitmaps.of(config.boot).phys(),
             io_bitmaps: machine.as_ref().map(Machine::io_bitmaps),
         };
         vmcs_setup::write_vmcs(&mut vmcs, &host.caps, &setup).map_err(CreateError::Unsupported)?;

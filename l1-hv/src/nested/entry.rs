@@ -54,6 +54,10 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
         ia32e_mode: vmcs.read(guest::IA32_EFER_FULL) & EFER_LMA != 0,
         l2_debugctl: vmcs.read(guest::IA32_DEBUGCTL_FULL),
     };
+    // With vmcs01 switching PAT (a kernel guest), the processor's PAT at vmcs02's entry is
+    // l1-hv's, so vmcs02 loads L2's PAT for L3 to inherit (SDM 27.3.2.1) and saves L3's.
+    let switch_pat = EntryControls::from_bits_truncate(vmcs.read(control::VMENTRY_CONTROLS) as u32)
+        & EntryControls::LOAD_IA32_PAT;
     let l2 = L2Inherited {
         efer: vmcs.read(guest::IA32_EFER_FULL),
         pat: vmcs.read(guest::IA32_PAT_FULL),
@@ -85,7 +89,7 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
                 | ExitControls::SAVE_IA32_EFER
                 | ExitControls::LOAD_IA32_EFER
                 | ExitControls::ACK_INTERRUPT_ON_EXIT,
-            entry: EntryControls::LOAD_IA32_EFER,
+            entry: EntryControls::LOAD_IA32_EFER | switch_pat,
             exception_bitmap,
             cr0_mask: 0,
             cr4_mask: Cr4::CR4_ENABLE_VMX.bits() as u64,

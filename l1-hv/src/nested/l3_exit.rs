@@ -2,11 +2,13 @@
 //! needs first; this adapter acts on the decision — reflect it to the guest hypervisor as a
 //! virtual VM exit, or handle it in l1-hv: an EPT violation in the composed EPT that the guest
 //! hypervisor's EPT allows (fill EPT02), an exception only l1-hv intercepted (re-inject into
-//! L3), an external interrupt or port I/O of the machine.
+//! L3), an external interrupt or port I/O of the machine, an RDMSR/WRMSR the guest hypervisor
+//! lets through (performed for L3).
 
 use super::{complete, L2Context, L2Memory, Nested};
+use crate::arch;
 use crate::guest::inject_host::VcpuInjectHost;
-use crate::guest::{Guest, RunEnd, Stop};
+use crate::guest::{owned_msr, Guest, MsrError, RunEnd, Stop};
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
 use l1_vmx::instructions::VmFail;
@@ -18,16 +20,15 @@ use nvmx::event::{Event, InterruptionInfo};
 use nvmx::exit::EptViolation;
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
-use nvmx::insn::{GuestMemory, Outcome};
+use nvmx::insn::Outcome;
 use nvmx::intr::{self, AssistOutcome, L3Outcome};
-use nvmx::nested::{decide_l3_exit, Decision, ExitFacts, ExitFields, L1Exit};
+use nvmx::nested::{decide_l3_exit, l3_msr, Decision, ExitFacts, ExitFields, L1Exit, L3Msr};
+use nvmx::retire;
 use nvmx::route::InterceptControls;
 use shadow_vmcs::Vmcs;
+use x86::msr::IA32_TIME_STAMP_COUNTER;
 use x86::vmx::vmcs::control;
 use x86::vmx::vmcs::{guest, ro};
-
-/// EPT memory type of l1-hv's own mappings of guest RAM: write-back.
-const MEMORY_TYPE_WB: u8 = 6;
 
 /// What the run loop does after an L3 exit.
 pub enum Handled {
@@ -73,6 +74,9 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
                 _ => crate::guest::end_of_interrupt(),
             }
             Handled::Resume
+        }
+        Decision::L1Handles(L1Exit::Msr) => {
+            msr(host, g, vmcs, reason.basic() == exit_reason::WRMSR)
         }
         Decision::L1Handles(L1Exit::PortIo) if g.machine.is_some() => {
             match crate::guest::l3_port_io(g, vmcs) {
@@ -127,19 +131,75 @@ pub fn entry_failed(g: &mut Guest, vmcs: &mut CurrentVmcs, fail: VmFail) -> Hand
 }
 
 /// An exception vmcs12 does not intercept, which l1-hv intercepted for itself: deliver it to
-/// L3 as the hardware would have, through the routing core with the guest hypervisor's controls.
+/// L3 as the hardware would have.
 fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
+    let (Some(event), during) = (Event::from_exit(vmcs), Event::from_idt_vectoring(vmcs)) else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(
+            "exception exit without valid interruption information",
+        )));
+    };
+    deliver(host, g, vmcs, event, during)
+}
+
+/// RDMSR/WRMSR (`write`) of L3 that vmcs12 does not intercept: performed for L3 where
+/// `nvmx::nested::l3_msr` says its MSR is, then retired on vmcs02 (RIP, interrupt shadow,
+/// single-step); a #GP(0) the access raises is delivered to L3 instead (SDM 26.1.3: the
+/// instruction runs as it would without the guest hypervisor).
+fn msr(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, write: bool) -> Handled {
+    let gp = || Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, 0);
+    let index = g.regs.rcx as u32;
+    let value = (g.regs.rdx << 32) | (g.regs.rax & 0xffff_ffff);
+    let Ok(l2_bitmap) = host.msr_bitmaps.of(g.config.boot).bytes().try_into() else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("MSR bitmap is not a page")));
+    };
+    let read = match l3_msr(index, write, vmcs, l2_bitmap) {
+        L3Msr::Vmcs02(held) if write => held.write(vmcs, value).map(|()| None).map_err(|_| gp()),
+        L3Msr::Vmcs02(held) => Ok(Some(held.read(vmcs))),
+        L3Msr::OffsetTsc { offset } => arch::msr::read(IA32_TIME_STAMP_COUNTER)
+            .map(|tsc| Some(tsc.wrapping_add(offset)))
+            .map_err(|_| gp()),
+        // SAFETY: L2 may write this MSR directly (l1-hv's bitmap passes it through), so it is
+        // none that l1-hv depends on.
+        L3Msr::Hardware if write => unsafe { arch::msr::write(index, value) }
+            .map(|()| None)
+            .map_err(|_| gp()),
+        L3Msr::Hardware => arch::msr::read(index).map(Some).map_err(|_| gp()),
+        L3Msr::AsForL2 => match owned_msr(host, g, vmcs, write) {
+            Ok(()) => Ok(None),
+            Err(MsrError::Fault(event)) => Err(event),
+            Err(MsrError::Internal(why)) => {
+                return Handled::End(RunEnd::Stopped(Stop::Internal(why)))
+            }
+        },
+    };
+    match read {
+        Ok(value) => {
+            if let Some(value) = value {
+                (g.regs.rax, g.regs.rdx) = (value & 0xffff_ffff, value >> 32);
+            }
+            retire::retire(vmcs);
+            Handled::Resume
+        }
+        Err(fault) => deliver(host, g, vmcs, fault, None),
+    }
+}
+
+/// Delivers `event` (its delivery having interrupted `during`) to L3 as the hardware would
+/// have, through the routing core with the guest hypervisor's controls: a virtual VM exit where
+/// vmcs12 intercepts it.
+fn deliver(
+    host: &Host,
+    g: &mut Guest,
+    vmcs: &mut CurrentVmcs,
+    event: Event,
+    during: Option<Event>,
+) -> Handled {
     let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
     };
     let controls = InterceptControls::from_vmcs(vmcs12);
-    let (Some(event), during) = (Event::from_exit(vmcs), Event::from_idt_vectoring(vmcs)) else {
-        return Handled::End(RunEnd::Stopped(Stop::Internal(
-            "exception exit without valid interruption information",
-        )));
-    };
     let mut inject_host = VcpuInjectHost {
         regs: &mut g.regs,
         trace: &mut g.trace,
@@ -193,13 +253,18 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
     );
     match walk(&memory, &ept12, l3_gpa, access) {
         Ok(translation) => {
+            // EPT01 as L2 has it: its RAM, and for a kernel guest the machine's firmware and
+            // device pages l1-hv passes through (an L3 that its guest hypervisor lets reach
+            // L2's local APIC reaches the real one, as L2 would).
             let lookup = |l2_gpa: u64| {
-                memory.is_ram(l2_gpa, 4096).then(|| HostMapping {
-                    host_phys: memory.0.phys() + l2_gpa,
-                    permissions: Permissions::all(),
-                    memory_type: MEMORY_TYPE_WB,
-                    ignore_pat: false,
-                })
+                g.ept
+                    .translate(l2_gpa)
+                    .map(|(host_phys, memory_type)| HostMapping {
+                        host_phys,
+                        permissions: Permissions::all(),
+                        memory_type,
+                        ignore_pat: false,
+                    })
             };
             let Some(leaf) = compose(&translation, lookup) else {
                 return Handled::End(RunEnd::Stopped(Stop::EptViolation {

@@ -21,6 +21,21 @@ pub const EFER_DEFINED: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 pub(crate) const CR4_CET: u64 = 1 << 23;
 /// IA32_DEBUGCTL.BTF (single-step on branches).
 pub(crate) const DEBUGCTL_BTF: u64 = 1 << 1;
+/// IA32_DEBUGCTL bits l1-hv lets a guest state have: LBR (0) and BTF (1), for a vmcs12 to load
+/// and for L3's WRMSR. Other bits depend on processor features l1-hv does not vouch for, so they
+/// are refused.
+pub(crate) const DEBUGCTL_ALLOWED: u64 = 0b11;
+
+/// IA32_EFER after WRMSR of `value` over `old` with CR0 = `cr0`, or `None` where the processor
+/// raises #GP(0): a bit Intel does not define (SDM 2.2.1), or a change of LME while paging is
+/// on (SDM 10.8.5). LMA is the processor's (read-only, SDM Vol. 4 Table 2-2: set and cleared by
+/// CR0.PG with LME), so the written bit is ignored.
+pub const fn efer_after_wrmsr(old: u64, value: u64, cr0: u64) -> Option<u64> {
+    if value & !EFER_DEFINED != 0 || (cr0 & CR0_PG != 0 && (old ^ value) & EFER_LME != 0) {
+        return None;
+    }
+    Some(value & !EFER_LMA | old & EFER_LMA)
+}
 
 pub(crate) const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
 pub(crate) const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;

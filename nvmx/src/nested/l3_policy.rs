@@ -44,6 +44,9 @@ pub enum L1Exit {
     L2EptViolation,
     /// Port I/O vmcs12 lets through (vmcs02 exits on every port l1-hv intercepts).
     PortIo,
+    /// RDMSR/WRMSR vmcs12 lets through (vmcs02 uses no MSR bitmap): performed for L3 where
+    /// [`super::l3_msr`] says, a fault injected into L3.
+    Msr,
     /// Anything else only l1-hv's controls or the machine caused: INIT, SIPI, SMIs, the
     /// preemption timer, an EPT misconfiguration (in tables l1-hv wrote), a VM-entry failure
     /// due to a machine check, an instruction exit vmcs12 does not ask for.
@@ -62,6 +65,7 @@ pub fn decide_l3_exit(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemo
     Decision::L1Handles(match exit.reason as u16 {
         reason::EXCEPTION_OR_NMI => L1Exit::Exception,
         reason::IO_INSTRUCTION => L1Exit::PortIo,
+        reason::RDMSR | reason::WRMSR => L1Exit::Msr,
         _ => L1Exit::Other,
     })
 }

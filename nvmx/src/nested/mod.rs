@@ -19,17 +19,19 @@ mod dirty;
 mod engine;
 mod exit;
 mod l3_policy;
+mod msr;
 mod pdpte;
 mod reflect;
 #[cfg(test)]
 pub(crate) mod test_support;
 mod vmcs02;
 
-pub use arch::{ar, guest_cpl, EFER_DEFINED, EFER_LMA, EFER_LME, EFER_NXE};
+pub use arch::{ar, efer_after_wrmsr, guest_cpl, EFER_DEFINED, EFER_LMA, EFER_LME, EFER_NXE};
 pub use checks::{check_vmcs12, EntryContext, EntryFailure};
 pub use dirty::Dirty;
 pub use engine::{Entry, NestedHardware, NestedVcpu, Vmcs02EntryBug};
 pub use exit::{load_l2_host_state, reflect_exit, ExitFields, VmxAbort};
 pub use l3_policy::{decide_l3_exit, Decision, L1Exit};
+pub use msr::{l3_msr, msr_bitmap_bit, L3Msr, MsrFault, Vmcs02Msr};
 pub use reflect::ExitFacts;
 pub use vmcs02::{merge_exit_bitmaps, prepare_vmcs02, L1Needs, L2Inherited, Vmcs12Pages};

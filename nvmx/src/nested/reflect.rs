@@ -4,6 +4,7 @@
 
 use super::arch::{ar, CR0_TS, CS};
 use super::controls::Controls;
+use super::msr::msr_bitmap_bit;
 use crate::event::{Event, InterruptionInfo};
 use crate::exit::{CrAccess, IoInstruction};
 use crate::exit_reason as reason;
@@ -241,17 +242,8 @@ fn msr_reflected(
     }
     let msr = exit.gprs[Gpr::Rcx as usize] as u32;
     let write = exit.reason as u16 == reason::WRMSR;
-    let (range_offset, index) = match msr {
-        0..=0x1FFF => (0, msr),
-        0xC000_0000..=0xC000_1FFF => (0x400, msr - 0xC000_0000),
-        _ => return true,
-    };
-    let offset = range_offset + if write { 0x800 } else { 0 };
-    bitmap_bit(
-        mem,
-        vmcs12.read(control::MSR_BITMAPS_ADDR_FULL),
-        offset * 8 + u64::from(index),
-    )
+    msr_bitmap_bit(msr, write)
+        .is_none_or(|bit| bitmap_bit(mem, vmcs12.read(control::MSR_BITMAPS_ADDR_FULL), bit))
 }
 
 /// VMREAD/VMWRITE (SDM 26.1.3): exit unless "VMCS shadowing" is 1, the field encoding has no

@@ -5,7 +5,7 @@
 use super::super::arch::ar;
 use super::super::arch::{
     canonical, fixed_bits_ok, pat_valid, within_width, CR0_PE, CR0_PG, CR0_WP, CR4_CET, CR4_PAE,
-    CR4_PCIDE, DEBUGCTL_BTF, EFER_DEFINED, EFER_LMA, EFER_LME, SS,
+    CR4_PCIDE, DEBUGCTL_ALLOWED, DEBUGCTL_BTF, EFER_DEFINED, EFER_LMA, EFER_LME, SS,
 };
 use super::super::controls::Controls;
 use super::super::pdpte::{guest_pdptes, guest_uses_pae_paging, pdpte_valid};
@@ -20,9 +20,6 @@ use x86::irq::{DEBUG_VECTOR, MACHINE_CHECK_VECTOR};
 use x86::vmx::vmcs::control::{EntryControls, PinbasedControls, SecondaryControls};
 use x86::vmx::vmcs::{control, guest};
 
-/// IA32_DEBUGCTL bits a vmcs12 may load: LBR (0) and BTF (1). Other bits depend on processor
-/// features l1-hv does not vouch for, so they are refused.
-const DEBUGCTL_ALLOWED: u64 = 0b11;
 /// RFLAGS bits 63:22, 15, 5 and 3 are reserved (0); bit 1 is reserved (1).
 const RFLAGS_RESERVED: u64 = 0xFFFF_FFFF_FFC0_8028;
 const RFLAGS_FIXED: u64 = RFlags::FLAGS_A1.bits();

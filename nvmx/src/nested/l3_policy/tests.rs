@@ -1,7 +1,7 @@
 //! One test per rule of [`decide_l3_exit`]: l1-hv's exits first, whatever vmcs12 says; then
 //! vmcs12's; then l1-hv's by kind.
 
-use super::super::test_support::{good_vmcs12, Ram, IO_BITMAP_A};
+use super::super::test_support::{good_vmcs12, Ram, IO_BITMAP_A, MSR_BITMAP};
 use super::*;
 use crate::event::{InterruptionInfo, InterruptionType};
 use shadow_vmcs::SoftVmcs;
@@ -143,6 +143,30 @@ fn port_io_vmcs12_lets_through_is_l1_hvs() {
     assert_eq!(
         decide_l3_exit(&io(0x3F8), &vmcs12, &ram),
         L1Handles(L1Exit::PortIo)
+    );
+}
+
+#[test]
+fn msr_accesses_vmcs12_lets_through_are_l1_hvs() {
+    let vmcs12 = good_vmcs12();
+    let mut ram = Ram::new();
+    ram.set_bit(MSR_BITMAP, 0x277); // read of IA32_PAT
+    let msr = |reason: u16, ecx: u64| {
+        let mut exit = facts(reason.into());
+        exit.gprs[1] = ecx;
+        exit
+    };
+    assert_eq!(
+        decide_l3_exit(&msr(reason::RDMSR, 0x277), &vmcs12, &ram),
+        ReflectToL2
+    );
+    assert_eq!(
+        decide_l3_exit(&msr(reason::WRMSR, 0x277), &vmcs12, &ram),
+        L1Handles(L1Exit::Msr)
+    );
+    assert_eq!(
+        decide_l3_exit(&msr(reason::RDMSR, 0xC000_0100), &vmcs12, &ram),
+        L1Handles(L1Exit::Msr)
     );
 }
 
