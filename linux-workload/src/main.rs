@@ -6,17 +6,19 @@
 //!   unmapped and on a read-only page, #DE, #BP, #UD), each reported with its si_code;
 //! - `memory`: page-fault-heavy work (the kernel's #PF handler, thousands of times);
 //! - `forkexec N`: fork and exec `/bin/true` N times (process creation, copy-on-write faults);
+//! - `kvm`: a real-mode VM through the kernel's own KVM, to its I/O and HLT exits (issue 14);
 //! - `tsc LABEL`: the time-stamp counter, for the Linux benchmark (timing-dependent: printed
 //!   outside the compared output).
 
 mod forkexec;
+mod kvm;
 mod memory;
 mod signals;
 mod tsc;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: linux-workload signals | memory | forkexec N | tsc LABEL";
+const USAGE: &str = "usage: linux-workload signals | memory | forkexec N | kvm | tsc LABEL";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     {
         ["signals"] => signals::run(),
         ["memory"] => memory::run(),
+        ["kvm"] => kvm::run(),
         ["tsc", label] => tsc::run(label),
         ["forkexec", n] => match n.parse() {
             Ok(n) => forkexec::run(n),

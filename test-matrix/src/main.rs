@@ -31,7 +31,7 @@ subcommands:
                          (exit status 0 PASS, 1 FAIL, 3 no VMX, 4 no verdict)
   run --kernel PATH [--initrd PATH] [--append ARGS] [--mem SIZE] [--forward none|all]
       [--expect poweroff|reset] [--emulator bochs|qemu-kvm] [--cpu MODEL] [--bare] [--timeout SECONDS]
-      [--guest \"IMAGE OPTIONS\"]... [--name NAME] [--run-dir DIR] | run --linux-test [...]
+      [--guest \"IMAGE OPTIONS\"]... [--name NAME] [--run-dir DIR] | run --linux-test|--linux-kvm [...]
                          boot your own kernel (bzImage, multiboot, multiboot2) under l1-hv, or
                          --bare on the emulator, streaming the console; `run --help` explains
                          every flag (docs/linux.md; exit status as demo's)

@@ -125,12 +125,14 @@ pub fn demo(args: &[String]) -> ExitCode {
 }
 
 /// `test-matrix linux-assets`: the Linux test's kernel and initramfs (made once, before boots
-/// that run in parallel use them), as `kernel PATH`, `initrd PATH`, `modules PATH`, `append ARGS`.
+/// that run in parallel use them), as `kernel PATH`, `initrd PATH`, `kvm-initrd PATH`,
+/// `system-map PATH`, `modules PATH`, `append ARGS`.
 pub fn linux_assets() -> ExitCode {
     match linux::prepare() {
         Ok(assets) => {
             println!("kernel {}", assets.kernel.vmlinuz.display());
             println!("initrd {}", assets.initrd.display());
+            println!("kvm-initrd {}", assets.kvm_initrd.display());
             println!("system-map {}", assets.kernel.system_map.display());
             println!("modules {}", assets.kernel.modules.display());
             println!("append {}", linux::TEST_APPEND);

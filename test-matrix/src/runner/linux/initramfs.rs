@@ -1,12 +1,14 @@
 //! The test initramfs: a newc cpio with a static busybox, our workload program and `/init`,
 //! compressed with `lz4 -l` (the legacy LZ4 format, the only one Linux's initramfs unpacker
-//! takes; gzip would cost ~30 guest-seconds more on Bochs).
+//! takes; gzip would cost ~30 guest-seconds more on Bochs). The KVM initramfs is the same plus
+//! `/kvm/`: the kernel's own KVM modules and a probe that loads them and runs a VM (issue 14);
+//! a separate archive, so the Linux test's boots do not unpack ~3 MiB of modules they never use.
 
 use super::{dir, END_WITH_PANIC};
 use crate::runner::{tools, workspace_root};
 use cpio::newc::Builder;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `/init`: mount the pseudo file systems, run the workload between two marker lines, show the
@@ -23,6 +25,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 dmesg -n 1
+if [ -x /kvm/probe ]; then /kvm/probe; poweroff -f; fi
 /bin/linux-workload tsc workload-begin
 echo "workload: begin"
 /bin/linux-workload forkexec 200
@@ -37,13 +40,53 @@ esac
 poweroff -f
 "#;
 
-/// Builds the workload and writes `target/linux/initramfs.cpio.lz4`; returns its path.
-pub fn build() -> Result<PathBuf, String> {
+/// `/kvm/probe`, which `/init` runs instead of the workload when the archive has it: loads the
+/// kernel's KVM modules in dependency order, shows what KVM said (its messages, kvm_intel's
+/// parameters and kvm's, /dev/kvm) and runs the workload's one-VM program (`linux-workload kvm`). Every
+/// line starts with `kvm: `; a step that fails says so and the next still runs, so one boot shows
+/// everything that can be seen.
+pub const KVM_PROBE: &str = r#"#!/bin/busybox sh
+echo "kvm: begin"
+for module in irqbypass kvm kvm-intel; do
+if insmod /kvm/$module.ko; then echo "kvm: insmod $module: ok"; else echo "kvm: insmod $module: failed"; fi
+done
+dmesg | grep -i -e kvm -e vmx | sed 's/^/kvm: dmesg: /'
+for parameter in /sys/module/kvm/parameters/* /sys/module/kvm_intel/parameters/*; do
+module=${parameter#/sys/module/}
+[ -f "$parameter" ] && echo "kvm: ${module%%/*}.${parameter##*/}=$(cat "$parameter")"
+done
+ls -l /dev/kvm | sed 's/^/kvm: /'
+grep LOC /proc/interrupts | sed 's/^/kvm: before the vm: /'
+/bin/linux-workload kvm
+grep LOC /proc/interrupts | sed 's/^/kvm: after the vm: /'
+echo "kvm: end"
+"#;
+
+/// The KVM modules the probe loads, in dependency order (kvm needs irqbypass, kvm-intel needs
+/// kvm), by their paths under the kernel's `lib/modules/RELEASE/`.
+const KVM_MODULES: [(&str, &str); 3] = [
+    ("kvm/irqbypass.ko", "kernel/virt/lib/irqbypass.ko"),
+    ("kvm/kvm.ko", "kernel/arch/x86/kvm/kvm.ko"),
+    ("kvm/kvm-intel.ko", "kernel/arch/x86/kvm/kvm-intel.ko"),
+];
+
+/// Which initramfs to build.
+pub enum Initramfs<'a> {
+    /// The Linux test's: busybox, the workload, `/init`.
+    Test,
+    /// The test's plus the KVM modules of the kernel whose `lib/modules/RELEASE` is given, and
+    /// the probe.
+    Kvm(&'a Path),
+}
+
+/// Builds the workload and writes `target/linux/initramfs.cpio.lz4` (or, for the KVM one,
+/// `initramfs-kvm.cpio.lz4`); returns its path.
+pub fn build(which: &Initramfs) -> Result<PathBuf, String> {
     let workload =
         std::fs::read(build_workload()?).map_err(|e| format!("reading the workload: {e}"))?;
     let busybox = std::fs::read(tools::BUSYBOX).map_err(|e| format!("{}: {e}", tools::BUSYBOX))?;
     let init = INIT.replace("END_WITH_PANIC", END_WITH_PANIC);
-    let archive = archive(&[
+    let mut entries = vec![
         Entry::Dir("bin"),
         Entry::Dir("dev"),
         Entry::Dir("proc"),
@@ -53,11 +96,40 @@ pub fn build() -> Result<PathBuf, String> {
         Entry::File("bin/busybox", &busybox),
         Entry::File("bin/linux-workload", &workload),
         Entry::File("init", init.as_bytes()),
-    ])
-    .map_err(|e| format!("writing the initramfs: {e}"))?;
-    let cpio = dir().join("initramfs.cpio");
+    ];
+    let modules = match which {
+        Initramfs::Test => Vec::new(),
+        Initramfs::Kvm(release) => KVM_MODULES
+            .iter()
+            .map(|(_, path)| {
+                let path = release.join(path);
+                std::fs::read(&path)
+                    .map(|mut module| {
+                        strip_signature(&mut module);
+                        module
+                    })
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if !modules.is_empty() {
+        entries.push(Entry::Dir("kvm"));
+        entries.push(Entry::File("kvm/probe", KVM_PROBE.as_bytes()));
+        entries.extend(
+            KVM_MODULES
+                .iter()
+                .zip(&modules)
+                .map(|((name, _), module)| Entry::File(name, module)),
+        );
+    }
+    let archive = archive(&entries).map_err(|e| format!("writing the initramfs: {e}"))?;
+    let name = match which {
+        Initramfs::Test => "initramfs.cpio",
+        Initramfs::Kvm(_) => "initramfs-kvm.cpio",
+    };
+    let cpio = dir().join(name);
     std::fs::write(&cpio, archive).map_err(|e| format!("{}: {e}", cpio.display()))?;
-    let lz4 = dir().join("initramfs.cpio.lz4");
+    let lz4 = dir().join(format!("{name}.lz4"));
     let status = Command::new("lz4")
         .args(["-l", "-9", "-f", "-q"])
         .arg(&cpio)
@@ -67,6 +139,32 @@ pub fn build() -> Result<PathBuf, String> {
         return Err("lz4 -l failed".into());
     }
     Ok(lz4)
+}
+
+/// The marker that ends a signed module (the kernel's `MODULE_SIG_STRING`).
+const SIGNATURE_MAGIC: &[u8] = b"~Module signature appended~\n";
+/// The signature's trailer before the marker (`struct module_signature`): algorithm, hash, id
+/// type, signer and key-id lengths (one byte each), 3 bytes of padding, the signature's length
+/// (32-bit big-endian).
+const SIGNATURE_TRAILER: usize = 12;
+
+/// Cuts a module's appended signature, if it has one. The kernel (without
+/// CONFIG_MODULE_SIG_FORCE, as Debian builds it) loads an unsigned module, only marking itself
+/// tainted, and skips hashing it: on Bochs the KVM modules load in ~12 s unsigned, ~30 s signed.
+fn strip_signature(module: &mut Vec<u8>) {
+    let Some(trailer_end) = module.len().checked_sub(SIGNATURE_MAGIC.len()) else {
+        return;
+    };
+    if &module[trailer_end..] != SIGNATURE_MAGIC || trailer_end < SIGNATURE_TRAILER {
+        return;
+    }
+    let length: [u8; 4] = module[trailer_end - 4..trailer_end]
+        .try_into()
+        .expect("four bytes");
+    let signature = u32::from_be_bytes(length) as usize;
+    if let Some(end) = (trailer_end - SIGNATURE_TRAILER).checked_sub(signature) {
+        module.truncate(end);
+    }
 }
 
 /// `cargo build --release --target x86_64-unknown-linux-musl -p linux-workload` in its own target
@@ -177,6 +275,40 @@ mod tests {
             ])
             .unwrap()
         );
+    }
+
+    #[test]
+    fn signatures_are_cut_and_unsigned_modules_kept() {
+        let mut signed = b"ELF-module".to_vec();
+        signed.extend_from_slice(b"SIG");
+        signed.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+        signed.extend_from_slice(SIGNATURE_MAGIC);
+        strip_signature(&mut signed);
+        assert_eq!(signed, b"ELF-module");
+        let mut unsigned = b"ELF-module".to_vec();
+        strip_signature(&mut unsigned);
+        assert_eq!(unsigned, b"ELF-module");
+        // A length past the start leaves the module as it was.
+        let mut bogus = SIGNATURE_MAGIC.to_vec();
+        bogus.splice(0..0, [0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF]);
+        let before = bogus.clone();
+        strip_signature(&mut bogus);
+        assert_eq!(bogus, before);
+    }
+
+    #[test]
+    fn init_runs_the_kvm_probe_only_where_the_archive_has_it() {
+        assert!(INIT.contains("if [ -x /kvm/probe ]; then /kvm/probe; poweroff -f; fi\n"));
+        assert!(KVM_PROBE.starts_with("#!/bin/busybox sh\n"));
+        let probed: Vec<&str> = KVM_MODULES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            probed,
+            ["kvm/irqbypass.ko", "kvm/kvm.ko", "kvm/kvm-intel.ko"]
+        );
+        for (name, _) in KVM_MODULES {
+            let module = name.trim_start_matches("kvm/").trim_end_matches(".ko");
+            assert!(KVM_PROBE.contains(module));
+        }
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Assets {
     pub kernel: kernel::Kernel,
     /// The LZ4 (legacy format) newc initramfs.
     pub initrd: PathBuf,
+    /// The same with the kernel's KVM modules and the probe that loads them (issue 14).
+    pub kvm_initrd: PathBuf,
 }
 
 /// `target/linux/`.
@@ -33,10 +35,15 @@ pub fn dir() -> PathBuf {
     workspace_root().join("target").join("linux")
 }
 
-/// Installs the tools, fetches the kernel (cached) and builds the initramfs.
+/// Installs the tools, fetches the kernel (cached) and builds the two initramfs archives.
 pub fn prepare() -> Result<Assets, String> {
     tools::ensure_linux()?;
     let kernel = kernel::ensure()?;
-    let initrd = initramfs::build()?;
-    Ok(Assets { kernel, initrd })
+    let initrd = initramfs::build(&initramfs::Initramfs::Test)?;
+    let kvm_initrd = initramfs::build(&initramfs::Initramfs::Kvm(&kernel.modules))?;
+    Ok(Assets {
+        kernel,
+        initrd,
+        kvm_initrd,
+    })
 }

@@ -16,7 +16,7 @@ use std::str::FromStr;
 #[command(name = "test-matrix run")]
 pub struct RunArgs {
     /// The kernel: a Linux bzImage, or a multiboot or multiboot2 kernel (told by its headers).
-    #[arg(long, value_name = "PATH", required_unless_present = "linux_test")]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["linux_test", "linux_kvm"])]
     pub kernel: Option<PathBuf>,
     /// The initrd (Linux), or the one module (multiboot kernels), loaded with the kernel.
     #[arg(long, value_name = "PATH")]
@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// under target/linux/) with the test's command line; no --kernel needed.
     #[arg(long, conflicts_with_all = ["kernel", "initrd"])]
     pub linux_test: bool,
+    /// As --linux-test, with the KVM initramfs: init loads the kernel's own kvm modules, prints
+    /// what KVM reports (kvm_intel's parameters, /dev/kvm) and runs one small VM through
+    /// /dev/kvm instead of the workload (docs/linux.md, "KVM as a guest hypervisor").
+    #[arg(long, conflicts_with_all = ["kernel", "initrd", "linux_test"])]
+    pub linux_kvm: bool,
     /// Another l1-hv guest run after this kernel, as `demo --guest` takes it (repeatable), e.g.
     /// "pf-guest exceptions=pf".
     #[arg(long = "guest", value_name = "IMAGE OPTIONS", conflicts_with = "bare")]
@@ -206,6 +211,8 @@ mod tests {
     fn a_kernel_or_the_linux_test_is_required() {
         assert!(RunArgs::try_parse_from(["run"]).is_err());
         assert!(RunArgs::try_parse_from(["run", "--linux-test"]).is_ok());
+        assert!(RunArgs::try_parse_from(["run", "--linux-kvm", "--bare"]).is_ok());
+        assert!(RunArgs::try_parse_from(["run", "--linux-kvm", "--linux-test"]).is_err());
         let args =
             RunArgs::try_parse_from(["run", "--kernel", "k", "--mem", "1G", "--forward", "all"])
                 .unwrap();

@@ -84,21 +84,25 @@ struct Inputs {
 }
 
 fn inputs(args: &RunArgs) -> Result<Inputs, RunError> {
-    if args.linux_test {
+    if args.linux_test || args.linux_kvm {
         let assets = linux::prepare()?;
         let append = format!("{} {}", linux::TEST_APPEND, args.append)
             .trim()
             .to_string();
         return Ok(Inputs {
             kernel: assets.kernel.vmlinuz,
-            initrd: Some(assets.initrd),
+            initrd: Some(if args.linux_kvm {
+                assets.kvm_initrd
+            } else {
+                assets.initrd
+            }),
             append,
         });
     }
     let kernel = args
         .kernel
         .clone()
-        .expect("clap requires --kernel without --linux-test");
+        .expect("clap requires --kernel without --linux-test or --linux-kvm");
     Ok(Inputs {
         kernel,
         initrd: args.initrd.clone(),
