@@ -30,13 +30,15 @@ use nvmx::insn::{
     MemOperand, NestedVmx, NotRam, Operand, Outcome, Segment,
 };
 use nvmx::nested::{
-    check_vmcs12, load_l2_host_state, prepare_vmcs02, reflect_exit, Entry, EntryContext,
-    EntryFailure, ExitFields, L2Inherited, NestedHardware, NestedVcpu,
+    check_vmcs12, load_entry_msrs, load_exit_msrs, load_l2_host_state, msr_bitmap_bit,
+    prepare_vmcs02, reflect_exit, store_exit_msrs, Entry, EntryContext, EntryFailure, ExitFields,
+    L2Inherited, MsrBus, MsrFault, NestedHardware, NestedVcpu,
 };
 use shadow_vmcs::{
     supported_fields, sync_from_shadow, sync_to_shadow, Field, LaunchState, ShadowPolicy, SoftVmcs,
     Vmcs, SHADOWED, VMCS12_REVISION_ID, VMCS_REGION_SIZE,
 };
+use std::collections::BTreeMap;
 use x86::vmx::vmcs::{control, guest, ro};
 
 /// The guest hypervisor's VMXON region (free in [`entry_ram`]).
@@ -212,6 +214,64 @@ struct Slow {
     vmx: NestedVmx,
     hw: SoftHardware,
     guest: Guest,
+    msrs: Msrs,
+}
+
+/// The MSRs outside the VMCSs, for vmcs12's MSR areas: a processor with every MSR of the
+/// bitmap's two ranges (the rest #GP), and l1-hv's emulation of IA32_APIC_BASE (its bitmap makes
+/// that and the MSRs outside the ranges exit; those #GP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Msrs {
+    hardware: BTreeMap<u32, u64>,
+    apic_base: u64,
+    bitmap: Box<[u8; 4096]>,
+}
+
+impl Msrs {
+    fn new() -> Self {
+        let mut bitmap = Box::new([0u8; 4096]);
+        for write in [false, true] {
+            let bit = msr_bitmap_bit(x86::msr::IA32_APIC_BASE, write).expect("in range");
+            bitmap[bit as usize / 8] |= 1 << (bit % 8);
+        }
+        Msrs {
+            hardware: BTreeMap::new(),
+            apic_base: 0xFEE0_0900,
+            bitmap,
+        }
+    }
+}
+
+impl MsrBus for Msrs {
+    fn l2_bitmap(&self) -> &[u8; 4096] {
+        &self.bitmap
+    }
+
+    fn read_hardware(&mut self, msr: u32) -> Result<u64, MsrFault> {
+        msr_bitmap_bit(msr, false)
+            .map(|_| self.hardware.get(&msr).copied().unwrap_or(0))
+            .ok_or(MsrFault)
+    }
+
+    fn write_hardware(&mut self, msr: u32, value: u64) -> Result<(), MsrFault> {
+        msr_bitmap_bit(msr, true).ok_or(MsrFault)?;
+        self.hardware.insert(msr, value);
+        Ok(())
+    }
+
+    fn read_emulated(&mut self, msr: u32, _: &mut impl Vmcs) -> Result<u64, MsrFault> {
+        (msr == x86::msr::IA32_APIC_BASE)
+            .then_some(self.apic_base)
+            .ok_or(MsrFault)
+    }
+
+    fn write_emulated(&mut self, msr: u32, value: u64, _: &mut impl Vmcs) -> Result<(), MsrFault> {
+        if msr != x86::msr::IA32_APIC_BASE {
+            return Err(MsrFault);
+        }
+        self.apic_base = value;
+        Ok(())
+    }
 }
 
 /// The engine.
@@ -220,6 +280,7 @@ struct Fast {
     engine: NestedVcpu,
     hw: SoftHardware,
     guest: Guest,
+    msrs: Msrs,
 }
 
 /// How an entry attempt ended, comparable across the two.
@@ -303,11 +364,13 @@ fn run(input: &Input) -> usize {
         vmx: NestedVmx::new(caps, GUEST_PHYS_ADDR_BITS),
         hw: SoftHardware::default(),
         guest: guest.clone(),
+        msrs: Msrs::new(),
     };
     let mut fast = Fast {
         engine: NestedVcpu::new(caps, GUEST_PHYS_ADDR_BITS, policy),
         hw: SoftHardware::default(),
         guest,
+        msrs: Msrs::new(),
     };
     for hw in [&mut slow.hw, &mut fast.hw] {
         write_l1_host_state(&mut hw.vmcs01);
@@ -427,9 +490,13 @@ fn run(input: &Input) -> usize {
                     ExitFields::FromVmcs02
                 };
                 let a = slow_l3_exit(&mut slow, policy.as_ref(), fields);
-                let b =
-                    fast.engine
-                        .l3_exit(&mut fast.hw, fields, &fast.guest, GUEST_PHYS_ADDR_BITS);
+                let b = fast.engine.l3_exit(
+                    &mut fast.hw,
+                    fields,
+                    &mut fast.guest,
+                    GUEST_PHYS_ADDR_BITS,
+                    &mut fast.msrs,
+                );
                 assert_eq!(a, b.is_ok(), "L3 exit");
             }
         }
@@ -541,17 +608,7 @@ fn slow_enter(
         failure.write_to(vmcs12);
         return Ended::Entry(match failure {
             EntryFailure::VmFailValid(error) => Entry::FailValid(error),
-            EntryFailure::Exit { .. } => {
-                if let Err(abort) =
-                    load_l2_host_state(vmcs12, &mut slow.hw.vmcs01, &slow.guest, ctx.phys_addr_bits)
-                {
-                    return Ended::Entry(Entry::Abort(abort));
-                }
-                if let Some(policy) = policy {
-                    sync_to_shadow(policy, vmcs12, &mut slow.hw.shadow);
-                }
-                Entry::FailureExit
-            }
+            EntryFailure::Exit { .. } => slow_to_host(slow, policy, ctx.phys_addr_bits),
         });
     }
     prepare_vmcs02(
@@ -560,6 +617,13 @@ fn slow_enter(
         &needs(ctx.l2_debugctl),
         &slow.guest,
     );
+    if let Err(failed) = load_entry_msrs(vmcs12, &mut slow.hw.vmcs02, &slow.guest, &mut slow.msrs) {
+        EntryFailure::msr_loading(failed).write_to(vmcs12);
+        return Ended::Entry(slow_to_host(slow, policy, ctx.phys_addr_bits));
+    }
+    let Some(vmcs12) = slow.vmx.current_vmcs12_mut() else {
+        return Ended::Entry(Entry::NoVmcs12);
+    };
     if launch {
         vmcs12.set_launch_state(LaunchState::Launched);
     }
@@ -583,12 +647,14 @@ fn fast_enter(fast: &mut Fast, ctx: &EntryContext<'_>, launch: bool) -> Ended {
         return Ended::Instruction(outcome);
     }
     let debugctl = ctx.l2_debugctl;
-    Ended::Entry(
-        fast.engine
-            .enter(&mut fast.hw, &fast.guest, ctx, launch, |_, _| {
-                needs(debugctl)
-            }),
-    )
+    Ended::Entry(fast.engine.enter(
+        &mut fast.hw,
+        &fast.guest,
+        ctx,
+        launch,
+        |_, _| needs(debugctl),
+        &mut fast.msrs,
+    ))
 }
 
 /// What L3 changes while it runs (low bits of RIP and RSP, arithmetic flags from `flags` bits
@@ -636,24 +702,35 @@ fn slow_l3_exit(slow: &mut Slow, policy: Option<&ShadowPolicy>, fields: ExitFiel
         return true;
     };
     reflect_exit(&slow.hw.vmcs02, vmcs12, fields);
-    if load_l2_host_state(
-        vmcs12,
-        &mut slow.hw.vmcs01,
-        &slow.guest,
-        GUEST_PHYS_ADDR_BITS,
-    )
-    .is_err()
+    let entry_failure = vmcs12.read(ro::EXIT_REASON) & 1 << 31 != 0;
+    if !entry_failure
+        && store_exit_msrs(vmcs12, &mut slow.hw.vmcs02, &mut slow.guest, &mut slow.msrs).is_err()
     {
         return false;
+    }
+    slow_to_host(slow, policy, GUEST_PHYS_ADDR_BITS) == Entry::FailureExit
+}
+
+/// vmcs12's host state and VM-exit MSR-load area into vmcs01, then the shadow (SDM 28.5, 28.6,
+/// 27.8): `FailureExit` when done, `Abort` on a VMX abort.
+fn slow_to_host(slow: &mut Slow, policy: Option<&ShadowPolicy>, phys_addr_bits: u8) -> Entry {
+    let Some(vmcs12) = slow.vmx.current_vmcs12_mut() else {
+        return Entry::NoVmcs12;
+    };
+    let loaded = load_l2_host_state(vmcs12, &mut slow.hw.vmcs01, &slow.guest, phys_addr_bits)
+        .and_then(|()| load_exit_msrs(vmcs12, &mut slow.hw.vmcs01, &slow.guest, &mut slow.msrs));
+    if let Err(abort) = loaded {
+        return Entry::Abort(abort);
     }
     if let Some(policy) = policy {
         sync_to_shadow(policy, vmcs12, &mut slow.hw.shadow);
     }
-    true
+    Entry::FailureExit
 }
 
 /// The properties that hold after every step (see the module documentation).
 fn compare(slow: &Slow, fast: &Fast) {
+    assert_eq!(slow.msrs, fast.msrs, "MSRs differ");
     assert!(slow.hw.vmcs01.same_as(&fast.hw.vmcs01), "vmcs01 differs");
     assert!(slow.hw.vmcs02.same_as(&fast.hw.vmcs02), "vmcs02 differs");
     assert!(

@@ -347,5 +347,8 @@ fn check_host_load(v12: &SoftVmcs, host_caps: &nvmx::insn::VmxCapabilities) {
                 "VMX abort for PDPTEs of a host without PAE paging"
             );
         }
+        Err(abort @ (VmxAbort::StoreGuestMsrs | VmxAbort::LoadHostMsrs)) => {
+            panic!("loading the host state touches no MSR area: {abort:?}")
+        }
     }
 }

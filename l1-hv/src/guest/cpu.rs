@@ -50,22 +50,18 @@ pub fn cpuid_registers(regs: &mut GuestRegisters) -> Emulated {
 
 /// RDMSR of the MSRs a guest hypervisor needs: IA32_FEATURE_CONTROL, the VMX capability MSRs as
 /// offered, IA32_EFER; any other MSR raises #GP(0), as a nonexistent MSR does.
-pub fn rdmsr(regs: &mut GuestRegisters, vmcs: &impl Vmcs, offered: &VmxCapabilities) -> Emulated {
-    let index = regs.rcx as u32;
-    let value = match index {
-        IA32_FEATURE_CONTROL => GUEST_FEATURE_CONTROL,
-        IA32_EFER => vmcs.read(guest::IA32_EFER_FULL),
-        _ => offered.msr(index).ok_or_else(gp0)?,
-    };
-    (regs.rax, regs.rdx) = (value & 0xffff_ffff, value >> 32);
-    Ok(())
+pub fn rdmsr(index: u32, vmcs: &impl Vmcs, offered: &VmxCapabilities) -> Result<u64, Event> {
+    match index {
+        IA32_FEATURE_CONTROL => Ok(GUEST_FEATURE_CONTROL),
+        IA32_EFER => Ok(vmcs.read(guest::IA32_EFER_FULL)),
+        _ => offered.msr(index).ok_or_else(gp0),
+    }
 }
 
 /// WRMSR: IA32_EFER may be rewritten as the processor allows (`efer_after_wrmsr`); nothing else
 /// is writable.
-pub fn wrmsr(regs: &GuestRegisters, vmcs: &mut impl Vmcs) -> Emulated {
-    let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
-    if regs.rcx as u32 != IA32_EFER {
+pub fn wrmsr(index: u32, value: u64, vmcs: &mut impl Vmcs) -> Emulated {
+    if index != IA32_EFER {
         return Err(gp0());
     }
     let efer = efer_after_wrmsr(

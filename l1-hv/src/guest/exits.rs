@@ -2,12 +2,15 @@
 //! NMIs of a kernel guest's machine, emulate its device ports, serve the test images'
 //! hypercalls, and contain everything else by stopping the guest with a one-line reason.
 
+use super::config::Boot;
 use super::cpu;
 use super::debug::{self, DebugStop};
 use super::inject_host::VcpuInjectHost;
 use super::io;
+use super::machine::Machine;
 use super::platform;
 use super::vcpu::{Guest, Observation, RunEnd, Stop};
+use crate::arch;
 use crate::nested::{self, entry, InstructionEnd, L2Context, L2Memory};
 use crate::Host;
 use devices::apic_base::Write as ApicWrite;
@@ -17,8 +20,9 @@ use l2_abi::{Hypercall, MAX_WRITE, NO_ERROR_CODE, STATUS_BAD_ARGUMENT, STATUS_OK
 use nvmx::event::{Event, InfoFlags, InterruptionInfo, InterruptionType};
 use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{self, InjectOutcome, Running};
+use nvmx::insn::VmxCapabilities;
 use nvmx::intr::{self, ActivityState, Interruptibility};
-use nvmx::nested::guest_cpl;
+use nvmx::nested::{guest_cpl, MsrBus, MsrFault};
 use nvmx::retire;
 use shadow_vmcs::Vmcs;
 use x86::msr::IA32_APIC_BASE;
@@ -68,14 +72,26 @@ pub fn handle(host: &Host, guest: &mut Guest, vmcs: &mut CurrentVmcs) -> Next {
         exit_reason::TRIPLE_FAULT => Next::End(RunEnd::TripleFault),
         exit_reason::VMCALL => hypercall(guest, vmcs),
         exit_reason::CPUID => emulated(guest, vmcs, |g, _| cpu::cpuid_registers(&mut g.regs)),
+        // Only the MSRs l1-hv emulates exit (its bitmap passes the rest through).
         exit_reason::RDMSR | exit_reason::WRMSR => {
-            match owned_msr(host, guest, vmcs, reason.basic() == exit_reason::WRMSR) {
+            let write = reason.basic() == exit_reason::WRMSR;
+            let Some(mut msrs) = KernelMsrs::new(host, guest.config.boot, guest.machine.as_mut())
+            else {
+                return Next::End(RunEnd::Stopped(Stop::Internal("MSR bitmap is not a page")));
+            };
+            let done = msr_instruction(&mut guest.regs, |index, value| match write {
+                true => msrs.write_emulated(index, value, vmcs).map(|()| None),
+                false => msrs.read_emulated(index, vmcs).map(Some),
+            });
+            if let Some(why) = msrs.internal {
+                return Next::End(RunEnd::Stopped(Stop::Internal(why)));
+            }
+            match done {
                 Ok(()) => {
                     retire::retire(vmcs);
                     Next::Resume
                 }
-                Err(MsrError::Fault(event)) => inject(guest, vmcs, event, None),
-                Err(MsrError::Internal(why)) => Next::End(RunEnd::Stopped(Stop::Internal(why))),
+                Err(event) => inject(guest, vmcs, event, None),
             }
         }
         exit_reason::CR_ACCESS => emulated(guest, vmcs, |g, v| {
@@ -199,60 +215,106 @@ fn emulated(
     }
 }
 
-/// Why an MSR access l1-hv emulates did not complete.
-pub(crate) enum MsrError {
-    /// The processor would raise this exception (#GP(0)); nothing changed.
-    Fault(Event),
-    /// l1-hv cannot carry the access out: the guest stops with this reason.
-    Internal(&'static str),
+/// The MSRs outside the VMCSs, as nvmx's MSR placement asks for them (`nvmx::nested::MsrBus`):
+/// the processor's, and those l1-hv's MSR bitmap makes L2 exit on — IA32_APIC_BASE of a kernel
+/// guest in its machine (`devices::apic_base`), the rest as `cpu::rdmsr`/`cpu::wrmsr` answer.
+/// One view for L2's own accesses, L3's that its guest hypervisor lets through, and vmcs12's
+/// MSR areas: all see the same machine.
+pub(crate) struct KernelMsrs<'a> {
+    bitmap: &'a [u8; 4096],
+    offered: &'a VmxCapabilities,
+    machine: Option<&'a mut Machine>,
+    /// Why an access could not be carried out (reported to nvmx as #GP): the guest stops.
+    pub(crate) internal: Option<&'static str>,
 }
 
-/// RDMSR/WRMSR (`write`) of an MSR l1-hv's MSR bitmap makes exit, by the guest whose state the
-/// current VMCS holds: L2, or L3 where its guest hypervisor lets the access through — both see
-/// the same machine. ECX, EDX:EAX in `guest.regs`; the caller retires the instruction.
-pub(crate) fn owned_msr(
-    host: &Host,
-    guest: &mut Guest,
-    vmcs: &mut CurrentVmcs,
-    write: bool,
-) -> Result<(), MsrError> {
-    let regs = &mut guest.regs;
-    match guest.machine.as_mut() {
-        Some(machine) if regs.rcx as u32 == IA32_APIC_BASE => {
-            apic_base(&mut machine.apic_base, regs, write)
+impl<'a> KernelMsrs<'a> {
+    /// The MSRs of a guest of kind `boot` with `machine`; `None` if its MSR bitmap is not a page.
+    pub(crate) fn new(
+        host: &'a Host,
+        boot: Boot,
+        machine: Option<&'a mut Machine>,
+    ) -> Option<Self> {
+        Some(KernelMsrs {
+            bitmap: host.msr_bitmaps.of(boot).bytes().try_into().ok()?,
+            offered: &host.offered,
+            machine,
+            internal: None,
+        })
+    }
+}
+
+impl MsrBus for KernelMsrs<'_> {
+    fn l2_bitmap(&self) -> &[u8; 4096] {
+        self.bitmap
+    }
+
+    fn read_hardware(&mut self, msr: u32) -> Result<u64, MsrFault> {
+        arch::msr::read(msr).map_err(|_| MsrFault)
+    }
+
+    fn write_hardware(&mut self, msr: u32, value: u64) -> Result<(), MsrFault> {
+        // SAFETY: L2 may write this MSR directly (l1-hv's bitmap passes it through), so it is
+        // none that l1-hv depends on.
+        unsafe { arch::msr::write(msr, value) }.map_err(|_| MsrFault)
+    }
+
+    fn read_emulated(&mut self, msr: u32, vmcs: &mut impl Vmcs) -> Result<u64, MsrFault> {
+        match self.machine.as_deref() {
+            Some(machine) if msr == IA32_APIC_BASE => Ok(machine.apic_base.read()),
+            _ => cpu::rdmsr(msr, vmcs, self.offered).map_err(|_| MsrFault),
         }
-        _ if write => cpu::wrmsr(regs, vmcs).map_err(MsrError::Fault),
-        _ => cpu::rdmsr(regs, vmcs, &host.offered).map_err(MsrError::Fault),
+    }
+
+    fn write_emulated(
+        &mut self,
+        msr: u32,
+        value: u64,
+        vmcs: &mut impl Vmcs,
+    ) -> Result<(), MsrFault> {
+        let Some(machine) = self
+            .machine
+            .as_deref_mut()
+            .filter(|_| msr == IA32_APIC_BASE)
+        else {
+            return cpu::wrmsr(msr, value, vmcs).map_err(|_| MsrFault);
+        };
+        // CPUID.80000008H:EAX[7:0] is the physical-address width.
+        let max_phys_bits = core::arch::x86_64::__cpuid(0x8000_0008).eax as u8;
+        match machine.apic_base.write(value, max_phys_bits) {
+            ApicWrite::Fault => Err(MsrFault),
+            ApicWrite::SoftwareDisable => {
+                platform::software_disable_apic();
+                Ok(())
+            }
+            ApicWrite::Hardware(value) if platform::set_apic_base(value) => Ok(()),
+            ApicWrite::Hardware(_) => {
+                self.internal =
+                    Some("the machine cannot return its APIC from x2APIC to xAPIC mode");
+                Err(MsrFault)
+            }
+        }
     }
 }
 
-/// RDMSR/WRMSR of IA32_APIC_BASE by a kernel guest: its view in the machine, the hardware
-/// changed as `devices::apic_base` decides.
-fn apic_base(
-    apic_base: &mut devices::apic_base::ApicBase,
+/// RDMSR/WRMSR with ECX and EDX:EAX in `regs`, carried out by `access` (the MSR's index, the
+/// value a WRMSR writes; `Ok(Some)`: the value an RDMSR read, into EDX:EAX). `Err`: the #GP(0)
+/// the instruction raises instead; the caller retires the instruction or delivers the fault.
+pub(crate) fn msr_instruction(
     regs: &mut GuestRegisters,
-    write: bool,
-) -> Result<(), MsrError> {
-    if !write {
-        let value = apic_base.read();
-        (regs.rax, regs.rdx) = (value & 0xffff_ffff, value >> 32);
-        return Ok(());
-    }
+    access: impl FnOnce(u32, u64) -> Result<Option<u64>, MsrFault>,
+) -> Result<(), Event> {
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
-    // CPUID.80000008H:EAX[7:0] is the physical-address width.
-    let max_phys_bits = core::arch::x86_64::__cpuid(0x8000_0008).eax as u8;
-    match apic_base.write(value, max_phys_bits) {
-        ApicWrite::Fault => Err(MsrError::Fault(Event::hardware_exception(
-            x86::irq::GENERAL_PROTECTION_FAULT_VECTOR,
-            0,
-        ))),
-        ApicWrite::SoftwareDisable => {
-            platform::software_disable_apic();
+    match access(regs.rcx as u32, value) {
+        Ok(read) => {
+            if let Some(read) = read {
+                (regs.rax, regs.rdx) = (read & 0xffff_ffff, read >> 32);
+            }
             Ok(())
         }
-        ApicWrite::Hardware(value) if platform::set_apic_base(value) => Ok(()),
-        ApicWrite::Hardware(_) => Err(MsrError::Internal(
-            "the machine cannot return its APIC from x2APIC to xAPIC mode",
+        Err(MsrFault) => Err(Event::hardware_exception(
+            x86::irq::GENERAL_PROTECTION_FAULT_VECTOR,
+            0,
         )),
     }
 }

@@ -20,7 +20,7 @@ mod vcpu;
 pub mod vmcs_setup;
 
 pub use boot::Extra;
-pub(crate) use exits::{owned_msr, MsrError};
+pub(crate) use exits::{msr_instruction, KernelMsrs};
 pub use machine::Forwarded;
 pub use msr_bitmap::MsrBitmaps;
 pub use platform::{end_of_interrupt, Platform};

@@ -4,7 +4,7 @@
 
 use super::ept02::Ept02;
 use super::{complete, L2Memory, L3Vcpu, Nested};
-use crate::guest::{Guest, RunEnd, Stop};
+use crate::guest::{Guest, KernelMsrs, RunEnd, Stop};
 use crate::memory::PhysPages;
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
@@ -65,6 +65,9 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
         debugctl: vmcs.read(guest::IA32_DEBUGCTL_FULL),
     };
     let memory = L2Memory(&mut g.ram);
+    let Some(mut msrs) = KernelMsrs::new(host, g.config.boot, g.machine.as_mut()) else {
+        return Entered::End(RunEnd::Stopped(Stop::Internal("MSR bitmap is not a page")));
+    };
     // SAFETY: vmcs01 is current (an L2 exit is being handled).
     let mut hw = unsafe { g.nested.hardware(vmcs01_phys) };
     let Nested {
@@ -109,7 +112,11 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
             l2,
         }
     };
-    match engine.enter(&mut hw, &memory, &context, launch, needs) {
+    let entered = engine.enter(&mut hw, &memory, &context, launch, needs, &mut msrs);
+    if let Some(why) = msrs.internal {
+        return Entered::End(RunEnd::Stopped(Stop::Internal(why)));
+    }
+    match entered {
         Entry::L3 => {
             *in_l3 = true;
             stats.entered();
@@ -127,8 +134,9 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
         }
         // A VM-entry failure exit: L2 resumes at its host state (SDM 27.8).
         Entry::FailureExit => Entered::Resume,
+        // l1-hv does not write the abort indicator: the guest hypervisor stops (SDM 28.7).
         Entry::Abort(_) => Entered::End(RunEnd::Stopped(Stop::Internal(
-            "VMX abort loading the host state",
+            "VMX abort on a failed nested VM entry",
         ))),
         Entry::NoVmcs12 => Entered::End(RunEnd::Stopped(Stop::Internal(
             "nested entry without a current vmcs12",

@@ -6,9 +6,8 @@
 //! lets through (performed for L3).
 
 use super::{complete, L2Context, L2Memory, Nested};
-use crate::arch;
 use crate::guest::inject_host::VcpuInjectHost;
-use crate::guest::{owned_msr, Guest, MsrError, RunEnd, Stop};
+use crate::guest::{msr_instruction, Guest, KernelMsrs, RunEnd, Stop};
 use crate::Host;
 use l1_vmx::current_vmcs::CurrentVmcs;
 use l1_vmx::instructions::VmFail;
@@ -22,11 +21,10 @@ use nvmx::exit_reason::{self, ExitReason};
 use nvmx::inject::{inject_event, redeliver, InjectOutcome, Running};
 use nvmx::insn::Outcome;
 use nvmx::intr::{self, AssistOutcome, L3Outcome};
-use nvmx::nested::{decide_l3_exit, l3_msr, Decision, ExitFacts, ExitFields, L1Exit, L3Msr};
+use nvmx::nested::{decide_l3_exit, l3_rdmsr, l3_wrmsr, Decision, ExitFacts, ExitFields, L1Exit};
 use nvmx::retire;
 use nvmx::route::InterceptControls;
 use shadow_vmcs::Vmcs;
-use x86::msr::IA32_TIME_STAMP_COUNTER;
 use x86::vmx::vmcs::control;
 use x86::vmx::vmcs::{guest, ro};
 
@@ -146,37 +144,18 @@ fn reinject(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
 /// single-step); a #GP(0) the access raises is delivered to L3 instead (SDM 26.1.3: the
 /// instruction runs as it would without the guest hypervisor).
 fn msr(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, write: bool) -> Handled {
-    let gp = || Event::hardware_exception(x86::irq::GENERAL_PROTECTION_FAULT_VECTOR, 0);
-    let index = g.regs.rcx as u32;
-    let value = (g.regs.rdx << 32) | (g.regs.rax & 0xffff_ffff);
-    let Ok(l2_bitmap) = host.msr_bitmaps.of(g.config.boot).bytes().try_into() else {
+    let Some(mut msrs) = KernelMsrs::new(host, g.config.boot, g.machine.as_mut()) else {
         return Handled::End(RunEnd::Stopped(Stop::Internal("MSR bitmap is not a page")));
     };
-    let read = match l3_msr(index, write, vmcs, l2_bitmap) {
-        L3Msr::Vmcs02(held) if write => held.write(vmcs, value).map(|()| None).map_err(|_| gp()),
-        L3Msr::Vmcs02(held) => Ok(Some(held.read(vmcs))),
-        L3Msr::OffsetTsc { offset } => arch::msr::read(IA32_TIME_STAMP_COUNTER)
-            .map(|tsc| Some(tsc.wrapping_add(offset)))
-            .map_err(|_| gp()),
-        // SAFETY: L2 may write this MSR directly (l1-hv's bitmap passes it through), so it is
-        // none that l1-hv depends on.
-        L3Msr::Hardware if write => unsafe { arch::msr::write(index, value) }
-            .map(|()| None)
-            .map_err(|_| gp()),
-        L3Msr::Hardware => arch::msr::read(index).map(Some).map_err(|_| gp()),
-        L3Msr::AsForL2 => match owned_msr(host, g, vmcs, write) {
-            Ok(()) => Ok(None),
-            Err(MsrError::Fault(event)) => Err(event),
-            Err(MsrError::Internal(why)) => {
-                return Handled::End(RunEnd::Stopped(Stop::Internal(why)))
-            }
-        },
-    };
-    match read {
-        Ok(value) => {
-            if let Some(value) = value {
-                (g.regs.rax, g.regs.rdx) = (value & 0xffff_ffff, value >> 32);
-            }
+    let done = msr_instruction(&mut g.regs, |index, value| match write {
+        true => l3_wrmsr(index, value, vmcs, &mut msrs).map(|()| None),
+        false => l3_rdmsr(index, vmcs, &mut msrs).map(Some),
+    });
+    if let Some(why) = msrs.internal {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(why)));
+    }
+    match done {
+        Ok(()) => {
             retire::retire(vmcs);
             Handled::Resume
         }
@@ -308,17 +287,24 @@ fn reflect(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, fields: ExitField
         &fields,
         ExitFields::FromVmcs02 if vmcs.read(ro::EXIT_REASON) as u16 == exit_reason::EXCEPTION_OR_NMI
     ) || matches!(&fields, ExitFields::Event(info) if info.reason == nvmx::route::ExitReason::ExceptionOrNmi);
-    let memory = L2Memory(&mut g.ram);
+    let mut memory = L2Memory(&mut g.ram);
+    let Some(mut msrs) = KernelMsrs::new(host, g.config.boot, g.machine.as_mut()) else {
+        return Handled::End(RunEnd::Stopped(Stop::Internal("MSR bitmap is not a page")));
+    };
     // SAFETY: L3 exited, so vmcs02 is current.
     let mut hw = unsafe { g.nested.hardware(vmcs01_phys) };
     let nested: &mut Nested = &mut g.nested;
-    if nested
-        .engine
-        .l3_exit(&mut hw, fields, &memory, host.phys_addr_bits)
-        .is_err()
-    {
+    let exited =
+        nested
+            .engine
+            .l3_exit(&mut hw, fields, &mut memory, host.phys_addr_bits, &mut msrs);
+    if let Some(why) = msrs.internal {
+        return Handled::End(RunEnd::Stopped(Stop::Internal(why)));
+    }
+    if exited.is_err() {
+        // l1-hv does not write the abort indicator: the guest hypervisor stops (SDM 28.7).
         return Handled::End(RunEnd::Stopped(Stop::Internal(
-            "VMX abort loading the host state",
+            "VMX abort on a nested VM exit",
         )));
     }
     nested.in_l3 = false;

@@ -52,8 +52,10 @@ const BASIC_TRUE_CONTROLS: u64 = 1 << 55;
 const BASIC_MEMORY_TYPE_WB: u64 = 6 << 50;
 
 /// IA32_VMX_MISC bits kept from the host: 5 (EFER.LMA stored on exit), 6 (HLT activity state),
-/// 27:25 (MSR-list size), 29 (VMWRITE to exit-information fields), 30 (zero-length injection).
-const MISC_PASSED: u64 = 1 << 5 | 1 << 6 | 7 << 25 | 1 << 29 | 1 << 30;
+/// 29 (VMWRITE to exit-information fields), 30 (zero-length injection). Bits 27:25 (the MSR-list
+/// size) are nvmx's own: l1-hv processes vmcs12's MSR areas in software, up to the size it
+/// reports ([`crate::nested::MISC_MSR_LIST_SIZE`]).
+const MISC_PASSED: u64 = 1 << 5 | 1 << 6 | 1 << 29 | 1 << 30;
 /// vmcs12 has four CR3-target value fields.
 const MISC_CR3_TARGETS_MAX: u64 = 4;
 
@@ -147,7 +149,9 @@ impl VmxCapabilities {
             true_procbased: true_or_zero(self.true_procbased, primary.bits()),
             true_exit: true_or_zero(self.true_exit, exit.bits()),
             true_entry: true_or_zero(self.true_entry, entry.bits()),
-            misc: self.misc & MISC_PASSED | cr3_targets << 16,
+            misc: self.misc & MISC_PASSED
+                | cr3_targets << 16
+                | crate::nested::MISC_MSR_LIST_SIZE << 25,
             cr0_fixed0: self.cr0_fixed0,
             cr0_fixed1: self.cr0_fixed1,
             cr4_fixed0: self.cr4_fixed0,
@@ -294,6 +298,15 @@ mod tests {
         assert_eq!(guest.misc & 0x1F, 0, "no preemption timer, no rate");
         assert_eq!(guest.misc & 1 << 15, 0);
         assert_eq!(guest.vmcs_enum, 0x2A);
+        let big_lists = VmxCapabilities {
+            misc: host().misc | 7 << 25,
+            ..host()
+        };
+        assert_eq!(
+            (big_lists.for_guest(false).misc >> 25) & 7,
+            0,
+            "the MSR-list size is nvmx's: 512 entries"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ use super::dirty::{Dirty, INJECTION_FIELDS};
 use super::exit::{
     load_l2_host_state, save_exit, save_rare_guest_state, ExitFields, RareGuestState, VmxAbort,
 };
+use super::msr::MsrBus;
+use super::msr_area::{load_entry_msrs, load_exit_msrs, store_exit_msrs};
 use super::vmcs02::{prepare_vmcs02, write_injection, L1Needs};
 use crate::exit_reason;
 use crate::insn::{GuestMemory, NestedVmx, VmInstructionError, VmxCapabilities};
@@ -94,10 +96,12 @@ pub enum Entry {
     /// VMfailValid, the error recorded in vmcs12 (controls or host state, SDM 27.2); vmcs01 is
     /// current: the caller sets RFLAGS and steps over the instruction.
     FailValid(VmInstructionError),
-    /// A VM-entry failure exit (guest state, SDM 27.8): vmcs12 has its reason and qualification,
-    /// vmcs01 the guest hypervisor's host state and is current; resume the guest hypervisor.
+    /// A VM-entry failure exit (guest state or MSR loading, SDM 27.8): vmcs12 has its reason and
+    /// qualification, vmcs01 the guest hypervisor's host state and is current; resume the guest
+    /// hypervisor.
     FailureExit,
-    /// A VMX abort loading the host state (SDM 28.7): the guest hypervisor cannot go on.
+    /// A VMX abort loading the host state or its MSRs (SDM 28.7): the guest hypervisor cannot
+    /// go on.
     Abort(VmxAbort),
     /// No current vmcs12: the instruction checks should have failed the entry (a caller bug).
     NoVmcs12,
@@ -180,7 +184,8 @@ impl NestedVcpu {
     /// Entry point 2: the guest hypervisor's VMLAUNCH (`launch`) or VMRESUME passed the
     /// instruction checks; vmcs01 is current. Copies the shadow back, checks vmcs12 where it
     /// changed (`ctx` as [`check_vmcs12`] takes it), then brings vmcs02 up to date with vmcs12
-    /// and `needs` (asked of the caller after the checks passed, from the up-to-date vmcs12).
+    /// and `needs` (asked of the caller after the checks passed, from the up-to-date vmcs12),
+    /// then loads vmcs12's VM-entry MSR-load area for L3 (`msrs`: the MSRs outside the VMCSs).
     pub fn enter<H: NestedHardware, M: GuestMemory>(
         &mut self,
         hw: &mut H,
@@ -188,6 +193,7 @@ impl NestedVcpu {
         ctx: &EntryContext<'_>,
         launch: bool,
         needs: impl FnOnce(&SoftVmcs, &M) -> L1Needs,
+        msrs: &mut impl MsrBus,
     ) -> Entry {
         if self.vmx.current.is_none() {
             return Entry::NoVmcs12;
@@ -223,23 +229,27 @@ impl NestedVcpu {
         };
         if let Err(failure) = checked {
             failure.write_to(vmcs12);
-            let vmcs01 = hw.vmcs01();
+            hw.vmcs01();
             return match failure {
                 // The guest hypervisor continues after its instruction (SDM 27.1).
                 EntryFailure::VmFailValid(error) => Entry::FailValid(error),
                 // It resumes at its host state (SDM 27.8).
                 EntryFailure::Exit { .. } => {
-                    if let Err(abort) = load_l2_host_state(vmcs12, vmcs01, mem, ctx.phys_addr_bits)
-                    {
-                        return Entry::Abort(abort);
+                    let shadow = self.shadow.as_ref();
+                    match to_host(vmcs12, hw, shadow, mem, ctx.phys_addr_bits, msrs) {
+                        Ok(()) => Entry::FailureExit,
+                        Err(abort) => Entry::Abort(abort),
                     }
-                    if let Some(policy) = &self.shadow {
-                        load_shadow(policy, vmcs12, hw.shadow(), ShadowLoad::Exit);
-                        hw.vmcs01();
-                    }
-                    Entry::FailureExit
                 }
             };
+        }
+        // The entries load into vmcs02's guest state (SDM 27.4): L3's state an exit left there
+        // goes to vmcs12 first, so that a failed load cannot reach vmcs12 through a later sync.
+        let loads_msrs = vmcs12.read(control::VMENTRY_MSR_LOAD_COUNT) != 0;
+        if loads_msrs {
+            if let Some(rare) = self.l3_state_in_vmcs02.take() {
+                save_rare_guest_state(hw.vmcs02(), vmcs12, rare);
+            }
         }
 
         let needs = needs(vmcs12, mem);
@@ -264,6 +274,20 @@ impl NestedVcpu {
             // vmcs02 is up to date; make it current for the entry.
             hw.vmcs02();
         }
+        if loads_msrs {
+            if let Err(failed) = load_entry_msrs(vmcs12, hw.vmcs02(), mem, msrs) {
+                // vmcs02's guest state is vmcs12's plus the entries loaded: rebuild it (and
+                // check in full) at the next entry.
+                self.built = None;
+                EntryFailure::msr_loading(failed).write_to(vmcs12);
+                hw.vmcs01();
+                let shadow = self.shadow.as_ref();
+                return match to_host(vmcs12, hw, shadow, mem, ctx.phys_addr_bits, msrs) {
+                    Ok(()) => Entry::FailureExit,
+                    Err(abort) => Entry::Abort(abort),
+                };
+            }
+        }
         if launch {
             vmcs12.set_launch_state(shadow_vmcs::LaunchState::Launched);
         }
@@ -275,15 +299,17 @@ impl NestedVcpu {
 
     /// Entry point 3: an exit of L3 (vmcs02 current) that goes to the guest hypervisor as a
     /// virtual VM exit with `fields` — also a VM-entry failure of vmcs02 the processor reported
-    /// (reason bit 31), which the guest hypervisor gets as it is. Saves the exit into vmcs12,
-    /// loads its host state into vmcs01 (`mem`: a 32-bit PAE host's PDPTEs) and refreshes the
-    /// shadow; vmcs01 is current on return. `Err`: a VMX abort.
+    /// (reason bit 31), which the guest hypervisor gets as it is. Saves the exit into vmcs12 and
+    /// L3's MSRs into its VM-exit MSR-store area, loads its host state into vmcs01 (`mem`: the
+    /// areas, a 32-bit PAE host's PDPTEs) and its VM-exit MSR-load area (`msrs`: the MSRs outside
+    /// the VMCSs), and refreshes the shadow; vmcs01 is current on return. `Err`: a VMX abort.
     pub fn l3_exit<H: NestedHardware, M: GuestMemory>(
         &mut self,
         hw: &mut H,
         fields: ExitFields,
-        mem: &M,
+        mem: &mut M,
         phys_addr_bits: u8,
+        msrs: &mut impl MsrBus,
     ) -> Result<(), VmxAbort> {
         let Some(current) = self.vmx.current.as_mut() else {
             // The entry had a current vmcs12 and only a VMX instruction can take it away.
@@ -291,16 +317,16 @@ impl NestedVcpu {
         };
         let vmcs12 = &mut current.vmcs12;
         match save_exit(hw.vmcs02(), vmcs12, fields) {
-            Some(rare) => self.l3_state_in_vmcs02 = Some(rare),
-            // vmcs02 failed the processor's checks: check and build in full next time.
+            Some(rare) => {
+                self.l3_state_in_vmcs02 = Some(rare);
+                store_exit_msrs(vmcs12, hw.vmcs02(), mem, msrs)?;
+            }
+            // vmcs02 failed the processor's checks: check and build in full next time. A failed
+            // VM entry saves no guest state and stores no MSRs (SDM 27.8).
             None => self.built = None,
         }
-        load_l2_host_state(vmcs12, hw.vmcs01(), mem, phys_addr_bits)?;
-        if let Some(policy) = &self.shadow {
-            load_shadow(policy, vmcs12, hw.shadow(), ShadowLoad::Exit);
-            hw.vmcs01();
-        }
-        Ok(())
+        hw.vmcs01();
+        to_host(vmcs12, hw, self.shadow.as_ref(), mem, phys_addr_bits, msrs)
     }
 
     /// Copies L3's guest state still in vmcs02 into vmcs12 (leaves vmcs02 current if it did).
@@ -336,6 +362,26 @@ impl NestedVcpu {
             }
         }
     }
+}
+
+/// The end of a virtual VM exit or of a VM entry that failed after the checks of the controls
+/// and host state (SDM 27.8), vmcs01 current: vmcs12's host state into vmcs01 (SDM 28.5), its
+/// VM-exit MSR-load area as L2's (SDM 28.6), the fields the exit changed into the shadow.
+fn to_host<H: NestedHardware>(
+    vmcs12: &SoftVmcs,
+    hw: &mut H,
+    shadow: Option<&ShadowPolicy>,
+    mem: &impl GuestMemory,
+    phys_addr_bits: u8,
+    msrs: &mut impl MsrBus,
+) -> Result<(), VmxAbort> {
+    load_l2_host_state(vmcs12, hw.vmcs01(), mem, phys_addr_bits)?;
+    load_exit_msrs(vmcs12, hw.vmcs01(), mem, msrs)?;
+    if let Some(policy) = shadow {
+        load_shadow(policy, vmcs12, hw.shadow(), ShadowLoad::Exit);
+        hw.vmcs01();
+    }
+    Ok(())
 }
 
 /// Which shadowed fields to copy from vmcs12 into the shadow.

@@ -193,8 +193,12 @@ const PDPTES: [Resolved; 4] = Resolved::all(PDPTE_FIELDS);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum VmxAbort {
+    /// Storing L3's MSRs into the VM-exit MSR-store area failed (SDM 28.4).
+    StoreGuestMsrs = 1,
     /// Loading the host's PAE PDPTEs failed (reserved bits, or not RAM).
     HostPdpteCorrupted = 3,
+    /// Loading the VM-exit MSR-load area failed (SDM 28.6).
+    LoadHostMsrs = 4,
 }
 
 /// Sets vmcs01's guest state (the guest hypervisor's own state, as it continues after the

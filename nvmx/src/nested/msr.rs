@@ -38,9 +38,10 @@ fn bitmap_exits(bitmap: &[u8; 4096], msr: u32, write: bool) -> bool {
     msr_bitmap_bit(msr, write).is_none_or(|bit| bitmap[bit as usize / 8] & 1 << (bit % 8) != 0)
 }
 
-/// An MSR whose value vmcs02's guest-state area holds while l1-hv handles an exit of L3.
+/// An MSR whose value a VMCS's guest-state area holds while l1-hv runs: L3's in vmcs02 while
+/// l1-hv handles an exit of L3, L2's in vmcs01.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Vmcs02Msr {
+pub enum VmcsMsr {
     Efer,
     Pat,
     DebugCtl,
@@ -51,12 +52,12 @@ pub enum Vmcs02Msr {
     GsBase,
 }
 
-impl Vmcs02Msr {
-    /// The MSR `msr` if `vmcs02` switches it: loaded by its VM entry and saved by its VM exit.
+impl VmcsMsr {
+    /// The MSR `msr` if `vmcs` switches it: loaded by its VM entry and saved by its VM exit.
     /// SYSENTER_CS/ESP/EIP and the FS/GS bases always are (SDM 27.3.2.1, 27.3.2.2, 28.3.1,
     /// 28.3.2); IA32_EFER, IA32_PAT and IA32_DEBUGCTL by their load and save controls.
-    pub fn of(msr: u32, vmcs02: &impl Vmcs) -> Option<Self> {
-        let c = Controls::read(vmcs02);
+    pub fn of(msr: u32, vmcs: &impl Vmcs) -> Option<Self> {
+        let c = Controls::read(vmcs);
         let switched = |entry: EntryControls, exit: ExitControls| {
             c.entry.contains(entry) && c.exit.contains(exit)
         };
@@ -93,23 +94,23 @@ impl Vmcs02Msr {
         }
     }
 
-    /// RDMSR: L3's value.
-    pub fn read(self, vmcs02: &impl Vmcs) -> u64 {
-        vmcs02.read(self.field())
+    /// RDMSR: the guest's value.
+    pub fn read(self, vmcs: &impl Vmcs) -> u64 {
+        vmcs.read(self.field())
     }
 
     /// WRMSR of `value`, or `Err(MsrFault)` where the processor raises #GP(0) and nothing
     /// changes: reserved EFER bits or a change of LME with paging on ([`efer_after_wrmsr`]), an
     /// invalid memory type in the PAT (SDM 13.12.2), IA32_DEBUGCTL bits other than those the
     /// VM-entry checks let vmcs02 load (an access the processor might allow is refused rather
-    /// than make vmcs02's entry fail, SDM 27.3.1.1), a non-canonical address (SDM Vol. 2B
+    /// than make the VMCS's entry fail, SDM 27.3.1.1), a non-canonical address (SDM Vol. 2B
     /// WRMSR). SYSENTER_CS keeps bits 31:0, the width of its field (SDM 25.4.2).
-    pub fn write(self, vmcs02: &mut impl Vmcs, value: u64) -> Result<(), MsrFault> {
+    pub fn write(self, vmcs: &mut impl Vmcs, value: u64) -> Result<(), MsrFault> {
         let stored = match self {
             Self::Efer => efer_after_wrmsr(
-                vmcs02.read(guest::IA32_EFER_FULL),
+                vmcs.read(guest::IA32_EFER_FULL),
                 value,
-                vmcs02.read(guest::CR0),
+                vmcs.read(guest::CR0),
             )
             .ok_or(MsrFault)?,
             Self::Pat => Some(value).filter(|&v| pat_valid(v)).ok_or(MsrFault)?,
@@ -121,7 +122,7 @@ impl Vmcs02Msr {
                 Some(value).filter(|&v| canonical(v)).ok_or(MsrFault)?
             }
         };
-        vmcs02.write(self.field(), stored);
+        vmcs.write(self.field(), stored);
         Ok(())
     }
 }
@@ -133,8 +134,8 @@ pub struct MsrFault;
 /// Where an RDMSR/WRMSR of L3 that vmcs12 does not intercept is performed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum L3Msr {
-    /// In vmcs02's guest-state area ([`Vmcs02Msr::read`], [`Vmcs02Msr::write`]).
-    Vmcs02(Vmcs02Msr),
+    /// In vmcs02's guest-state area ([`VmcsMsr::read`], [`VmcsMsr::write`]).
+    Vmcs02(VmcsMsr),
     /// l1-hv's MSR bitmap makes L2's own access exit: l1-hv answers L3 as it answers L2.
     AsForL2,
     /// RDMSR of IA32_TSC with "use TSC offsetting" in vmcs02: the processor's TSC plus vmcs02's
@@ -150,7 +151,7 @@ pub enum L3Msr {
 /// Where L3's RDMSR (or `write`: WRMSR) of `msr` goes, vmcs02 current with L3's state, and
 /// `l2_bitmap` the MSR bitmap l1-hv runs L2 with.
 pub fn l3_msr(msr: u32, write: bool, vmcs02: &impl Vmcs, l2_bitmap: &[u8; 4096]) -> L3Msr {
-    if let Some(held) = Vmcs02Msr::of(msr, vmcs02) {
+    if let Some(held) = VmcsMsr::of(msr, vmcs02) {
         return L3Msr::Vmcs02(held);
     }
     if bitmap_exits(l2_bitmap, msr, write) {
@@ -165,6 +166,73 @@ pub fn l3_msr(msr: u32, write: bool, vmcs02: &impl Vmcs, l2_bitmap: &[u8; 4096])
         };
     }
     L3Msr::Hardware
+}
+
+/// The MSRs outside the VMCSs, as the kernel has them: the processor's, and those l1-hv
+/// emulates for L2.
+pub trait MsrBus {
+    /// The MSR bitmap l1-hv runs L2 with: its set bits are the MSRs l1-hv emulates.
+    fn l2_bitmap(&self) -> &[u8; 4096];
+    /// RDMSR on the processor.
+    fn read_hardware(&mut self, msr: u32) -> Result<u64, MsrFault>;
+    /// WRMSR on the processor, of an MSR L2 may write directly (so none l1-hv depends on).
+    fn write_hardware(&mut self, msr: u32, value: u64) -> Result<(), MsrFault>;
+    /// RDMSR of an MSR l1-hv emulates for L2, performed with `vmcs` (vmcs01, or vmcs02 for L3)
+    /// holding the accessing level's guest state.
+    fn read_emulated(&mut self, msr: u32, vmcs: &mut impl Vmcs) -> Result<u64, MsrFault>;
+    /// WRMSR of an MSR l1-hv emulates for L2, as [`Self::read_emulated`].
+    fn write_emulated(
+        &mut self,
+        msr: u32,
+        value: u64,
+        vmcs: &mut impl Vmcs,
+    ) -> Result<(), MsrFault>;
+}
+
+/// RDMSR of L3 that vmcs12 does not intercept, performed where [`l3_msr`] places it; `vmcs02`
+/// holds L3's state.
+pub fn l3_rdmsr(msr: u32, vmcs02: &mut impl Vmcs, bus: &mut impl MsrBus) -> Result<u64, MsrFault> {
+    match l3_msr(msr, false, vmcs02, bus.l2_bitmap()) {
+        L3Msr::Vmcs02(held) => Ok(held.read(vmcs02)),
+        L3Msr::OffsetTsc { offset } => bus
+            .read_hardware(IA32_TIME_STAMP_COUNTER)
+            .map(|tsc| tsc.wrapping_add(offset)),
+        L3Msr::AsForL2 => bus.read_emulated(msr, vmcs02),
+        L3Msr::Hardware => bus.read_hardware(msr),
+    }
+}
+
+/// WRMSR of L3 that vmcs12 does not intercept, as [`l3_rdmsr`].
+pub fn l3_wrmsr(
+    msr: u32,
+    value: u64,
+    vmcs02: &mut impl Vmcs,
+    bus: &mut impl MsrBus,
+) -> Result<(), MsrFault> {
+    match l3_msr(msr, true, vmcs02, bus.l2_bitmap()) {
+        L3Msr::Vmcs02(held) => held.write(vmcs02, value),
+        L3Msr::AsForL2 => bus.write_emulated(msr, value, vmcs02),
+        L3Msr::OffsetTsc { .. } | L3Msr::Hardware => bus.write_hardware(msr, value),
+    }
+}
+
+/// WRMSR of L2 as l1-hv runs it, `vmcs01` holding L2's state: in vmcs01's guest-state area where
+/// vmcs01 switches the MSR, emulated where l1-hv's bitmap makes L2's access exit, else on the
+/// processor.
+pub fn l2_wrmsr(
+    msr: u32,
+    value: u64,
+    vmcs01: &mut impl Vmcs,
+    bus: &mut impl MsrBus,
+) -> Result<(), MsrFault> {
+    if let Some(held) = VmcsMsr::of(msr, vmcs01) {
+        return held.write(vmcs01, value);
+    }
+    if bitmap_exits(bus.l2_bitmap(), msr, true) {
+        bus.write_emulated(msr, value, vmcs01)
+    } else {
+        bus.write_hardware(msr, value)
+    }
 }
 
 #[cfg(test)]

@@ -302,3 +302,72 @@ pub(crate) fn write_l1_host_state(vmcs02: &mut AnyVmcs) {
         vmcs02.write(field, v.read(field));
     }
 }
+
+/// The MSRs outside the VMCSs: a processor whose MSRs are those of the MSR bitmap's two ranges
+/// (all others #GP), and l1-hv's emulation for L2: its bitmap makes IA32_APIC_BASE (1BH) and
+/// the MSRs outside the ranges exit; IA32_APIC_BASE reads and writes `emulated`, the rest #GP.
+pub(crate) struct FakeMsrs {
+    low: [u64; 0x2000],
+    high: [u64; 0x2000],
+    pub(crate) emulated: u64,
+    bitmap: [u8; 4096],
+}
+
+impl FakeMsrs {
+    pub(crate) fn new() -> Self {
+        let mut bitmap = [0u8; 4096];
+        for write in [false, true] {
+            let bit = super::msr_bitmap_bit(x86::msr::IA32_APIC_BASE, write).unwrap();
+            bitmap[bit as usize / 8] |= 1 << (bit % 8);
+        }
+        FakeMsrs {
+            low: [0; 0x2000],
+            high: [0; 0x2000],
+            emulated: 0,
+            bitmap,
+        }
+    }
+
+    /// The processor's MSR `msr`, if it has one.
+    pub(crate) fn hardware(&mut self, msr: u32) -> Option<&mut u64> {
+        match msr {
+            0..=0x1FFF => Some(&mut self.low[msr as usize]),
+            0xC000_0000..=0xC000_1FFF => Some(&mut self.high[(msr - 0xC000_0000) as usize]),
+            _ => None,
+        }
+    }
+}
+
+impl super::MsrBus for FakeMsrs {
+    fn l2_bitmap(&self) -> &[u8; 4096] {
+        &self.bitmap
+    }
+
+    fn read_hardware(&mut self, msr: u32) -> Result<u64, super::MsrFault> {
+        self.hardware(msr).map(|v| *v).ok_or(super::MsrFault)
+    }
+
+    fn write_hardware(&mut self, msr: u32, value: u64) -> Result<(), super::MsrFault> {
+        *self.hardware(msr).ok_or(super::MsrFault)? = value;
+        Ok(())
+    }
+
+    fn read_emulated(&mut self, msr: u32, _: &mut impl Vmcs) -> Result<u64, super::MsrFault> {
+        (msr == x86::msr::IA32_APIC_BASE)
+            .then_some(self.emulated)
+            .ok_or(super::MsrFault)
+    }
+
+    fn write_emulated(
+        &mut self,
+        msr: u32,
+        value: u64,
+        _: &mut impl Vmcs,
+    ) -> Result<(), super::MsrFault> {
+        if msr != x86::msr::IA32_APIC_BASE {
+            return Err(super::MsrFault);
+        }
+        self.emulated = value;
+        Ok(())
+    }
+}

@@ -2,6 +2,7 @@
 
 use super::super::arch::{page_address_valid, within_width, CR0_PE, CR4_CET};
 use super::super::controls::{Controls, RawControls};
+use super::super::msr_area::MSR_ENTRY_BYTES;
 use super::EntryContext;
 use crate::event::{
     vector_has_error_code, InterruptionInfo, InterruptionType, CONTROL_PROTECTION_VECTOR,
@@ -20,8 +21,6 @@ const MISC_ZERO_LENGTH_INJECTION: u64 = 1 << 30;
 const VTPR_OFFSET: u64 = 0x80;
 /// Bits 30:12 of the VM-entry interruption-information field are reserved.
 const INJECTION_RESERVED: u32 = 0x7FFF_F000;
-/// Size of one MSR-load/store area entry.
-const MSR_ENTRY_BYTES: u64 = 16;
 
 /// Whether a control word has every must-be-1 bit (bits 31:0 of its capability MSR) and no bit
 /// outside the allowed-1 settings (bits 63:32) (SDM A.3–A.5).

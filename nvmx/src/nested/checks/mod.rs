@@ -16,6 +16,7 @@ mod segments;
 mod tests;
 
 use super::controls::Controls;
+use super::msr_area::FailedEntry;
 use crate::exit_reason;
 use crate::insn::{GuestMemory, VmInstructionError, VmxCapabilities};
 use shadow_vmcs::Vmcs;
@@ -45,7 +46,8 @@ pub enum EntryFailure {
     VmFailValid(VmInstructionError),
     /// The guest state failed: a VM exit to the guest hypervisor with `reason` (33 with bit 31
     /// set) and `qualification` (0; 2 for PDPTEs; 4 for the VMCS link pointer), no guest state
-    /// saved, host state loaded (SDM 27.8).
+    /// saved, host state loaded (SDM 27.8); or MSR loading failed
+    /// ([`EntryFailure::msr_loading`]).
     Exit {
         /// Exit-reason field value, bit 31 set.
         reason: u32,
@@ -66,6 +68,15 @@ impl EntryFailure {
         EntryFailure::Exit {
             reason: u32::from(exit_reason::ENTRY_FAILURE_GUEST_STATE) | exit_reason::ENTRY_FAILURE,
             qualification,
+        }
+    }
+
+    /// VM-entry MSR loading failed at `entry` (SDM 27.4): exit reason 34, the entry's number
+    /// as the qualification (SDM 27.8).
+    pub fn msr_loading(entry: FailedEntry) -> Self {
+        EntryFailure::Exit {
+            reason: u32::from(exit_reason::ENTRY_FAILURE_MSR_LOADING) | exit_reason::ENTRY_FAILURE,
+            qualification: entry.0.into(),
         }
     }
 

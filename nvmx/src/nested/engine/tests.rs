@@ -6,8 +6,10 @@ use crate::insn::test_guest::{
     FakeGuest, AT_RBX, FEATURE_CONTROL, LONG_MODE, VMCS_A, VMXON_REGION,
 };
 use crate::insn::{FieldAccessOperands, Gpr, Operand, Outcome};
-use crate::nested::test_support::{good_vmcs12, guest_caps, l1_needs, AnyVmcs, PHYS_ADDR_BITS};
-use crate::nested::{prepare_vmcs02, reflect_exit};
+use crate::nested::test_support::{
+    good_vmcs12, guest_caps, l1_needs, AnyVmcs, FakeMsrs, PHYS_ADDR_BITS,
+};
+use crate::nested::{prepare_vmcs02, reflect_exit, MSR_LIST_MAX};
 use shadow_vmcs::VMCS_REGION_SIZE;
 use x86::vmx::vmcs::{control, guest, ro};
 
@@ -54,6 +56,7 @@ struct Setup {
     engine: NestedVcpu,
     hw: Soft,
     guest: FakeGuest,
+    msrs: FakeMsrs,
 }
 
 /// VMXON, then VMPTRLD of a vmcs12 that passes the checks; the shadow holds exit information.
@@ -74,6 +77,7 @@ fn setup() -> Setup {
             shadow: AnyVmcs::new(),
         },
         guest,
+        msrs: FakeMsrs::new(),
     };
     for (reason, pointer) in [
         (exit_reason::VMXON, VMXON_REGION),
@@ -100,8 +104,14 @@ impl Setup {
             l2_debugctl: 0,
         };
         self.hw.vmcs02.writes = 0;
-        self.engine
-            .enter(&mut self.hw, &self.guest, &ctx, launch, |_, _| l1_needs())
+        self.engine.enter(
+            &mut self.hw,
+            &self.guest,
+            &ctx,
+            launch,
+            |_, _| l1_needs(),
+            &mut self.msrs,
+        )
     }
 
     /// L3 runs (to a new RIP and ES base) and takes a #PF exit, reflected.
@@ -115,8 +125,9 @@ impl Setup {
         let exit = self.engine.l3_exit(
             &mut self.hw,
             ExitFields::FromVmcs02,
-            &self.guest,
+            &mut self.guest,
             PHYS_ADDR_BITS,
+            &mut self.msrs,
         );
         assert_eq!(exit, Ok(()));
     }
@@ -255,8 +266,13 @@ fn an_entry_failure_of_vmcs02_reaches_the_guest_hypervisor_and_vmcs02_is_rebuilt
     s.hw.vmcs02.vmcs.write(ro::EXIT_REASON, failure);
     s.hw.vmcs02.vmcs.write(guest::RIP, 0x40_2000);
     assert_eq!(
-        s.engine
-            .l3_exit(&mut s.hw, ExitFields::FromVmcs02, &s.guest, PHYS_ADDR_BITS),
+        s.engine.l3_exit(
+            &mut s.hw,
+            ExitFields::FromVmcs02,
+            &mut s.guest,
+            PHYS_ADDR_BITS,
+            &mut s.msrs
+        ),
         Ok(())
     );
     let vmcs12 = s.engine.vmx().current_vmcs12().unwrap();
@@ -315,4 +331,192 @@ fn a_vmfail_valid_of_vmcs02_fails_the_guest_hypervisors_vmresume() {
         Err(Vmcs02EntryBug::UnknownError(99)),
         "not an error number VM entry reports"
     );
+}
+
+/// Guest-hypervisor memory for the MSR areas of the tests below.
+const ENTRY_LOAD: u64 = 0x9000;
+const EXIT_STORE: u64 = 0x9100;
+const EXIT_LOAD: u64 = 0x9200;
+/// IA32_KERNEL_GS_BASE: neither VMCS holds it, and l1-hv's bitmap lets L2 reach it directly.
+const KERNEL_GS_BASE: u32 = 0xC000_0102;
+
+impl Setup {
+    /// Puts an MSR-area entry (index, reserved, data) at `gpa`.
+    fn put_entry(&mut self, gpa: u64, index: u32, reserved: u32, data: u64) {
+        self.guest.put_u32(gpa, index);
+        self.guest.put_u32(gpa + 4, reserved);
+        self.guest.ram.put_u64(gpa + 8, data);
+    }
+
+    /// The quadword at `gpa`.
+    fn stored(&self, gpa: u64) -> u64 {
+        let bytes = &self.guest.ram.bytes[gpa as usize..gpa as usize + 8];
+        u64::from_le_bytes(bytes.try_into().unwrap())
+    }
+
+    /// The guest hypervisor VMWRITEs `value` to `field`.
+    fn vmwrite(&mut self, field: u32, value: u64) {
+        assert_eq!(self.access(false, field, value).0, Outcome::Succeed);
+    }
+
+    /// Points all three areas at their memory with the given counts.
+    fn msr_areas(&mut self, entry_load: u64, exit_store: u64, exit_load: u64) {
+        for (count, n) in [
+            (control::VMENTRY_MSR_LOAD_COUNT, entry_load),
+            (control::VMEXIT_MSR_STORE_COUNT, exit_store),
+            (control::VMEXIT_MSR_LOAD_COUNT, exit_load),
+        ] {
+            self.vmwrite(count, n);
+        }
+        self.vmwrite(control::VMENTRY_MSR_LOAD_ADDR_FULL, ENTRY_LOAD);
+        self.vmwrite(control::VMEXIT_MSR_STORE_ADDR_FULL, EXIT_STORE);
+        self.vmwrite(control::VMEXIT_MSR_LOAD_ADDR_FULL, EXIT_LOAD);
+    }
+}
+
+#[test]
+fn msr_areas_load_for_l3_store_l3s_values_and_load_for_l2() {
+    let mut s = setup();
+    // kvm-unit-tests' "MSR switch" sequence (SDM 27.4, 28.4, 28.6), plus an MSR vmcs02 holds.
+    s.put_entry(ENTRY_LOAD, KERNEL_GS_BASE, 0, 0xAAAA);
+    s.put_entry(ENTRY_LOAD + 16, x86::msr::IA32_SYSENTER_ESP, 0, 0x5000);
+    s.put_entry(EXIT_STORE, KERNEL_GS_BASE, 0, 0);
+    s.put_entry(EXIT_STORE + 16, x86::msr::IA32_SYSENTER_ESP, 0, 0);
+    s.put_entry(EXIT_LOAD, KERNEL_GS_BASE, 0, 0xCCCC);
+    s.put_entry(EXIT_LOAD + 16, x86::msr::IA32_SYSENTER_EIP, 0, 0x7000);
+    s.msr_areas(2, 2, 2);
+    assert_eq!(s.enter(true), Entry::L3);
+    assert_eq!(
+        *s.msrs.hardware(KERNEL_GS_BASE).unwrap(),
+        0xAAAA,
+        "on the processor"
+    );
+    assert_eq!(
+        s.hw.vmcs02.read(guest::IA32_SYSENTER_ESP),
+        0x5000,
+        "in vmcs02"
+    );
+    // L3 writes KERNEL_GS_BASE and SYSENTER_ESP, then exits.
+    *s.msrs.hardware(KERNEL_GS_BASE).unwrap() = 0xBBBB;
+    s.hw.vmcs02.vmcs.write(guest::IA32_SYSENTER_ESP, 0x6000);
+    s.l3_page_fault();
+    assert_eq!(s.stored(EXIT_STORE + 8), 0xBBBB);
+    assert_eq!(s.stored(EXIT_STORE + 24), 0x6000);
+    assert_eq!(
+        *s.msrs.hardware(KERNEL_GS_BASE).unwrap(),
+        0xCCCC,
+        "loaded for L2"
+    );
+    assert_eq!(
+        s.hw.vmcs01.read(guest::IA32_SYSENTER_EIP),
+        0x7000,
+        "in vmcs01"
+    );
+}
+
+#[test]
+fn a_failing_entry_load_is_exit_reason_34_with_its_number() {
+    let mut s = setup();
+    s.put_entry(ENTRY_LOAD, KERNEL_GS_BASE, 0, 0xAAAA);
+    // The FS base is the VMCS's to load (SDM 27.4).
+    s.put_entry(ENTRY_LOAD + 16, x86::msr::IA32_FS_BASE, 0, 0);
+    s.put_entry(EXIT_LOAD, KERNEL_GS_BASE, 0, 0xCCCC);
+    s.msr_areas(2, 0, 1);
+    let rip = s.hw.vmcs01.read(guest::RIP);
+    assert_eq!(s.enter(true), Entry::FailureExit);
+    let vmcs12 = s.engine.vmx().current_vmcs12().unwrap();
+    assert_eq!(vmcs12.read(ro::EXIT_REASON), 34 | 1 << 31);
+    assert_eq!(vmcs12.read(ro::EXIT_QUALIFICATION), 2);
+    assert_eq!(vmcs12.launch_state(), shadow_vmcs::LaunchState::Clear);
+    assert_ne!(
+        s.hw.vmcs01.read(guest::RIP),
+        rip,
+        "the host state is loaded"
+    );
+    assert_eq!(
+        *s.msrs.hardware(KERNEL_GS_BASE).unwrap(),
+        0xCCCC,
+        "entry 1 was loaded, then the VM-exit MSR-load area (SDM 27.8)"
+    );
+    // Fixed, the next entry rebuilds vmcs02 from vmcs12.
+    s.vmwrite(control::VMENTRY_MSR_LOAD_COUNT, 1);
+    assert_eq!(s.enter(true), Entry::L3);
+    assert!(s.hw.vmcs02.writes > 50, "rebuilt in full");
+}
+
+#[test]
+fn entry_load_rules() {
+    for (index, reserved, data, ok) in [
+        (KERNEL_GS_BASE, 1, 0, false),
+        (x86::msr::IA32_GS_BASE, 0, 0, false),
+        (0x808, 0, 0, false),
+        (x86::msr::IA32_SMM_MONITOR_CTL, 0, 0, false),
+        // WRMSR's own #GP: a non-canonical SYSENTER_EIP, an MSR the processor lacks.
+        (x86::msr::IA32_SYSENTER_EIP, 0, 1 << 60, false),
+        (0x4000_0000, 0, 0, false),
+        (0x1B, 0, 0x1234, true),
+        (x86::msr::IA32_SYSENTER_EIP, 0, 0x1000, true),
+    ] {
+        let mut s = setup();
+        s.put_entry(ENTRY_LOAD, index, reserved, data);
+        s.msr_areas(1, 0, 0);
+        let expected = if ok { Entry::L3 } else { Entry::FailureExit };
+        assert_eq!(s.enter(true), expected, "{index:#x} {reserved} {data:#x}");
+    }
+    // Past the recommended maximum (IA32_VMX_MISC bits 27:25).
+    let mut s = setup();
+    for i in 0..=u64::from(MSR_LIST_MAX) {
+        s.put_entry(0x4000 + i * 16, KERNEL_GS_BASE, 0, i);
+    }
+    s.msr_areas(u64::from(MSR_LIST_MAX) + 1, 0, 0);
+    s.vmwrite(control::VMENTRY_MSR_LOAD_ADDR_FULL, 0x4000);
+    assert_eq!(s.enter(true), Entry::FailureExit);
+    let vmcs12 = s.engine.vmx().current_vmcs12().unwrap();
+    assert_eq!(vmcs12.read(ro::EXIT_QUALIFICATION), 513);
+}
+
+#[test]
+fn a_failing_exit_store_or_load_is_a_vmx_abort() {
+    for (store, load, abort) in [
+        (
+            x86::msr::IA32_SMBASE,
+            KERNEL_GS_BASE,
+            VmxAbort::StoreGuestMsrs,
+        ),
+        (0x800, KERNEL_GS_BASE, VmxAbort::StoreGuestMsrs),
+        (
+            KERNEL_GS_BASE,
+            x86::msr::IA32_FS_BASE,
+            VmxAbort::LoadHostMsrs,
+        ),
+        (KERNEL_GS_BASE, 0x4000_0000, VmxAbort::LoadHostMsrs),
+    ] {
+        let mut s = setup();
+        s.put_entry(EXIT_STORE, store, 0, 0);
+        s.put_entry(EXIT_LOAD, load, 0, 0);
+        s.msr_areas(0, 1, 1);
+        assert_eq!(s.enter(true), Entry::L3);
+        s.hw.vmcs02
+            .vmcs
+            .write(ro::EXIT_REASON, exit_reason::CPUID.into());
+        assert_eq!(
+            s.engine.l3_exit(
+                &mut s.hw,
+                ExitFields::FromVmcs02,
+                &mut s.guest,
+                PHYS_ADDR_BITS,
+                &mut s.msrs
+            ),
+            Err(abort),
+            "{store:#x} {load:#x}"
+        );
+    }
+}
+
+#[test]
+fn areas_outside_ram_read_as_all_ones() {
+    let mut s = setup();
+    s.msr_areas(1, 0, 0);
+    s.vmwrite(control::VMENTRY_MSR_LOAD_ADDR_FULL, 0x10_0000);
+    assert_eq!(s.enter(true), Entry::FailureExit, "reserved bits all ones");
 }

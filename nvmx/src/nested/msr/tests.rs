@@ -59,24 +59,24 @@ fn the_bitmap_has_read_and_write_halves_for_the_low_and_high_ranges() {
 fn segment_bases_and_sysenter_are_always_in_vmcs02() {
     let bare = AnyVmcs::new();
     for (msr, held) in [
-        (IA32_SYSENTER_CS, Vmcs02Msr::SysenterCs),
-        (IA32_SYSENTER_ESP, Vmcs02Msr::SysenterEsp),
-        (IA32_SYSENTER_EIP, Vmcs02Msr::SysenterEip),
-        (IA32_FS_BASE, Vmcs02Msr::FsBase),
-        (IA32_GS_BASE, Vmcs02Msr::GsBase),
+        (IA32_SYSENTER_CS, VmcsMsr::SysenterCs),
+        (IA32_SYSENTER_ESP, VmcsMsr::SysenterEsp),
+        (IA32_SYSENTER_EIP, VmcsMsr::SysenterEip),
+        (IA32_FS_BASE, VmcsMsr::FsBase),
+        (IA32_GS_BASE, VmcsMsr::GsBase),
     ] {
-        assert_eq!(Vmcs02Msr::of(msr, &bare), Some(held), "{msr:#x}");
+        assert_eq!(VmcsMsr::of(msr, &bare), Some(held), "{msr:#x}");
     }
     // KERNEL_GS_BASE is not switched by VM entry or exit.
-    assert_eq!(Vmcs02Msr::of(0xC000_0102, &vmcs02()), None);
+    assert_eq!(VmcsMsr::of(0xC000_0102, &vmcs02()), None);
 }
 
 #[test]
 fn efer_pat_and_debugctl_are_in_vmcs02_only_when_it_loads_and_saves_them() {
     let v = vmcs02();
-    assert_eq!(Vmcs02Msr::of(IA32_EFER, &v), Some(Vmcs02Msr::Efer));
-    assert_eq!(Vmcs02Msr::of(IA32_PAT, &v), Some(Vmcs02Msr::Pat));
-    assert_eq!(Vmcs02Msr::of(IA32_DEBUGCTL, &v), Some(Vmcs02Msr::DebugCtl));
+    assert_eq!(VmcsMsr::of(IA32_EFER, &v), Some(VmcsMsr::Efer));
+    assert_eq!(VmcsMsr::of(IA32_PAT, &v), Some(VmcsMsr::Pat));
+    assert_eq!(VmcsMsr::of(IA32_DEBUGCTL, &v), Some(VmcsMsr::DebugCtl));
     for (msr, entry, exit) in [
         (
             IA32_EFER,
@@ -96,10 +96,10 @@ fn efer_pat_and_debugctl_are_in_vmcs02_only_when_it_loads_and_saves_them() {
     ] {
         let mut no_load = vmcs02();
         clear_bits(&mut no_load, control::VMENTRY_CONTROLS, entry.bits());
-        assert_eq!(Vmcs02Msr::of(msr, &no_load), None, "{msr:#x} not loaded");
+        assert_eq!(VmcsMsr::of(msr, &no_load), None, "{msr:#x} not loaded");
         let mut no_save = vmcs02();
         clear_bits(&mut no_save, control::VMEXIT_CONTROLS, exit.bits());
-        assert_eq!(Vmcs02Msr::of(msr, &no_save), None, "{msr:#x} not saved");
+        assert_eq!(VmcsMsr::of(msr, &no_save), None, "{msr:#x} not saved");
     }
 }
 
@@ -109,11 +109,11 @@ fn vmcs02_comes_before_l2s_bitmap() {
     let all = [0xFF; 4096];
     assert_eq!(
         l3_msr(IA32_PAT, false, &vmcs02(), &all),
-        L3Msr::Vmcs02(Vmcs02Msr::Pat)
+        L3Msr::Vmcs02(VmcsMsr::Pat)
     );
     assert_eq!(
         l3_msr(IA32_FS_BASE, true, &vmcs02(), &all),
-        L3Msr::Vmcs02(Vmcs02Msr::FsBase)
+        L3Msr::Vmcs02(VmcsMsr::FsBase)
     );
 }
 
@@ -205,35 +205,35 @@ fn writes_to_vmcs02_check_what_wrmsr_checks_and_change_nothing_on_a_fault() {
     v.write(guest::IA32_EFER_FULL, EFER_LME | EFER_LMA);
     v.write(guest::IA32_PAT_FULL, 0x0007_0406_0007_0406);
 
-    assert_eq!(Vmcs02Msr::Efer.write(&mut v, EFER_LME | EFER_NXE), Ok(()));
-    assert_eq!(Vmcs02Msr::Efer.read(&v), EFER_LME | EFER_LMA | EFER_NXE);
-    assert_eq!(Vmcs02Msr::Efer.write(&mut v, 0), Err(MsrFault));
-    assert_eq!(Vmcs02Msr::Efer.read(&v), EFER_LME | EFER_LMA | EFER_NXE);
+    assert_eq!(VmcsMsr::Efer.write(&mut v, EFER_LME | EFER_NXE), Ok(()));
+    assert_eq!(VmcsMsr::Efer.read(&v), EFER_LME | EFER_LMA | EFER_NXE);
+    assert_eq!(VmcsMsr::Efer.write(&mut v, 0), Err(MsrFault));
+    assert_eq!(VmcsMsr::Efer.read(&v), EFER_LME | EFER_LMA | EFER_NXE);
 
-    assert_eq!(Vmcs02Msr::Pat.write(&mut v, 0x6), Ok(()));
-    assert_eq!(Vmcs02Msr::Pat.read(&v), 0x6);
+    assert_eq!(VmcsMsr::Pat.write(&mut v, 0x6), Ok(()));
+    assert_eq!(VmcsMsr::Pat.read(&v), 0x6);
     for bad in [0x2, 0x3 << 8, 0x8 << 56] {
-        assert_eq!(Vmcs02Msr::Pat.write(&mut v, bad), Err(MsrFault), "{bad:#x}");
+        assert_eq!(VmcsMsr::Pat.write(&mut v, bad), Err(MsrFault), "{bad:#x}");
     }
-    assert_eq!(Vmcs02Msr::Pat.read(&v), 0x6);
+    assert_eq!(VmcsMsr::Pat.read(&v), 0x6);
 
-    assert_eq!(Vmcs02Msr::DebugCtl.write(&mut v, 0b11), Ok(()));
-    assert_eq!(Vmcs02Msr::DebugCtl.write(&mut v, 1 << 6), Err(MsrFault));
-    assert_eq!(Vmcs02Msr::DebugCtl.read(&v), 0b11);
+    assert_eq!(VmcsMsr::DebugCtl.write(&mut v, 0b11), Ok(()));
+    assert_eq!(VmcsMsr::DebugCtl.write(&mut v, 1 << 6), Err(MsrFault));
+    assert_eq!(VmcsMsr::DebugCtl.read(&v), 0b11);
 
     let non_canonical = 0x0000_8000_0000_0000;
     for held in [
-        Vmcs02Msr::SysenterEsp,
-        Vmcs02Msr::SysenterEip,
-        Vmcs02Msr::FsBase,
-        Vmcs02Msr::GsBase,
+        VmcsMsr::SysenterEsp,
+        VmcsMsr::SysenterEip,
+        VmcsMsr::FsBase,
+        VmcsMsr::GsBase,
     ] {
         assert_eq!(held.write(&mut v, 0xFFFF_8000_0000_1000), Ok(()));
         assert_eq!(held.write(&mut v, non_canonical), Err(MsrFault), "{held:?}");
         assert_eq!(held.read(&v), 0xFFFF_8000_0000_1000, "{held:?}");
     }
-    assert_eq!(Vmcs02Msr::GsBase.read(&v), v.read(guest::GS_BASE));
+    assert_eq!(VmcsMsr::GsBase.read(&v), v.read(guest::GS_BASE));
 
-    assert_eq!(Vmcs02Msr::SysenterCs.write(&mut v, 0x1_0000_0010), Ok(()));
-    assert_eq!(Vmcs02Msr::SysenterCs.read(&v), 0x10);
+    assert_eq!(VmcsMsr::SysenterCs.write(&mut v, 0x1_0000_0010), Ok(()));
+    assert_eq!(VmcsMsr::SysenterCs.read(&v), 0x10);
 }
