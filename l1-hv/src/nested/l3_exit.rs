@@ -2,8 +2,9 @@
 //! needs first; this adapter acts on the decision — reflect it to the guest hypervisor as a
 //! virtual VM exit, or handle it in l1-hv: an EPT violation in the composed EPT that the guest
 //! hypervisor's EPT allows (fill EPT02), an exception only l1-hv intercepted (re-inject into
-//! L3), an external interrupt or port I/O of the machine, an RDMSR/WRMSR the guest hypervisor
-//! lets through (performed for L3).
+//! L3), an external interrupt or port I/O of the machine, an interrupt or NMI window l1-hv armed
+//! for the machine's pending events, an RDMSR/WRMSR the guest hypervisor lets through (performed
+//! for L3).
 
 use super::{complete, L2Context, L2Memory, Nested};
 use crate::guest::inject_host::VcpuInjectHost;
@@ -73,6 +74,9 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
             }
             Handled::Resume
         }
+        // A window l1-hv armed for its own pending events is open: the assist acts on it now,
+        // also when the queue has emptied since (it then clears the window).
+        Decision::L1Handles(L1Exit::Window) => deliver_pending(host, g, vmcs),
         Decision::L1Handles(L1Exit::Msr) => {
             msr(host, g, vmcs, reason.basic() == exit_reason::WRMSR)
         }

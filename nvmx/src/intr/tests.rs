@@ -514,6 +514,100 @@ fn sdm_28_2_2_l3_interrupt_exit_without_ack_leaves_it_pending_for_l2() {
     assert!(!entry(&vmcs02).valid());
 }
 
+/// kvm-unit-tests' `vmx` "interrupt" suite, "intercepted interrupt while running guest": L3 runs
+/// with IF = 0 under vmcs12's external-interrupt exiting without acknowledgement; the guest
+/// hypervisor gets the exit, then enables interrupts (`sti; nop; cli`) and takes the vector
+/// through its own IDT. The interrupt stays pending across the virtual exit (SDM 28.2.2) and is
+/// delivered to L2 exactly once, when its IF and STI blocking allow (SDM 27.3.1.5).
+#[test]
+fn sdm_28_2_2_l3_interrupt_exit_without_ack_is_delivered_to_l2_once_it_enables_interrupts() {
+    let (mut vmcs02, mut vmcs01) = (vmcs(false), vmcs(false));
+    let mut events = PendingEvents::new();
+    events.raise_interrupt(0xDE);
+    let exit = l3_exit(run_l3(
+        &mut vmcs02,
+        &vmcs12(true, false, false),
+        &mut events,
+    ));
+    assert!(!exit.interruption_info.valid());
+    // L2 at its host state, RFLAGS = 2: the interrupt waits for the window.
+    assert_eq!(
+        run(&mut vmcs01, &mut events),
+        AssistOutcome::WindowRequested(INTERRUPT_WINDOW)
+    );
+    // STI: IF = 1 under STI blocking, still the window.
+    set_if(&mut vmcs01, true);
+    block(&mut vmcs01, Interruptibility::STI);
+    assert_eq!(
+        run(&mut vmcs01, &mut events),
+        AssistOutcome::WindowRequested(INTERRUPT_WINDOW)
+    );
+    // The window exit after the NOP: injected once, nothing left for anyone.
+    block(&mut vmcs01, Interruptibility::empty());
+    assert_eq!(
+        run(&mut vmcs01, &mut events),
+        AssistOutcome::Injected {
+            event: Event::external_interrupt(0xDE),
+            windows: NO_WINDOW
+        }
+    );
+    assert_eq!(entry(&vmcs01).bits(), 0x8000_00DE);
+    assert!(events.is_empty());
+    assert_eq!(windows_armed(&vmcs01), NO_WINDOW);
+}
+
+/// The same suite, "running a guest with interrupt acknowledgement set": the vector leaves the
+/// queue with the exit that reports it, so L2, which handles it from the exit information, is
+/// not given it a second time.
+#[test]
+fn sdm_28_2_2_l3_interrupt_exit_with_ack_leaves_nothing_for_l2() {
+    let (mut vmcs02, mut vmcs01) = (vmcs(false), vmcs(true));
+    let mut events = PendingEvents::new();
+    events.raise_interrupt(0xDE);
+    let exit = l3_exit(run_l3(&mut vmcs02, &vmcs12(true, true, false), &mut events));
+    assert_eq!(exit.interruption_info.bits(), 0x8000_00DE);
+    assert!(events.is_empty());
+    assert_eq!(run(&mut vmcs01, &mut events), AssistOutcome::Nothing);
+    assert!(!entry(&vmcs01).valid());
+}
+
+/// L3 with IF = 0 and no external-interrupt exiting in vmcs12: the interrupt is L3's once it
+/// enables interrupts. l1-hv's interrupt window in vmcs02 brings it back (an exit vmcs12 did not
+/// ask for, `L1Exit::Window`); the assist then injects and disarms the window, keeping none of
+/// its own when the queue is empty.
+#[test]
+fn sdm_27_7_5_l3_interrupt_waits_for_l1_hvs_window_in_vmcs02_then_is_injected() {
+    let mut vmcs02 = vmcs(false);
+    let vmcs12 = vmcs12(false, false, false);
+    let mut events = PendingEvents::new();
+    events.raise_interrupt(0x55);
+    assert_eq!(
+        run_l3(&mut vmcs02, &vmcs12, &mut events),
+        L3Outcome::Assist(AssistOutcome::WindowRequested(INTERRUPT_WINDOW))
+    );
+    assert_eq!(windows_armed(&vmcs02), INTERRUPT_WINDOW);
+    set_if(&mut vmcs02, true);
+    assert_eq!(
+        run_l3(&mut vmcs02, &vmcs12, &mut events),
+        L3Outcome::Assist(AssistOutcome::Injected {
+            event: Event::external_interrupt(0x55),
+            windows: NO_WINDOW
+        })
+    );
+    assert_eq!(windows_armed(&vmcs02), NO_WINDOW);
+    // A window left armed after the event went elsewhere is cleared by the next assist.
+    vmcs02.write(
+        control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+        PRIMARY_DEFAULT1 | IW | NW,
+    );
+    enter(&mut vmcs02);
+    assert_eq!(
+        run_l3(&mut vmcs02, &vmcs12, &mut events),
+        L3Outcome::Assist(AssistOutcome::Nothing)
+    );
+    assert_eq!(windows_armed(&vmcs02), NO_WINDOW);
+}
+
 #[test]
 fn sdm_28_2_2_l3_interrupt_exit_with_ack_reports_and_takes_the_vector() {
     let mut vmcs02 = vmcs(false);

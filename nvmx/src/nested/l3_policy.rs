@@ -47,6 +47,11 @@ pub enum L1Exit {
     /// RDMSR/WRMSR vmcs12 lets through (vmcs02 uses no MSR bitmap): performed for L3 where
     /// [`super::l3_msr`] says, a fault injected into L3.
     Msr,
+    /// An interrupt- or NMI-window exit vmcs12 does not ask for: [`crate::intr::assist_l3`]
+    /// armed the window in vmcs02 for an event of the machine that L3 could not take yet (or left
+    /// it armed when the event went elsewhere). The window is open now (SDM 27.7.5, 27.7.6): run
+    /// the assist again, which injects the event into L3, re-arms, or clears l1-hv's window.
+    Window,
     /// Anything else only l1-hv's controls or the machine caused: INIT, SIPI, SMIs, the
     /// preemption timer, an EPT misconfiguration (in tables l1-hv wrote), a VM-entry failure
     /// due to a machine check, an instruction exit vmcs12 does not ask for.
@@ -66,6 +71,7 @@ pub fn decide_l3_exit(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl GuestMemo
         reason::EXCEPTION_OR_NMI => L1Exit::Exception,
         reason::IO_INSTRUCTION => L1Exit::PortIo,
         reason::RDMSR | reason::WRMSR => L1Exit::Msr,
+        reason::INTERRUPT_WINDOW | reason::NMI_WINDOW => L1Exit::Window,
         _ => L1Exit::Other,
     })
 }

@@ -183,3 +183,19 @@ fn other_exits_vmcs12_does_not_want_are_l1_hvs() {
         L1Handles(L1Exit::Other)
     );
 }
+
+#[test]
+fn window_exits_vmcs12_does_not_ask_for_are_l1_hvs_own_windows() {
+    let mut vmcs12 = good_vmcs12();
+    let primary = control::PRIMARY_PROCBASED_EXEC_CONTROLS;
+    let windows = PrimaryControls::INTERRUPT_WINDOW_EXITING | PrimaryControls::NMI_WINDOW_EXITING;
+    vmcs12.write(primary, vmcs12.read(primary) & !u64::from(windows.bits()));
+    for r in [reason::INTERRUPT_WINDOW, reason::NMI_WINDOW] {
+        assert_eq!(decide(&facts(r.into()), &vmcs12), L1Handles(L1Exit::Window));
+    }
+    // The guest hypervisor's own windows are its exits, whether or not l1-hv armed one too.
+    vmcs12.write(primary, vmcs12.read(primary) | u64::from(windows.bits()));
+    for r in [reason::INTERRUPT_WINDOW, reason::NMI_WINDOW] {
+        assert_eq!(decide(&facts(r.into()), &vmcs12), ReflectToL2);
+    }
+}
