@@ -4,14 +4,15 @@
 //! its encoding ([`Field`]). Left out are the fields of features nvmx never advertises to a guest
 //! hypervisor (posted interrupts, virtual-interrupt delivery, PML, VM functions and #VE, SMM
 //! dual-monitor treatment, SGX, sub-page permissions, TSC scaling, XSAVES exiting, pause-loop
-//! exiting, the preemption timer, MPX, Intel PT, perf-global-ctrl loading): a VMREAD or VMWRITE
-//! of one fails with "unsupported VMCS component", as on a processor without the feature.
+//! exiting, MPX, Intel PT, perf-global-ctrl loading): a VMREAD or VMWRITE of one fails with
+//! "unsupported VMCS component", as on a processor without the feature. The VMX-preemption
+//! timer value is one: nvmx emulates the timer where the processor has it.
 
 use crate::field::Field;
 use x86::vmx::vmcs::{control, guest, host, ro};
 
 /// FULL encodings of the supported fields, in ascending order (the vmcs12 slot order).
-pub const SUPPORTED: [u32; 131] = [
+pub const SUPPORTED: [u32; 132] = [
     // 16-bit.
     control::VPID,
     guest::ES_SELECTOR,
@@ -99,6 +100,7 @@ pub const SUPPORTED: [u32; 131] = [
     guest::INTERRUPTIBILITY_STATE,
     guest::ACTIVITY_STATE,
     guest::IA32_SYSENTER_CS,
+    guest::VMX_PREEMPTION_TIMER_VALUE,
     host::IA32_SYSENTER_CS,
     // Natural width.
     control::CR0_GUEST_HOST_MASK,
@@ -258,7 +260,6 @@ mod tests {
     #[test]
     fn unadvertised_features_fields_are_unsupported() {
         assert!(!is_supported(control::PML_ADDR_FULL as u64));
-        assert!(!is_supported(guest::VMX_PREEMPTION_TIMER_VALUE as u64));
         assert!(!is_supported(
             control::POSTED_INTERRUPT_NOTIFICATION_VECTOR as u64
         ));
@@ -274,8 +275,8 @@ mod tests {
     }
 
     #[test]
-    fn highest_index_is_guest_sysenter_cs() {
-        // GUEST_IA32_SYSENTER_CS (0x482A) has index 0x15, the largest in the list.
-        assert_eq!(highest_index(), 0x15);
+    fn highest_index_is_the_preemption_timer_value() {
+        // VMX_PREEMPTION_TIMER_VALUE (0x482E) has index 0x17, the largest in the list.
+        assert_eq!(highest_index(), 0x17);
     }
 }

@@ -64,6 +64,17 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
         dr7: vmcs.read(guest::DR7),
         debugctl: vmcs.read(guest::IA32_DEBUGCTL_FULL),
     };
+    // A test image's runaway guard covers L3's time too (vmcs02 runs it with the guest
+    // hypervisor's timer, nvmx::nested's `timer`); a kernel's drain timer stays off while L3
+    // runs (`Machine::before_entry`), and the debugger's tick is vmcs01's alone.
+    let pin01 =
+        PinbasedControls::from_bits_truncate(vmcs.read(control::PINBASED_EXEC_CONTROLS) as u32);
+    let runaway = if g.machine.is_none() && g.debug.is_none() {
+        pin01 & PinbasedControls::VMX_PREEMPTION_TIMER
+    } else {
+        PinbasedControls::empty()
+    };
+    let runaway_value = vmcs.read(guest::VMX_PREEMPTION_TIMER_VALUE) as u32;
     let memory = L2Memory(&mut g.ram);
     let Some(mut msrs) = KernelMsrs::new(host, g.config.boot, g.machine.as_mut()) else {
         return Entered::End(RunEnd::Stopped(Stop::Internal("MSR bitmap is not a page")));
@@ -85,7 +96,9 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
     let needs = |vmcs12: &SoftVmcs, memory: &L2Memory<'_>| {
         let pages = Vmcs12Pages::of(vmcs12);
         L1Needs {
-            pin: PinbasedControls::EXTERNAL_INTERRUPT_EXITING | PinbasedControls::NMI_EXITING,
+            pin: PinbasedControls::EXTERNAL_INTERRUPT_EXITING
+                | PinbasedControls::NMI_EXITING
+                | runaway,
             primary: PrimaryControls::empty(),
             secondary: SecondaryControls::empty(),
             exit: ExitControls::HOST_ADDRESS_SPACE_SIZE
@@ -108,7 +121,7 @@ pub fn enter_l3(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, launch: bool
                 .apic_access
                 .and_then(|gpa| memory.host_phys(gpa))
                 .unwrap_or(0),
-            preemption_timer_value: 0,
+            preemption_timer_value: runaway_value,
             l2,
         }
     };

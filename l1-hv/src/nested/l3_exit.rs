@@ -46,14 +46,14 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
     if let Some(count) = g.nested.stats.l3_exits.get_mut(usize::from(reason.basic())) {
         *count += 1;
     }
-    g.nested.engine.l3_ran();
+    let mut facts = ExitFacts::from_vmcs02(vmcs, || gprs(&g.regs, vmcs));
+    g.nested.engine.l3_ran(vmcs, &mut facts);
     let memory = L2Memory(&mut g.ram);
     let Some(vmcs12) = g.nested.engine.vmx().current_vmcs12() else {
         return Handled::End(RunEnd::Stopped(Stop::Internal(
             "L3 ran without a current vmcs12",
         )));
     };
-    let facts = ExitFacts::from_vmcs02(vmcs, || gprs(&g.regs, vmcs));
     match decide_l3_exit(&facts, vmcs12, &memory) {
         // A VM-entry failure of vmcs02 (reason bit 31) too: the processor checks vmcs02's guest
         // state itself (the engine does not re-check the state an exit saved), and the guest
@@ -85,6 +85,12 @@ pub fn handle(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled {
                 None => Handled::Resume,
                 Some(end) => Handled::End(end),
             }
+        }
+        // l1-hv's runaway guard (`entry::enter_l3`), on L3's time.
+        Decision::L1Handles(L1Exit::PreemptionTimer) => {
+            Handled::End(RunEnd::Stopped(Stop::Runaway {
+                rip: vmcs.read(guest::RIP),
+            }))
         }
         // L3 ran on l1-hv's EPT for L2: the address is outside what L2 has.
         Decision::L1Handles(L1Exit::L2EptViolation) => {

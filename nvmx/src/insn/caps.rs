@@ -56,6 +56,9 @@ const BASIC_MEMORY_TYPE_WB: u64 = 6 << 50;
 /// size) are nvmx's own: l1-hv processes vmcs12's MSR areas in software, up to the size it
 /// reports ([`crate::nested::MISC_MSR_LIST_SIZE`]).
 const MISC_PASSED: u64 = 1 << 5 | 1 << 6 | 1 << 29 | 1 << 30;
+/// IA32_VMX_MISC bits 4:0: the VMX-preemption timer counts down once every 2^rate TSC ticks
+/// (SDM A.6). The guest hypervisor's timer runs on the processor's, at its rate.
+const MISC_TIMER_RATE: u64 = 0x1F;
 /// vmcs12 has four CR3-target value fields.
 const MISC_CR3_TARGETS_MAX: u64 = 4;
 
@@ -84,7 +87,7 @@ impl VmxCapabilities {
     /// `offer_shadowing` says whether l1-hv emulates VMCS shadowing for the guest hypervisor's own
     /// guests; it is offered only if the hardware has it too.
     pub fn for_guest(&self, offer_shadowing: bool) -> VmxCapabilities {
-        let pin = PinbasedControls::EXTERNAL_INTERRUPT_EXITING
+        let mut pin = PinbasedControls::EXTERNAL_INTERRUPT_EXITING
             | PinbasedControls::NMI_EXITING
             | PinbasedControls::VIRTUAL_NMIS;
         // Every primary control the x86 crate names is emulated.
@@ -102,13 +105,22 @@ impl VmxCapabilities {
         if offer_shadowing {
             secondary |= SecondaryControls::VMCS_SHADOWING;
         }
-        let exit = ExitControls::SAVE_DEBUG_CONTROLS
+        let mut exit = ExitControls::SAVE_DEBUG_CONTROLS
             | ExitControls::HOST_ADDRESS_SPACE_SIZE
             | ExitControls::ACK_INTERRUPT_ON_EXIT
             | ExitControls::SAVE_IA32_PAT
             | ExitControls::LOAD_IA32_PAT
             | ExitControls::SAVE_IA32_EFER
             | ExitControls::LOAD_IA32_EFER;
+        // The VMX-preemption timer is emulated on vmcs02's (nested::timer), which must save its
+        // value at every exit to measure L3's time: offered only if the processor has both.
+        let timer = allows(self.pinbased, PinbasedControls::VMX_PREEMPTION_TIMER.bits())
+            && allows(self.exit, ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits());
+        if timer {
+            pin |= PinbasedControls::VMX_PREEMPTION_TIMER;
+            exit |= ExitControls::SAVE_VMX_PREEMPTION_TIMER;
+        }
+        let misc_timer = if timer { MISC_TIMER_RATE } else { 0 };
         let entry = EntryControls::LOAD_DEBUG_CONTROLS
             | EntryControls::IA32E_MODE_GUEST
             | EntryControls::LOAD_IA32_PAT
@@ -149,7 +161,7 @@ impl VmxCapabilities {
             true_procbased: true_or_zero(self.true_procbased, primary.bits()),
             true_exit: true_or_zero(self.true_exit, exit.bits()),
             true_entry: true_or_zero(self.true_entry, entry.bits()),
-            misc: self.misc & MISC_PASSED
+            misc: self.misc & (MISC_PASSED | misc_timer)
                 | cr3_targets << 16
                 | crate::nested::MISC_MSR_LIST_SIZE << 25,
             cr0_fixed0: self.cr0_fixed0,
@@ -233,10 +245,8 @@ mod tests {
     #[test]
     fn unemulated_controls_are_hidden_but_default1_bits_stay() {
         let guest = host().for_guest(true);
-        let preemption = PinbasedControls::VMX_PREEMPTION_TIMER.bits();
         let posted = PinbasedControls::POSTED_INTERRUPTS.bits();
-        assert!(allows(host().pinbased, preemption | posted));
-        assert!(!allows(guest.pinbased, preemption));
+        assert!(allows(host().pinbased, posted));
         assert!(!allows(guest.pinbased, posted));
         // Bits 1, 2 and 4 are default1: must be 1, hence also allowed to be 1.
         assert_eq!(guest.pinbased as u32, 0x16);
@@ -295,9 +305,8 @@ mod tests {
         let guest = host().for_guest(false);
         assert_eq!((guest.misc >> 16) & 0x1FF, 4);
         assert_ne!(guest.misc & 1 << 29, 0);
-        assert_eq!(guest.misc & 0x1F, 0, "no preemption timer, no rate");
         assert_eq!(guest.misc & 1 << 15, 0);
-        assert_eq!(guest.vmcs_enum, 0x2A);
+        assert_eq!(guest.vmcs_enum, 0x2E);
         let big_lists = VmxCapabilities {
             misc: host().misc | 7 << 25,
             ..host()
@@ -307,6 +316,27 @@ mod tests {
             0,
             "the MSR-list size is nvmx's: 512 entries"
         );
+    }
+
+    #[test]
+    fn preemption_timer_needs_the_timer_and_its_save_control_and_keeps_the_rate() {
+        let timer = PinbasedControls::VMX_PREEMPTION_TIMER.bits();
+        let save = ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits();
+        let guest = host().for_guest(false);
+        assert!(allows(guest.pinbased, timer) && allows(guest.true_pinbased, timer));
+        assert!(allows(guest.exit, save) && allows(guest.true_exit, save));
+        assert_eq!(guest.misc & 0x1F, 5, "the processor's rate");
+        for (pin, exit) in [(timer, 0), (0, save)] {
+            let without = VmxCapabilities {
+                pinbased: host().pinbased & !(u64::from(pin) << 32),
+                exit: host().exit & !(u64::from(exit) << 32),
+                ..host()
+            }
+            .for_guest(false);
+            assert!(!allows(without.pinbased, timer));
+            assert!(!allows(without.exit, save));
+            assert_eq!(without.misc & 0x1F, 0, "no timer, no rate");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use bitflags::bitflags;
 use shadow_vmcs::{Field, FieldType};
-use x86::vmx::vmcs::control;
+use x86::vmx::vmcs::{control, guest};
 
 bitflags! {
     /// vmcs12 field groups changed since the last successful nested entry.
@@ -31,8 +31,12 @@ pub(crate) const INJECTION_FIELDS: [u32; 3] = [
 
 impl Dirty {
     /// The group a write of `field` changes. Exit-information fields belong to none: no entry
-    /// reads them.
+    /// reads them; nor does the VMX-preemption timer value: every entry with the timer active
+    /// reads it anyway (the count is consumed by the run, [`super::timer`]), and none checks it.
     pub const fn of(field: Field) -> Dirty {
+        if field.encoding() == guest::VMX_PREEMPTION_TIMER_VALUE {
+            return Dirty::empty();
+        }
         match field.field_type() {
             FieldType::Control => {
                 let full = field.full().encoding();
@@ -55,7 +59,7 @@ impl Dirty {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x86::vmx::vmcs::{guest, host, ro};
+    use x86::vmx::vmcs::{host, ro};
 
     fn of(encoding: u32) -> Dirty {
         Dirty::of(Field::new(u64::from(encoding)).unwrap())
@@ -73,5 +77,6 @@ mod tests {
         assert_eq!(of(guest::RIP), Dirty::GUEST);
         assert_eq!(of(host::RIP), Dirty::HOST);
         assert_eq!(of(ro::EXIT_REASON), Dirty::empty());
+        assert_eq!(of(guest::VMX_PREEMPTION_TIMER_VALUE), Dirty::empty());
     }
 }

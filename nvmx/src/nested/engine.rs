@@ -35,12 +35,14 @@ use super::exit::{
 };
 use super::msr::MsrBus;
 use super::msr_area::{load_entry_msrs, load_exit_msrs, store_exit_msrs};
+use super::reflect::ExitFacts;
+use super::timer::L3Timer;
 use super::vmcs02::{prepare_vmcs02, write_injection, L1Needs};
 use crate::exit_reason;
 use crate::insn::{GuestMemory, NestedVmx, VmInstructionError, VmxCapabilities};
 pub use failed_entry::Vmcs02EntryBug;
 use shadow_vmcs::{Field, Resolved, ShadowPolicy, SoftVmcs, Vmcs, SHADOWED};
-use x86::vmx::vmcs::control;
+use x86::vmx::vmcs::{control, guest};
 
 /// Runs `$body` with `$item` bound to each element of the constant table `$table` (at most 32)
 /// as straight-line code, so that each element's constants fold into the instructions.
@@ -122,6 +124,9 @@ pub struct NestedVcpu {
     /// coming VM entry of vmcs02 completes; set by every successful nested entry, `None` once
     /// L3 ran ([`Self::l3_ran`]).
     entering: Option<bool>,
+    /// The guest hypervisor's VMX-preemption timer from a nested entry that activates it to
+    /// the next virtual VM exit.
+    timer: Option<L3Timer>,
 }
 
 impl NestedVcpu {
@@ -134,6 +139,7 @@ impl NestedVcpu {
             built: None,
             l3_state_in_vmcs02: None,
             entering: None,
+            timer: None,
         }
     }
 
@@ -288,6 +294,19 @@ impl NestedVcpu {
                 };
             }
         }
+        self.timer = controls
+            .pin
+            .contains(control::PinbasedControls::VMX_PREEMPTION_TIMER)
+            .then(|| {
+                L3Timer::new(
+                    vmcs12.read(guest::VMX_PREEMPTION_TIMER_VALUE) as u32,
+                    &needs,
+                )
+            });
+        if let (Some(timer), false) = (&self.timer, rebuild) {
+            // Every entry starts from vmcs12's value; vmcs02's holds what the last run left.
+            timer.arm(hw.vmcs02());
+        }
         if launch {
             vmcs12.set_launch_state(shadow_vmcs::LaunchState::Launched);
         }
@@ -316,9 +335,18 @@ impl NestedVcpu {
             return Ok(());
         };
         let vmcs12 = &mut current.vmcs12;
+        let timer = self.timer.take();
         match save_exit(hw.vmcs02(), vmcs12, fields) {
             Some(rare) => {
                 self.l3_state_in_vmcs02 = Some(rare);
+                let save = u64::from(control::ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits());
+                if let Some(timer) =
+                    timer.filter(|_| vmcs12.read(control::VMEXIT_CONTROLS) & save != 0)
+                {
+                    // SDM 28.3: the value left; without the control the field stays, and the
+                    // next entry starts from it.
+                    vmcs12.write(guest::VMX_PREEMPTION_TIMER_VALUE, timer.left().into());
+                }
                 store_exit_msrs(vmcs12, hw.vmcs02(), mem, msrs)?;
             }
             // vmcs02 failed the processor's checks: check and build in full next time. A failed
@@ -327,6 +355,18 @@ impl NestedVcpu {
         }
         hw.vmcs01();
         to_host(vmcs12, hw, self.shadow.as_ref(), mem, phys_addr_bits, msrs)
+    }
+
+    /// L3 ran and exited, `facts` read from vmcs02 (current): the VM entry of vmcs02 completed
+    /// the guest hypervisor's VMLAUNCH/VMRESUME, so a later failed entry of vmcs02 is not that
+    /// instruction's; the time L3 ran comes off the guest hypervisor's VMX-preemption timer,
+    /// vmcs02's timer is armed for a re-entry, and `facts` says whether a preemption-timer exit
+    /// is the guest hypervisor's ([`super::timer`]). Call before deciding the exit.
+    pub fn l3_ran(&mut self, vmcs02: &mut impl Vmcs, facts: &mut ExitFacts) {
+        self.entering = None;
+        if let Some(timer) = self.timer.as_mut() {
+            facts.timer12_expired = timer.exited(vmcs02, facts.reason);
+        }
     }
 
     /// Copies L3's guest state still in vmcs02 into vmcs12 (leaves vmcs02 current if it did).

@@ -3,7 +3,8 @@
 //!
 //! 1. exits that are l1-hv's whatever vmcs12 says — the machine's events (external
 //!    interrupts, NMIs, machine checks, INIT, SIPI, SMIs), l1-hv's own EPT (EPT02 composed from
-//!    the guest hypervisor's EPT, or EPT01 when vmcs12 has none) and l1-hv's preemption timer;
+//!    the guest hypervisor's EPT, or EPT01 when vmcs12 has none) and a preemption-timer exit
+//!    on l1-hv's count (also when the guest hypervisor's ran out at the same time);
 //! 2. then exits vmcs12's controls would have caused on hardware ([`super::reflect`]): to the
 //!    guest hypervisor as a virtual VM exit;
 //! 3. the rest vmcs02 caused for l1-hv's controls alone: l1-hv's, by kind.
@@ -52,8 +53,11 @@ pub enum L1Exit {
     /// it armed when the event went elsewhere). The window is open now (SDM 27.7.5, 27.7.6): run
     /// the assist again, which injects the event into L3, re-arms, or clears l1-hv's window.
     Window,
-    /// Anything else only l1-hv's controls or the machine caused: INIT, SIPI, SMIs, the
-    /// preemption timer, an EPT misconfiguration (in tables l1-hv wrote), a VM-entry failure
+    /// l1-hv's own VMX-preemption timer ran out (`L1Needs::preemption_timer_value`): its
+    /// runaway guard. The guest hypervisor's count keeps what it has left.
+    PreemptionTimer,
+    /// Anything else only l1-hv's controls or the machine caused: INIT, SIPI, SMIs, an EPT
+    /// misconfiguration (in tables l1-hv wrote), a VM-entry failure
     /// due to a machine check, an instruction exit vmcs12 does not ask for.
     Other,
 }
@@ -102,13 +106,14 @@ fn l1_wants_exit(exit: &ExitFacts, vmcs12: &impl Vmcs) -> Option<L1Exit> {
         } else {
             L1Exit::L2EptViolation
         }),
-        // vmcs12 cannot activate a preemption timer (it is not offered), and every EPT
-        // structure the processor walks for L3 is l1-hv's.
+        // vmcs02's timer ran out on l1-hv's count, not (or not only) the guest hypervisor's
+        // (super::timer).
+        reason::PREEMPTION_TIMER if !exit.timer12_expired => Some(L1Exit::PreemptionTimer),
+        // Every EPT structure the processor walks for L3 is l1-hv's.
         reason::INIT
         | reason::SIPI
         | reason::IO_SMI
         | reason::OTHER_SMI
-        | reason::PREEMPTION_TIMER
         | reason::EPT_MISCONFIGURATION => Some(L1Exit::Other),
         _ => None,
     }

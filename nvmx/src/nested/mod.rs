@@ -26,6 +26,7 @@ mod pdpte;
 mod reflect;
 #[cfg(test)]
 pub(crate) mod test_support;
+mod timer;
 mod vmcs02;
 
 pub use arch::{ar, efer_after_wrmsr, guest_cpl, EFER_DEFINED, EFER_LMA, EFER_LME, EFER_NXE};

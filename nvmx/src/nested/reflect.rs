@@ -31,6 +31,9 @@ pub struct ExitFacts {
     pub long_mode: bool,
     /// L3's general-purpose registers at the exit, indexed by [`Gpr`] number (RSP from vmcs02).
     pub gprs: [u64; 16],
+    /// A preemption-timer exit of the guest hypervisor's VMX-preemption timer alone (set by
+    /// [`super::NestedVcpu::l3_ran`]; `false` from [`ExitFacts::from_vmcs02`]).
+    pub timer12_expired: bool,
 }
 
 impl ExitFacts {
@@ -48,6 +51,7 @@ impl ExitFacts {
             instruction_info: 0,
             long_mode: false,
             gprs: [0; 16],
+            timer12_expired: false,
         };
         if Self::reads_operands(reason) {
             // A VM exit stores EFER.LMA into "IA-32e mode guest" (SDM 28.2).
@@ -117,6 +121,8 @@ pub(super) fn l2_wants_exit(exit: &ExitFacts, vmcs12: &impl Vmcs, mem: &impl Gue
         reason::IO_INSTRUCTION => io_reflected(exit, vmcs12, mem, &c),
         reason::RDMSR | reason::WRMSR => msr_reflected(exit, vmcs12, mem, &c),
         reason::VMREAD | reason::VMWRITE => vmcs_access_reflected(exit, vmcs12, mem, &c),
+        // Only the guest hypervisor's own count running out reaches here (l1-hv's is l1-hv's).
+        reason::PREEMPTION_TIMER => exit.timer12_expired,
         // Triple fault, task switch, CPUID, GETSEC, INVD, RSM, XSETBV, every other VMX
         // instruction, VM-entry failures of vmcs02 (its guest state is vmcs12's), and reasons
         // nvmx does not know.
@@ -289,6 +295,7 @@ mod tests {
             instruction_info: 0,
             long_mode: true,
             gprs: [0; 16],
+            timer12_expired: false,
         }
     }
 
@@ -615,6 +622,7 @@ mod tests {
                 instruction_info: u32::MAX,
                 long_mode: false,
                 gprs: [u64::MAX; 16],
+                timer12_expired: false,
                 ..facts(basic, 0x1234)
             };
             assert_eq!(

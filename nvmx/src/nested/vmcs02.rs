@@ -12,6 +12,7 @@ use super::arch::{CR0_PG, EFER_LMA, EFER_LME, PDPTE_FIELDS, PLAIN_GUEST_FIELDS};
 use super::controls::{Controls, RawControls};
 use super::dirty::INJECTION_FIELDS;
 use super::pdpte::{guest_uses_pae_paging, read_pdpt};
+use super::timer::vmcs02_timer;
 use crate::insn::GuestMemory;
 use shadow_vmcs::Vmcs;
 use x86::irq::PAGE_FAULT_VECTOR;
@@ -88,7 +89,8 @@ pub struct L1Needs {
     /// Host-physical address of vmcs12's APIC-access page; read only when vmcs12 virtualizes
     /// APIC accesses.
     pub apic_access_page: u64,
-    /// The preemption-timer value, written when `pin` activates the timer.
+    /// l1-hv's VMX-preemption timer value for every entry of vmcs02, used when `pin` activates
+    /// the timer; vmcs02 runs the smaller of it and the guest hypervisor's count.
     pub preemption_timer_value: u32,
     /// L2's registers L3 inherits.
     pub l2: L2Inherited,
@@ -218,6 +220,11 @@ fn write_controls(
         | EntryControls::LOAD_DEBUG_CONTROLS
         | EntryControls::LOAD_IA32_EFER;
     let mut exit = l1.exit | SAVED_ON_EXIT | (c12.exit & SAVE_REQUESTS);
+    if c12.pin.contains(PinbasedControls::VMX_PREEMPTION_TIMER) {
+        // The value left at each exit measures L3's time, which comes off the guest
+        // hypervisor's count whoever's timer vmcs02 runs (super::timer).
+        exit |= ExitControls::SAVE_VMX_PREEMPTION_TIMER;
+    }
     if loads_pat {
         // L3's PAT must not survive into l1-hv, and the guest hypervisor may want it saved.
         entry |= EntryControls::LOAD_IA32_PAT;
@@ -306,11 +313,8 @@ fn write_controls(
 
     write_injection(vmcs12, vmcs02);
 
-    if pin.contains(PinbasedControls::VMX_PREEMPTION_TIMER) {
-        vmcs02.write(
-            guest::VMX_PREEMPTION_TIMER_VALUE,
-            l1.preemption_timer_value.into(),
-        );
+    if let Some(value) = vmcs02_timer(vmcs12, c12, l1) {
+        vmcs02.write(guest::VMX_PREEMPTION_TIMER_VALUE, value.into());
     }
     Controls {
         pin,

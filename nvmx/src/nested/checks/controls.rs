@@ -10,7 +10,9 @@ use crate::event::{
 use crate::insn::{eptp_valid, GuestMemory, VmxCapabilities};
 use shadow_vmcs::Vmcs;
 use x86::irq::NONMASKABLE_INTERRUPT_VECTOR;
-use x86::vmx::vmcs::control::{self, PinbasedControls, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::control::{
+    self, ExitControls, PinbasedControls, PrimaryControls, SecondaryControls,
+};
 use x86::vmx::vmcs::guest;
 
 /// IA32_VMX_BASIC bit 55: the TRUE control MSRs report the real default1 bits.
@@ -68,6 +70,9 @@ pub(super) fn controls_valid(
     let caps = ControlCaps::of(ctx.caps);
     execution_controls_valid(v, mem, ctx, &c, &raw, &caps)
         && allowed(raw.exit, caps.exit)
+        // SDM 27.2.1.2: "save VMX-preemption timer value" only with the timer activated.
+        && (c.pin.contains(PinbasedControls::VMX_PREEMPTION_TIMER)
+            || !c.exit.contains(ExitControls::SAVE_VMX_PREEMPTION_TIMER))
         && msr_area_valid(
             v,
             control::VMEXIT_MSR_STORE_COUNT,

@@ -73,13 +73,29 @@ fn known_good_64bit_vmcs12_passes() {
 }
 
 #[test]
-fn control_words_must_respect_the_offered_capabilities() {
-    // The preemption timer is not offered; a must-be-1 pin bit (bit 1) is missing.
+fn saving_the_preemption_timer_needs_the_timer_activated() {
+    // SDM 27.2.1.2.
+    let save = or_bits(
+        control::VMEXIT_CONTROLS,
+        control::ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits(),
+    );
     let timer = or_bits(
         control::PINBASED_EXEC_CONTROLS,
         PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
     );
-    assert_eq!(check(&with(&[timer])), CONTROLS);
+    assert_eq!(check(&with(&[save])), CONTROLS);
+    assert_eq!(check(&with(&[save, timer])), Ok(()));
+    assert_eq!(check(&with(&[timer])), Ok(()));
+}
+
+#[test]
+fn control_words_must_respect_the_offered_capabilities() {
+    // Posted interrupts are not offered; a must-be-1 pin bit (bit 1) is missing.
+    let posted = or_bits(
+        control::PINBASED_EXEC_CONTROLS,
+        PinbasedControls::POSTED_INTERRUPTS.bits(),
+    );
+    assert_eq!(check(&with(&[posted])), CONTROLS);
     assert_eq!(
         check(&with(&[cleared_bits(
             control::PINBASED_EXEC_CONTROLS,

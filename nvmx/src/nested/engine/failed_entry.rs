@@ -21,12 +21,6 @@ pub enum Vmcs02EntryBug {
 }
 
 impl NestedVcpu {
-    /// L3 ran and exited: the VM entry of vmcs02 completed the guest hypervisor's
-    /// VMLAUNCH/VMRESUME, so a later failed entry of vmcs02 is not that instruction's.
-    pub fn l3_ran(&mut self) {
-        self.entering = None;
-    }
-
     /// The processor failed the VM entry of vmcs02 with VMfailValid and `error` in vmcs02's
     /// VM-instruction error field; vmcs02 is current. When that entry was the guest hypervisor's
     /// VMLAUNCH/VMRESUME, it fails with that error: the number goes into vmcs12's VM-instruction

@@ -61,9 +61,14 @@ struct Setup {
 
 /// VMXON, then VMPTRLD of a vmcs12 that passes the checks; the shadow holds exit information.
 fn setup() -> Setup {
+    setup_with(good_vmcs12())
+}
+
+/// [`setup`] with `vmcs12` as the current VMCS.
+fn setup_with(vmcs12: SoftVmcs) -> Setup {
     let mut guest = FakeGuest::new();
     let mut region = [0u8; VMCS_REGION_SIZE];
-    good_vmcs12().to_region(&mut region);
+    vmcs12.to_region(&mut region);
     guest.ram.bytes[VMCS_A as usize..VMCS_A as usize + VMCS_REGION_SIZE].copy_from_slice(&region);
     let policy = ShadowPolicy::new(1 << 29, 0);
     let mut s = Setup {
@@ -96,6 +101,11 @@ fn setup() -> Setup {
 
 impl Setup {
     fn enter(&mut self, launch: bool) -> Entry {
+        self.enter_with(launch, l1_needs())
+    }
+
+    /// A nested entry with l1-hv needing `needs`.
+    fn enter_with(&mut self, launch: bool, needs: L1Needs) -> Entry {
         let caps = guest_caps();
         let ctx = EntryContext {
             caps: &caps,
@@ -109,7 +119,7 @@ impl Setup {
             &self.guest,
             &ctx,
             launch,
-            |_, _| l1_needs(),
+            |_, _| needs,
             &mut self.msrs,
         )
     }
@@ -122,6 +132,43 @@ impl Setup {
         vmcs02.write(ro::EXIT_REASON, exit_reason::EXCEPTION_OR_NMI.into());
         vmcs02.write(ro::VMEXIT_INTERRUPTION_INFO, 0x8000_0B0E);
         vmcs02.write(ro::EXIT_QUALIFICATION, 0xDEAD_0000);
+        let exit = self.engine.l3_exit(
+            &mut self.hw,
+            ExitFields::FromVmcs02,
+            &mut self.guest,
+            PHYS_ADDR_BITS,
+            &mut self.msrs,
+        );
+        assert_eq!(exit, Ok(()));
+    }
+
+    /// L3 exited (as vmcs02 says): the engine's accounting; returns the facts to decide on.
+    fn l3_ran(&mut self) -> ExitFacts {
+        let mut facts = ExitFacts::from_vmcs02(&self.hw.vmcs02, || [0; 16]);
+        self.engine.l3_ran(&mut self.hw.vmcs02, &mut facts);
+        facts
+    }
+
+    /// L3 exits with `reason` and vmcs02's timer value `left` (as "save VMX-preemption timer
+    /// value" stores it); returns whether the exit is the guest hypervisor's timer's.
+    fn timer_exit(&mut self, reason: u16, left: u32) -> bool {
+        let vmcs02 = &mut self.hw.vmcs02.vmcs;
+        vmcs02.write(ro::EXIT_REASON, reason.into());
+        vmcs02.write(guest::VMX_PREEMPTION_TIMER_VALUE, left.into());
+        self.l3_ran().timer12_expired
+    }
+
+    fn timer02(&self) -> u64 {
+        self.hw.vmcs02.read(guest::VMX_PREEMPTION_TIMER_VALUE)
+    }
+
+    fn timer12(&self) -> u64 {
+        let vmcs12 = self.engine.vmx().current_vmcs12().unwrap();
+        vmcs12.read(guest::VMX_PREEMPTION_TIMER_VALUE)
+    }
+
+    /// A reflected exit with the exit information vmcs02 has.
+    fn reflect(&mut self) {
         let exit = self.engine.l3_exit(
             &mut self.hw,
             ExitFields::FromVmcs02,
@@ -305,7 +352,7 @@ fn a_vmfail_valid_of_vmcs02_fails_the_guest_hypervisors_vmlaunch() {
     assert_eq!(s.enter(true), Entry::L3, "VMLAUNCH again");
     assert!(s.hw.vmcs02.writes > 50, "rebuilt in full");
     // L3 ran and l1-hv handled its exit: a failed re-entry of vmcs02 is l1-hv's.
-    s.engine.l3_ran();
+    s.l3_ran();
     assert_eq!(
         s.engine.vmcs02_entry_failed(&mut s.hw, 7),
         Err(Vmcs02EntryBug::NoInstruction)
@@ -316,7 +363,7 @@ fn a_vmfail_valid_of_vmcs02_fails_the_guest_hypervisors_vmlaunch() {
 fn a_vmfail_valid_of_vmcs02_fails_the_guest_hypervisors_vmresume() {
     let mut s = setup();
     assert_eq!(s.enter(true), Entry::L3);
-    s.engine.l3_ran();
+    s.l3_ran();
     assert_eq!(s.enter(false), Entry::L3);
     assert_eq!(
         s.engine.vmcs02_entry_failed(&mut s.hw, 26),
@@ -371,6 +418,30 @@ impl Setup {
         self.vmwrite(control::VMENTRY_MSR_LOAD_ADDR_FULL, ENTRY_LOAD);
         self.vmwrite(control::VMEXIT_MSR_STORE_ADDR_FULL, EXIT_STORE);
         self.vmwrite(control::VMEXIT_MSR_LOAD_ADDR_FULL, EXIT_LOAD);
+    }
+}
+
+/// A vmcs12 with its VMX-preemption timer at `value`, saved at exits if `save`.
+fn timer_vmcs12(value: u32, save: bool) -> SoftVmcs {
+    let mut v = good_vmcs12();
+    let pin = v.read(control::PINBASED_EXEC_CONTROLS);
+    let timer = u64::from(control::PinbasedControls::VMX_PREEMPTION_TIMER.bits());
+    v.write(control::PINBASED_EXEC_CONTROLS, pin | timer);
+    if save {
+        let exit = v.read(control::VMEXIT_CONTROLS);
+        let save = u64::from(control::ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits());
+        v.write(control::VMEXIT_CONTROLS, exit | save);
+    }
+    v.write(guest::VMX_PREEMPTION_TIMER_VALUE, value.into());
+    v
+}
+
+/// l1-hv's needs with its own timer at `value` (its runaway guard).
+fn l1_timer(value: u32) -> L1Needs {
+    L1Needs {
+        pin: l1_needs().pin | control::PinbasedControls::VMX_PREEMPTION_TIMER,
+        preemption_timer_value: value,
+        ..l1_needs()
     }
 }
 
@@ -519,4 +590,107 @@ fn areas_outside_ram_read_as_all_ones() {
     s.msr_areas(1, 0, 0);
     s.vmwrite(control::VMENTRY_MSR_LOAD_ADDR_FULL, 0x10_0000);
     assert_eq!(s.enter(true), Entry::FailureExit, "reserved bits all ones");
+}
+
+#[test]
+fn l3_time_comes_off_the_guest_hypervisors_count_across_exits_l1_hv_handles() {
+    let mut s = setup_with(timer_vmcs12(1000, true));
+    assert_eq!(s.enter_with(true, l1_timer(300)), Entry::L3);
+    let exit02 = s.hw.vmcs02.read(control::VMEXIT_CONTROLS);
+    let save = u64::from(control::ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits());
+    assert_ne!(exit02 & save, 0, "vmcs02 measures L3's time");
+    assert_eq!(s.timer02(), 300, "l1-hv's count is the smaller");
+    // l1-hv's timer ran out: its own (300 of the guest hypervisor's 1000 gone).
+    assert!(!s.timer_exit(exit_reason::PREEMPTION_TIMER, 0));
+    assert_eq!(s.timer02(), 300);
+    // An external interrupt after 200 more: 500 left, vmcs02 restarts l1-hv's 300.
+    assert!(!s.timer_exit(exit_reason::EXTERNAL_INTERRUPT, 100));
+    assert_eq!(s.timer02(), 300);
+    assert!(!s.timer_exit(exit_reason::PREEMPTION_TIMER, 0));
+    assert_eq!(
+        s.timer02(),
+        200,
+        "the guest hypervisor's 200 left is now the smaller"
+    );
+    // A reflected exit after 50: vmcs12 gets the 150 left.
+    assert!(!s.timer_exit(exit_reason::CPUID, 150));
+    s.reflect();
+    assert_eq!(s.timer12(), 150);
+    // The next entry starts from vmcs12's value.
+    assert_eq!(s.enter_with(false, l1_timer(300)), Entry::L3);
+    assert_eq!(s.timer02(), 150);
+    assert!(
+        s.timer_exit(exit_reason::PREEMPTION_TIMER, 0),
+        "its count ran out"
+    );
+    let facts = s.l3_ran();
+    assert_eq!(
+        super::super::decide_l3_exit(&facts, s.engine.vmx().current_vmcs12().unwrap(), &s.guest),
+        super::super::Decision::ReflectToL2
+    );
+    s.reflect();
+    assert_eq!(s.timer12(), 0, "SDM 28.3: the value at the exit");
+}
+
+#[test]
+fn without_save_the_field_stays_and_the_next_entry_starts_from_it() {
+    let mut s = setup_with(timer_vmcs12(1000, false));
+    assert_eq!(s.enter(true), Entry::L3);
+    assert_eq!(s.timer02(), 1000, "l1-hv runs no timer of its own here");
+    assert!(!s.timer_exit(exit_reason::CPUID, 400));
+    s.reflect();
+    assert_eq!(s.timer12(), 1000);
+    assert_eq!(s.enter(false), Entry::L3);
+    assert_eq!(s.timer02(), 1000);
+}
+
+#[test]
+fn a_zero_value_is_the_guest_hypervisors_exit_before_l3_runs() {
+    let mut s = setup_with(timer_vmcs12(0, true));
+    assert_eq!(s.enter_with(true, l1_timer(300)), Entry::L3);
+    assert_eq!(
+        s.timer02(),
+        0,
+        "the processor exits before L3's first instruction"
+    );
+    assert!(s.timer_exit(exit_reason::PREEMPTION_TIMER, 0));
+}
+
+#[test]
+fn when_both_run_out_l1_hv_goes_first_then_the_guest_hypervisor() {
+    let mut s = setup_with(timer_vmcs12(300, true));
+    assert_eq!(s.enter_with(true, l1_timer(300)), Entry::L3);
+    assert!(
+        !s.timer_exit(exit_reason::PREEMPTION_TIMER, 0),
+        "l1-hv's first"
+    );
+    assert_eq!(s.timer02(), 0, "the re-entry exits at once");
+    assert!(s.timer_exit(exit_reason::PREEMPTION_TIMER, 0));
+}
+
+#[test]
+fn without_vmcs12_timer_vmcs02_runs_l1_hvs_alone_and_saves_nothing() {
+    let mut s = setup();
+    assert_eq!(s.enter_with(true, l1_timer(300)), Entry::L3);
+    let exit02 = s.hw.vmcs02.read(control::VMEXIT_CONTROLS);
+    let save = u64::from(control::ExitControls::SAVE_VMX_PREEMPTION_TIMER.bits());
+    assert_eq!(exit02 & save, 0);
+    assert_eq!(s.timer02(), 300);
+    assert!(!s.timer_exit(exit_reason::PREEMPTION_TIMER, 0));
+    assert_eq!(s.timer02(), 0, "vmcs02's field is the processor's alone");
+}
+
+#[test]
+fn a_timer_value_vmwrite_is_no_rebuild_but_the_next_entry_uses_it() {
+    let mut s = setup_with(timer_vmcs12(1000, false));
+    assert_eq!(s.enter(true), Entry::L3);
+    s.l3_page_fault();
+    let value = u64::from(500u32);
+    assert_eq!(
+        s.access(false, guest::VMX_PREEMPTION_TIMER_VALUE, value).0,
+        Outcome::Succeed
+    );
+    assert_eq!(s.enter(false), Entry::L3);
+    assert!(s.hw.vmcs02.writes < 5, "only the timer");
+    assert_eq!(s.timer02(), 500);
 }

@@ -16,6 +16,7 @@ fn facts(reason: u32) -> ExitFacts {
         instruction_info: 0,
         long_mode: true,
         gprs: [0; 16],
+        timer12_expired: false,
     }
 }
 
@@ -81,7 +82,6 @@ fn the_machines_events_are_l1_hvs_even_when_vmcs12_intercepts_them() {
         reason::SIPI,
         reason::IO_SMI,
         reason::OTHER_SMI,
-        reason::PREEMPTION_TIMER,
         reason::EPT_MISCONFIGURATION,
     ] {
         assert_eq!(
@@ -90,6 +90,23 @@ fn the_machines_events_are_l1_hvs_even_when_vmcs12_intercepts_them() {
             "reason {r}"
         );
     }
+}
+
+#[test]
+fn a_preemption_timer_exit_is_the_guest_hypervisors_only_on_its_count_alone() {
+    let mut vmcs12 = good_vmcs12();
+    let pin = vmcs12.read(control::PINBASED_EXEC_CONTROLS);
+    vmcs12.write(
+        control::PINBASED_EXEC_CONTROLS,
+        pin | u64::from(PinbasedControls::VMX_PREEMPTION_TIMER.bits()),
+    );
+    let timer = facts(reason::PREEMPTION_TIMER.into());
+    assert_eq!(decide(&timer, &vmcs12), L1Handles(L1Exit::PreemptionTimer));
+    let theirs = ExitFacts {
+        timer12_expired: true,
+        ..timer
+    };
+    assert_eq!(decide(&theirs, &vmcs12), ReflectToL2);
 }
 
 #[test]
