@@ -42,9 +42,10 @@ poweroff -f
 
 /// `/kvm/probe`, which `/init` runs instead of the workload when the archive has it: loads the
 /// kernel's KVM modules in dependency order, shows what KVM said (its messages, kvm_intel's
-/// parameters and kvm's, /dev/kvm) and runs the workload's one-VM program (`linux-workload kvm`). Every
-/// line starts with `kvm: `; a step that fails says so and the next still runs, so one boot shows
-/// everything that can be seen.
+/// parameters and kvm's, /dev/kvm) and runs the workload's VMM (`linux-workload kvm`, its lines
+/// start with `vmm: `); then reloads kvm_intel with `ept=0` (shadow paging: KVM intercepts #PF)
+/// and runs the VMM's exception VM again. Every other line starts with `kvm: `; a step that
+/// fails says so and the next still runs, so one boot shows everything that can be seen.
 pub const KVM_PROBE: &str = r#"#!/bin/busybox sh
 echo "kvm: begin"
 for module in irqbypass kvm kvm-intel; do
@@ -59,6 +60,9 @@ ls -l /dev/kvm | sed 's/^/kvm: /'
 grep LOC /proc/interrupts | sed 's/^/kvm: before the vm: /'
 /bin/linux-workload kvm
 grep LOC /proc/interrupts | sed 's/^/kvm: after the vm: /'
+if rmmod kvm_intel && insmod /kvm/kvm-intel.ko ept=0; then echo "kvm: reload kvm-intel ept=0: ok"; else echo "kvm: reload kvm-intel ept=0: failed"; fi
+echo "kvm: kvm_intel.ept=$(cat /sys/module/kvm_intel/parameters/ept)"
+/bin/linux-workload kvm exceptions
 echo "kvm: end"
 "#;
 
