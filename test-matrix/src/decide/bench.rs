@@ -1,11 +1,14 @@
 //! `bench-decide [SCENARIOS]`: measures `decide`'s throughput on one core and prints it. A
 //! benchmark, not a test: it asserts nothing about speed, it reports it.
+//!
+//! `bench-decide --print SCENARIOS` writes the same input lines to stdout instead, so that the
+//! real command can be timed end to end, through a pipe or a file (docs/event-routing.md).
 
 use super::process;
 use nvmx::event::Event;
 use nvmx::route::{route, InterceptControls, Scenario};
 use std::hint::black_box;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -21,26 +24,33 @@ const TEMPLATES: [&str; 8] = [
     r#"{"id":"db-{n}","injected":false,"protected_mode":false,"controls":{"exception_bitmap":2},"event":{"type":"hardware_exception","vector":1,"dr6":16385}}"#,
 ];
 
-/// Runs the benchmark; `args` may hold the number of scenarios (default 2,000,000).
+const USAGE: &str = "usage: test-matrix bench-decide [--print] [SCENARIOS]";
+
+/// Runs the benchmark; `args` may hold `--print` and the number of scenarios (default 2,000,000).
 pub fn run(args: &[String]) -> ExitCode {
-    let count: u64 = match args.first().map(|a| a.parse()) {
-        None => 2_000_000,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("usage: test-matrix bench-decide [SCENARIOS]");
-            return ExitCode::from(2);
-        }
+    let (print, args) = match args.split_first() {
+        Some((flag, rest)) if flag == "--print" => (true, rest),
+        _ => (false, args),
+    };
+    let count = match args {
+        [] => Some(2_000_000),
+        [n] => n.parse::<u64>().ok().filter(|&n| n > 0),
+        _ => None,
+    };
+    let Some(count) = count else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
     };
     let mut input = Vec::with_capacity(count as usize * 200);
-    for n in 0..count {
-        let template = TEMPLATES[n as usize % TEMPLATES.len()];
-        input.extend_from_slice(
-            template
-                .replace("{n4}", &(n % 16).to_string())
-                .replace("{n}", &n.to_string())
-                .as_bytes(),
-        );
-        input.push(b'\n');
+    write_lines(count, &mut input);
+    if print {
+        return match io::stdout().lock().write_all(&input) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench-decide: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
 
     let start = Instant::now();
@@ -102,4 +112,19 @@ pub fn run(args: &[String]) -> ExitCode {
         count as f64 / elapsed
     );
     ExitCode::SUCCESS
+}
+
+/// Appends `count` scenario lines to `out`, cycling through [`TEMPLATES`] with a distinct id (and
+/// varying numbers) on every line.
+fn write_lines(count: u64, out: &mut Vec<u8>) {
+    for n in 0..count {
+        let template = TEMPLATES[n as usize % TEMPLATES.len()];
+        out.extend_from_slice(
+            template
+                .replace("{n4}", &(n % 16).to_string())
+                .replace("{n}", &n.to_string())
+                .as_bytes(),
+        );
+        out.push(b'\n');
+    }
 }

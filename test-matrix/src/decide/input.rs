@@ -6,10 +6,12 @@
 
 use nvmx::event::{Event, InterruptionType};
 use nvmx::route::{InterceptControls, Scenario};
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::fmt;
 
 /// Why a line was rejected: the field (dotted path, `None` for the line as a whole) and a message.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,7 +65,7 @@ struct ControlsIn {
 #[derive(Deserialize)]
 struct EventIn<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Name<'a>>,
     vector: Option<u64>,
     error_code: Option<u64>,
     cr2: Option<u64>,
@@ -71,9 +73,32 @@ struct EventIn<'a> {
     insn_len: Option<u64>,
 }
 
+/// A string member, borrowed from the line unless it has escapes. (serde's own borrowing of a
+/// `Cow` does not reach through an `Option`: that allocated for every event's type.)
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
 /// Parses one line (without its newline).
 pub fn parse(line: &[u8]) -> Result<Parsed<'_>, (Option<Value>, Malformed)> {
-    let input: LineIn<'_> = serde_json::from_slice(line).map_err(|e| diagnose(line, &e))?;
+    let input = typed(line).map_err(|e| diagnose(line, &e))?;
     let id_value = || input.id.and_then(|id| serde_json::from_str(id.get()).ok());
     let Some(id) = input.id else {
         return Err((
@@ -84,6 +109,16 @@ pub fn parse(line: &[u8]) -> Result<Parsed<'_>, (Option<Value>, Malformed)> {
     scenario(&input)
         .map(|scenario| Parsed { id, scenario })
         .map_err(|m| (id_value(), m))
+}
+
+/// The typed parse. A line that is valid UTF-8 as a whole (all but broken ones) is parsed as a
+/// `str`, which spares serde_json checking every key and string again, one by one.
+fn typed(line: &[u8]) -> serde_json::Result<LineIn<'_>> {
+    match std::str::from_utf8(line) {
+        Ok(text) => serde_json::from_str(text),
+        // serde_json's own error, naming where the bad bytes are.
+        Err(_) => serde_json::from_slice(line),
+    }
 }
 
 fn scenario(input: &LineIn<'_>) -> Result<Scenario, Malformed> {
@@ -157,7 +192,8 @@ fn parse_event(path: &str, e: &EventIn<'_>) -> Result<Event, Malformed> {
     let field = |name: &str| format!("{path}.{name}");
     let name = e
         .kind
-        .as_deref()
+        .as_ref()
+        .map(|name| &*name.0)
         .ok_or_else(|| Malformed::at(field("type"), "missing"))?;
     let kind = kind_from_name(name)
         .ok_or_else(|| Malformed::at(field("type"), format!("unknown event type {name:?}")))?;

@@ -22,13 +22,18 @@ pub struct Summary {
     pub malformed: u64,
 }
 
+/// How much input is read at a time (a pipe delivers at most 64 KiB per read anyway).
+const READ_BUFFER: usize = 1 << 18;
+
+/// Answers are handed to the output in chunks of about this size, always whole lines.
+const WRITE_CHUNK: usize = 1 << 16;
+
 /// The `decide` subcommand: stdin to stdout.
 pub fn run() -> ExitCode {
-    let stdin = io::stdin();
-    let stdout = io::stdout();
-    let mut reader = BufReader::with_capacity(1 << 16, stdin.lock());
-    let mut writer = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    match process(&mut reader, &mut writer) {
+    let mut reader = BufReader::with_capacity(READ_BUFFER, io::stdin().lock());
+    // No BufWriter: `process` batches whole lines itself, which stdout's line buffering then
+    // passes straight to one write.
+    match process(&mut reader, &mut io::stdout().lock()) {
         Ok(summary) if summary.malformed == 0 => ExitCode::SUCCESS,
         Ok(summary) => {
             eprintln!("decide: {} malformed line(s)", summary.malformed);
@@ -41,42 +46,83 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Answers every line of `input` on `output`. Output is flushed whenever the input has no more
-/// buffered data, so a caller feeding one line at a time gets each answer at once.
+/// Answers every line of `input` on `output`. Output is written and flushed whenever the input
+/// has no more buffered data (before a read that may wait), so a caller feeding one line at a
+/// time gets each answer at once.
 pub fn process<R: Read>(input: &mut BufReader<R>, output: &mut impl Write) -> io::Result<Summary> {
-    let mut summary = Summary::default();
-    let mut line = Vec::with_capacity(512);
-    let mut number = 0u64;
+    let mut lines = Lines::default();
+    let mut answers = Vec::with_capacity(WRITE_CHUNK + 1024);
+    // A line that straddles the end of the read buffer is gathered here; all others are parsed
+    // where they lie in the buffer, uncopied.
+    let mut straddling = Vec::new();
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        number += 1;
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if !text.iter().all(u8::is_ascii_whitespace) {
-            match input::parse(text) {
-                Ok(parsed) => {
-                    summary.routed += 1;
-                    output::write_outcome(
-                        output,
-                        parsed.id,
-                        &nvmx::route::route(&parsed.scenario),
-                    )?;
-                }
-                Err((id, malformed)) => {
-                    summary.malformed += 1;
-                    output::write_error(output, number, id.as_ref(), &malformed)?;
-                }
-            }
-        }
         if input.buffer().is_empty() {
+            output.write_all(&answers)?;
+            answers.clear();
             output.flush()?;
         }
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            break;
+        }
+        let consumed = match memchr::memchr(b'\n', available) {
+            Some(end) if straddling.is_empty() => {
+                lines.answer(&available[..end], &mut answers);
+                end + 1
+            }
+            Some(end) => {
+                straddling.extend_from_slice(&available[..end]);
+                lines.answer(&straddling, &mut answers);
+                straddling.clear();
+                end + 1
+            }
+            None => {
+                straddling.extend_from_slice(available);
+                available.len()
+            }
+        };
+        input.consume(consumed);
+        if answers.len() >= WRITE_CHUNK {
+            output.write_all(&answers)?;
+            answers.clear();
+        }
     }
+    // The last line may lack its newline.
+    if !straddling.is_empty() {
+        lines.answer(&straddling, &mut answers);
+    }
+    output.write_all(&answers)?;
     output.flush()?;
-    Ok(summary)
+    Ok(lines.summary)
+}
+
+/// The input lines seen so far.
+#[derive(Default)]
+struct Lines {
+    /// The last line's number (1-based), for error objects.
+    number: u64,
+    summary: Summary,
+}
+
+impl Lines {
+    /// Appends the answer to `line` (without its newline) to `answers`; a blank line gets none.
+    fn answer(&mut self, line: &[u8], answers: &mut Vec<u8>) {
+        self.number += 1;
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        match input::parse(text) {
+            Ok(parsed) => {
+                self.summary.routed += 1;
+                output::write_outcome(answers, parsed.id, &nvmx::route::route(&parsed.scenario));
+            }
+            Err((id, malformed)) => {
+                self.summary.malformed += 1;
+                output::write_error(answers, self.number, id.as_ref(), &malformed);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
