@@ -12,7 +12,9 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: test-matrix <subcommand> [args]
 subcommands:
   decide                 route JSON Lines scenarios from stdin (see docs/event-routing.md)
-  bench-decide [N]       measure decide's throughput on N scenarios (default 2000000)
+  bench-decide [--print] [N]
+                         measure decide's throughput on N scenarios (default 2000000);
+                         --print writes the scenario lines instead, to time decide end to end
   matrix [--scenarios]   route the model matrix and check the SDM invariants (docs/matrix.md);
                          --scenarios prints its scenarios as decide input instead
   report [--dir DIR]     write report.md and report.html (model and system runs) to DIR,
