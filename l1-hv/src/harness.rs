@@ -224,6 +224,17 @@ impl<'a> Runs<'a> {
                 guest.exits[usize::from(exit_reason::VMREAD)],
                 guest.exits[usize::from(exit_reason::VMWRITE)],
             );
+            // One line per vector, `[exits]=count` in increasing exits (bench-kvm reads them).
+            let mut lines = alloc::collections::BTreeMap::<u8, alloc::string::String>::new();
+            for (&(vector, exits), count) in &nested.exits_by_vector {
+                let line = lines.entry(vector).or_default();
+                line.push_str(&alloc::format!(" [{exits}]={count}"));
+            }
+            for (vector, line) in lines {
+                println!(
+                    "l1-hv: {label}: nested exits-per-reflected-exception vector={vector}{line}"
+                );
+            }
         }
         if let Some(machine) = &guest.machine {
             print_forwarded(label, &machine.forwarded);

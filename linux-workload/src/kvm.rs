@@ -83,6 +83,10 @@ const PD_AT: u64 = 0x4000;
 const GDT_AT: u64 = 0x5000;
 /// How many instructions the VMM single-steps after the debugged VM's INT3.
 const SINGLE_STEPS: u32 = 3;
+/// How many times the undebugged exception VM times each event (`test-matrix bench-kvm`
+/// reads the figures); the debugged one times none, its INT3 and steps are the VMM's.
+const TIMED_ITERATIONS: u64 = 1000;
+const _: () = assert!(TIMED_ITERATIONS <= exceptions::MAX_ITERATIONS);
 
 /// Which VMs `linux-workload kvm` runs: all in kvm_intel's first configuration, the one
 /// whose exits depend on it in the next.
@@ -115,6 +119,7 @@ pub fn run(vms: Vms) -> Result<(), String> {
         },
         setup: long_mode,
         debugged,
+        timed: if debugged { 0 } else { TIMED_ITERATIONS },
     };
     let mut list = Vec::new();
     if vms == Vms::All {
@@ -124,6 +129,7 @@ pub fn run(vms: Vms) -> Result<(), String> {
             expected: REAL_MODE_EXITS,
             setup: real_mode,
             debugged: false,
+            timed: 0,
         });
         list.push(Vm {
             name: "64-bit".into(),
@@ -131,6 +137,7 @@ pub fn run(vms: Vms) -> Result<(), String> {
             expected: LONG_MODE_EXITS,
             setup: long_mode,
             debugged: false,
+            timed: 0,
         });
     }
     list.push(exceptions(false));
@@ -149,13 +156,15 @@ pub fn run(vms: Vms) -> Result<(), String> {
 }
 
 /// A VM to run: its code at [`CODE_AT`], the exits it must take (as [`describe`] prints
-/// them), how to put its vCPU in its mode (returning RFLAGS), whether the VMM debugs it.
+/// them), how to put its vCPU in its mode (returning RFLAGS), whether the VMM debugs it, and
+/// how many iterations of each timed loop the exception code runs (in R12).
 struct Vm {
     name: String,
     code: &'static [u8],
     expected: &'static [&'static str],
     setup: fn(&Memory, &mut kvm_sregs) -> u64,
     debugged: bool,
+    timed: u64,
 }
 
 /// Real mode as at reset, but CS at 0 (reset has selector F000h, base FFFF0000h). IF set (bit 9;
@@ -242,6 +251,7 @@ fn run_vm(kvm: &Kvm, vm: &Vm) -> Result<bool, String> {
     let mut regs = vcpu.get_regs().map_err(fail("KVM_GET_REGS"))?;
     regs.rip = CODE_AT;
     regs.rflags = rflags;
+    regs.r12 = vm.timed;
     vcpu.set_regs(&regs).map_err(fail("KVM_SET_REGS"))?;
     if vm.debugged {
         set_guest_debug(&vcpu, false).map_err(fail("KVM_SET_GUEST_DEBUG"))?;
@@ -250,6 +260,16 @@ fn run_vm(kvm: &Kvm, vm: &Vm) -> Result<bool, String> {
     let mut seen = Vec::new();
     while seen.len() < vm.expected.len() {
         let exit = vcpu.run().map_err(fail("KVM_RUN"))?;
+        // A timed loop's figures: not an exit the VM is expected to take (they differ from
+        // run to run, and between bare and nested), so printed apart from the `vmm: ` lines.
+        if let VcpuExit::IoOut(exceptions::BENCH_PORT, data) = exit {
+            let config = name.replace(' ', "-");
+            println!(
+                "{}",
+                exceptions::bench_line(&config, data[0], vm.timed, &memory)
+            );
+            continue;
+        }
         let debug = match exit {
             VcpuExit::Debug(debug) => Some(debug),
             _ => None,
@@ -380,6 +400,18 @@ impl Memory {
                 bytes.len(),
             )
         };
+    }
+
+    fn read_u32(&self, at: usize) -> u32 {
+        assert!(at + 4 <= self.len);
+        // SAFETY: in bounds (checked above) of a mapping this value owns.
+        unsafe {
+            self.base
+                .cast::<u8>()
+                .add(at)
+                .cast::<u32>()
+                .read_unaligned()
+        }
     }
 
     fn read_u64(&self, at: usize) -> u64 {

@@ -44,7 +44,11 @@ subcommands:
   bench-linux [--json]   boot the Linux test bare, under l1-hv with forward=none and forward=all
                          (in parallel) and print instructions from kernel entry to init and for
                          the workload, with the exits and forwarded events behind them
-                         (docs/benchmarks.md); figures also in target/bench/linux.json";
+                         (docs/benchmarks.md); figures also in target/bench/linux.json
+  bench-kvm [--json]     boot the KVM probe bare and under l1-hv (in parallel) and print
+                         instructions per L3 exception, taken directly or reflected through
+                         KVM, and l1-hv's exits per reflected one (docs/benchmarks.md);
+                         figures also in target/bench/bench-kvm.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Some("linux-assets") => runner::cli::linux_assets(),
         Some("bench") => runner::bench::run(&args[1..]),
         Some("bench-linux") => runner::bench_linux::run(&args[1..]),
+        Some("bench-kvm") => runner::bench_kvm::run(&args[1..]),
         Some(unknown) => {
             eprintln!("test-matrix: unknown subcommand {unknown:?}\n{USAGE}");
             ExitCode::from(2)

@@ -6,7 +6,8 @@
 //!
 //! The VMM's output (`vmm: ` lines: each VM's exits, what the exception VM's handlers observed,
 //! in kvm_intel's default configuration, with the VMM debugging the VM, and with `ept=0`) must
-//! be the same in both; l1-hv's nested counters of the run are printed.
+//! be the same in both; l1-hv's nested counters of the run are printed. The exception VM's timed
+//! loops (`bench path=` lines, read by `test-matrix bench-kvm`) must have run in both.
 
 #[path = "../src/runner/linux/console.rs"]
 mod console;
@@ -28,6 +29,12 @@ const VMS_AS_EXPECTED: &[&str] = &[
     "vmm: exceptions ept=Y guest-debug vm ran as expected: yes",
     "vmm: exceptions ept=N vm ran as expected: yes",
 ];
+
+/// The timed loops each undebugged exception VM runs (floor, #DE, #PF, #UD, #DB), in the
+/// configurations with EPT and with `ept=0`.
+const TIMED_LOOPS: usize = 5 * 2;
+/// The iterations of each (linux-workload's `TIMED_ITERATIONS`).
+const TIMED_ITERATIONS: u64 = 1000;
 
 /// One finished `test-matrix run`.
 struct Run {
@@ -218,4 +225,33 @@ fn under_l1hv_the_vmm_sees_what_it_sees_bare() {
         "console:\n{c}"
     );
     assert_eq!(boots.l1hv.status, Some(0));
+}
+
+#[test]
+fn the_timed_loops_ran_in_both() {
+    let boots = boots();
+    for (label, run) in [("bare", &boots.bare), ("l1-hv", &boots.l1hv)] {
+        // `bench path=P n=N median=M min=A max=B`: the numbers after P.
+        let loops: Vec<Vec<u64>> = run
+            .console
+            .lines()
+            .filter_map(|l| l.split_once("bench path="))
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .skip(1)
+                    .filter_map(|w| w.split_once('=')?.1.parse().ok())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(loops.len(), TIMED_LOOPS, "{label}: {loops:?}");
+        for figures in &loops {
+            let &[n, median, min, max] = figures.as_slice() else {
+                panic!("{label}: {figures:?}");
+            };
+            assert!(
+                n == TIMED_ITERATIONS && min <= median && median <= max,
+                "{label}: {figures:?}"
+            );
+        }
+    }
 }

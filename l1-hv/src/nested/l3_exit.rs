@@ -293,10 +293,18 @@ fn ept_violation(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs) -> Handled 
 /// with the guest hypervisor's host state, the shadow VMCS refreshed (SDM 28).
 fn reflect(host: &Host, g: &mut Guest, vmcs: &mut CurrentVmcs, fields: ExitFields) -> Handled {
     let vmcs01_phys = g.vmcs_region.phys();
-    let exception = matches!(
-        &fields,
-        ExitFields::FromVmcs02 if vmcs.read(ro::EXIT_REASON) as u16 == exit_reason::EXCEPTION_OR_NMI
-    ) || matches!(&fields, ExitFields::Event(info) if info.reason == nvmx::route::ExitReason::ExceptionOrNmi);
+    // The vector of an exception or NMI exit, for the per-vector counts of exits it cost.
+    let exception = match &fields {
+        ExitFields::FromVmcs02
+            if vmcs.read(ro::EXIT_REASON) as u16 == exit_reason::EXCEPTION_OR_NMI =>
+        {
+            Some(InterruptionInfo(vmcs.read(ro::VMEXIT_INTERRUPTION_INFO) as u32).vector())
+        }
+        ExitFields::Event(info) if info.reason == nvmx::route::ExitReason::ExceptionOrNmi => {
+            Some(info.interruption_info.vector())
+        }
+        _ => None,
+    };
     let mut memory = L2Memory(&mut g.ram);
     let Some(mut msrs) = KernelMsrs::new(host, g.config.boot, g.machine.as_mut()) else {
         return Handled::End(RunEnd::Stopped(Stop::Internal("MSR bitmap is not a page")));

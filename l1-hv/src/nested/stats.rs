@@ -3,6 +3,7 @@
 //! it re-entered L3: with VMCS shadowing, only its VMRESUME).
 
 use crate::guest::ExitCounts;
+use alloc::collections::BTreeMap;
 
 /// Counters of one nested vCPU.
 #[derive(Debug)]
@@ -17,8 +18,12 @@ pub struct NestedStats {
     pub exception_reflections: u32,
     /// l1-hv's exits per reflected exception, lowest and highest seen.
     pub exits_per_reflected_exception: Option<(u32, u32)>,
-    /// L2 exits since the last reflected exception (None: not counting).
-    counting: Option<u32>,
+    /// How many reflected exceptions of each vector cost each number of exits: (vector, exits)
+    /// to count. The lowest and highest alone mix a guest hypervisor's fast reinjection with its
+    /// round trips through user space; a benchmark repeating one exception reads its cost here.
+    pub exits_by_vector: BTreeMap<(u8, u32), u32>,
+    /// The vector of the last reflected exception and the L2 exits since (None: not counting).
+    counting: Option<(u8, u32)>,
 }
 
 impl Default for NestedStats {
@@ -29,26 +34,25 @@ impl Default for NestedStats {
             reflections: 0,
             exception_reflections: 0,
             exits_per_reflected_exception: None,
+            exits_by_vector: BTreeMap::new(),
             counting: None,
         }
     }
 }
 
 impl NestedStats {
-    /// An exit was reflected; `exception` if it was an exception or NMI exit.
-    pub fn reflected(&mut self, exception: bool) {
+    /// An exit was reflected; `exception`: the vector, if it was an exception or NMI exit.
+    pub fn reflected(&mut self, exception: Option<u8>) {
         self.reflections += 1;
-        if exception {
+        if exception.is_some() {
             self.exception_reflections += 1;
-            self.counting = Some(1);
-        } else {
-            self.counting = None;
         }
+        self.counting = exception.map(|vector| (vector, 1));
     }
 
     /// The guest hypervisor (L2) exited to l1-hv.
     pub fn l2_exit(&mut self) {
-        if let Some(count) = &mut self.counting {
+        if let Some((_, count)) = &mut self.counting {
             *count += 1;
         }
     }
@@ -56,9 +60,10 @@ impl NestedStats {
     /// A nested VM entry: closes the count of the last reflected exception, if any.
     pub fn entered(&mut self) {
         self.entries += 1;
-        if let Some(count) = self.counting.take() {
+        if let Some((vector, count)) = self.counting.take() {
             let (low, high) = self.exits_per_reflected_exception.unwrap_or((count, count));
             self.exits_per_reflected_exception = Some((low.min(count), high.max(count)));
+            *self.exits_by_vector.entry((vector, count)).or_default() += 1;
         }
     }
 }

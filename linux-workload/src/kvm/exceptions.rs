@@ -9,6 +9,12 @@
 //! instruction and the one after it) and signals [`REPORT_PORT`]; the VMM reads the record on
 //! that port's exit. The handler then resumes at R15 with RFLAGS.TF clear.
 //!
+//! Then, if the VMM put an iteration count in R12, the code times a floor and #DE, #PF, #UD
+//! and #DB that many times each (R13 set: the handlers resume without a report), writes each
+//! TSC delta to [`SAMPLES_AT`] and signals [`BENCH_PORT`] with the event's number after each
+//! loop; the VMM prints the figures ([`bench_line`], docs/benchmarks.md "KVM as a guest
+//! hypervisor").
+//!
 //! The code is assembled with the workload and copied into the VM; it addresses itself only
 //! RIP-relatively, so it runs wherever it is copied, and the VMM finds [`int3_address`] (the
 //! INT3) by the distance between two of its labels.
@@ -28,6 +34,62 @@ const UNMAPPED: u64 = 0x40_0000;
 /// The selector the #GP trigger loads: past the GDT's limit (three descriptors, see
 /// `long_mode`), so MOV to DS faults with the selector as its error code (SDM 6.13).
 const OUTSIDE_GDT: u16 = 0x18;
+/// Where the timed loops write their samples (one u32 TSC delta each), above the stack.
+const SAMPLES_AT: usize = 0xA000;
+/// The most iterations a timed loop can record below the VM's 64 KiB.
+pub const MAX_ITERATIONS: u64 = ((0x1_0000 - SAMPLES_AT) / 4) as u64;
+/// The port a timed loop writes its event to once its samples are complete.
+pub const BENCH_PORT: u16 = 0x31;
+
+/// The events the timed loops time, in their order, by the number the code reports. Which ones
+/// exit to KVM depends on its configuration: with EPT, KVM intercepts #UD (to emulate) and #DB
+/// and lets L3 take #DE and #PF from the processor; with `ept=0`, #PF too (shadow paging).
+#[derive(Clone, Copy)]
+enum Timed {
+    /// Nothing: the loop's own instructions, to subtract.
+    Floor,
+    /// DIV by 0.
+    De,
+    /// A write to the unmapped page.
+    Pf,
+    /// UD2.
+    Ud,
+    /// A single step through RFLAGS.TF.
+    Db,
+}
+
+impl Timed {
+    const ALL: [Self; 5] = [Self::Floor, Self::De, Self::Pf, Self::Ud, Self::Db];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Floor => "floor",
+            Self::De => "#DE",
+            Self::Pf => "#PF",
+            Self::Ud => "#UD",
+            Self::Db => "#DB",
+        }
+    }
+}
+
+/// The figures of the timed loop that just reported `event` on [`BENCH_PORT`], as the line
+/// the benchmark runners parse: `bench path=CONFIG/EVENT n= median= min= max=`, in TSC ticks
+/// (instructions on Bochs) per iteration, the loop's own included.
+pub fn bench_line(config: &str, event: u8, iterations: u64, memory: &Memory) -> String {
+    let name = Timed::ALL
+        .get(usize::from(event))
+        .map_or("unexpected event", |e| e.name());
+    let mut samples: Vec<u32> = (0..iterations as usize)
+        .map(|i| memory.read_u32(SAMPLES_AT + 4 * i))
+        .collect();
+    samples.sort_unstable();
+    let n = samples.len();
+    let (median, min, max) = match (samples.get(n / 2), samples.first(), samples.last()) {
+        (Some(median), Some(min), Some(max)) => (*median, *min, *max),
+        _ => (0, 0, 0),
+    };
+    format!("bench path={config}/{name} n={n} median={median} min={min} max={max}")
+}
 
 core::arch::global_asm!(
     ".pushsection .text.l3_exceptions, \"ax\"",
@@ -38,6 +100,12 @@ core::arch::global_asm!(
     "    lea rax, [rip + \\handler]",
     "    mov edi, \\vector",
     "    call l3x_set_gate",
+    ".endm",
+    // Times the event at `body` (see l3x_time), reported to the VMM as `event`.
+    ".macro l3x_timed event, body",
+    "    lea rsi, [rip + \\body]",
+    "    mov edi, \\event",
+    "    call l3x_time",
     ".endm",
     // Loads R14 with the address of the instruction about to raise the exception and R15 with
     // the address the handler resumes at.
@@ -61,6 +129,7 @@ core::arch::global_asm!(
     ".globl l3_exceptions_start",
     "l3_exceptions_start:",
     "    mov rsp, {stack_top}",
+    "    xor r13d, r13d",
     "    l3x_gate 0, l3x_de",
     "    l3x_gate 1, l3x_db",
     "    l3x_gate 3, l3x_bp",
@@ -119,7 +188,60 @@ core::arch::global_asm!(
     "l3x_db_at:",
     "    nop",
     "l3x_db_after:",
+    // The timed loops, if the VMM asked for them (R12 iterations, 0 for none): each handler
+    // resumes at once while R13 is set, without a report.
+    "    test r12, r12",
+    "    jz l3x_timed_done",
+    "    mov r13d, 1",
+    "    l3x_timed {floor}, l3x_floor",
+    "    l3x_timed {de}, l3x_de_body",
+    "    l3x_timed {pf}, l3x_pf_body",
+    "    l3x_timed {ud}, l3x_ud_body",
+    "    l3x_timed {db}, l3x_db_body",
+    "    xor r13d, r13d",
+    "l3x_timed_done:",
     "    hlt",
+    // One timed loop: R12 times the event at RSI (which ends at R15, by its exception's
+    // handler or by a jump), each time's TSC delta to SAMPLES_AT; then EDI, the event, to the
+    // VMM on BENCH_PORT, which reads the samples. Bochs' TSC counts one tick per instruction
+    // (docs/benchmarks.md), LFENCE keeps RDTSC after what precedes it.
+    "l3x_time:",
+    "    xor r9d, r9d",
+    "l3x_time_next:",
+    "    lea r15, [rip + l3x_time_end]",
+    "    lfence",
+    "    rdtsc",
+    "    mov r8d, eax",
+    "    jmp rsi",
+    "l3x_time_end:",
+    "    lfence",
+    "    rdtsc",
+    "    sub eax, r8d",
+    "    mov dword ptr [{samples_at} + r9 * 4], eax",
+    "    inc r9",
+    "    cmp r9, r12",
+    "    jb l3x_time_next",
+    "    mov eax, edi",
+    "    out {bench_port}, al",
+    "    ret",
+    // The events: none (the loop's own cost), #DE, #PF, #UD, #DB as above.
+    "l3x_floor:",
+    "    jmp r15",
+    "l3x_de_body:",
+    "    xor edx, edx",
+    "    xor ecx, ecx",
+    "    mov eax, 1",
+    "    div ecx",
+    "l3x_pf_body:",
+    "    mov rax, {unmapped}",
+    "    mov byte ptr [rax], 1",
+    "l3x_ud_body:",
+    "    ud2",
+    "l3x_db_body:",
+    "    pushfq",
+    "    bts qword ptr [rsp], 8",
+    "    popfq",
+    "    nop",
     // RDI = vector, RAX = handler address: fills the gate at IDT_AT + 16 * vector.
     "l3x_set_gate:",
     "    shl rdi, 4",
@@ -142,6 +264,8 @@ core::arch::global_asm!(
     // The record, in the order of `Report`'s fields; the frame: vector, error code, RIP, CS,
     // RFLAGS, RSP, SS (SDM 6.14.2).
     "l3x_report:",
+    "    test r13, r13",
+    "    jnz l3x_resume",
     "    mov edi, {report_at}",
     "    mov rax, [rsp]",
     "    mov [rdi], rax",
@@ -156,6 +280,7 @@ core::arch::global_asm!(
     "    mov [rdi + 40], r14",
     "    mov [rdi + 48], r15",
     "    out {report_port}, al",
+    "l3x_resume:",
     // Resume after the trigger, without TF (RFLAGS bit 8) so the #DB does not repeat.
     "    mov [rsp + 16], r15",
     "    btr qword ptr [rsp + 32], 8",
@@ -165,6 +290,7 @@ core::arch::global_asm!(
     "l3_exceptions_end:",
     ".purgem l3x_gate",
     ".purgem l3x_expect",
+    ".purgem l3x_timed",
     ".purgem l3x_entry",
     ".purgem l3x_entry_error_code",
     ".popsection",
@@ -174,6 +300,13 @@ core::arch::global_asm!(
     report_port = const REPORT_PORT,
     outside_gdt = const OUTSIDE_GDT,
     unmapped = const UNMAPPED,
+    samples_at = const SAMPLES_AT,
+    bench_port = const BENCH_PORT,
+    floor = const Timed::Floor as u8,
+    de = const Timed::De as u8,
+    pf = const Timed::Pf as u8,
+    ud = const Timed::Ud as u8,
+    db = const Timed::Db as u8,
 );
 
 extern "C" {

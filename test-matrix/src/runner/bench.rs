@@ -86,7 +86,7 @@ pub struct Figures {
 
 impl Figures {
     /// The figures less the floor's median (the cost of the timing itself).
-    fn net(self, floor: Figures) -> Figures {
+    pub fn net(self, floor: Figures) -> Figures {
         let less = |v: u64| v.saturating_sub(floor.median);
         Figures {
             n: self.n,

@@ -3,6 +3,7 @@
 
 pub mod bare;
 pub mod bench;
+pub mod bench_kvm;
 pub mod bench_linux;
 pub mod cli;
 pub mod emulator;
