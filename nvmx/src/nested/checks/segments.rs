@@ -124,13 +124,9 @@ fn code_ok(cs: &Segment, ss: &Segment, mode: SegmentMode) -> bool {
         _ => cs.dpl() <= ss.dpl(),
     };
     let long = cs.ar & ar::L != 0;
-    // L is meaningful only in IA-32e mode; elsewhere it is refused rather than trusted to be
-    // ignored. A 64-bit code segment has D/B = 0.
-    let size_ok = if mode.ia32e {
-        !long || cs.ar & ar::DB == 0
-    } else {
-        !long
-    };
+    // The one rule on L: in IA-32e mode a 64-bit code segment has D/B = 0. Outside IA-32e mode
+    // VM entry does not check L (SDM 27.3.1.2) and the processor ignores it.
+    let size_ok = !mode.ia32e || !long || cs.ar & ar::DB == 0;
     type_ok && cs.ar & ar::S != 0 && dpl_ok && size_ok && cs.usable() && cs.common_ok()
 }
 

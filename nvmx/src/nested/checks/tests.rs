@@ -649,6 +649,11 @@ fn unrestricted_guest_relaxes_pe_and_pg_but_not_pg_without_pe() {
     let mut paging_without_pe = real.clone();
     paging_without_pe.write(guest::CR0, 0x8000_0020);
     assert_eq!(check(&paging_without_pe), GUEST_STATE);
+    // Outside IA-32e mode VM entry ignores CS.L (kvm-unit-tests' vmentry_unrestricted_guest_test
+    // enters 32-bit code through its 64-bit code segment).
+    let mut long_cs = real.clone();
+    long_cs.write(guest::CS_ACCESS_RIGHTS, 0x209B);
+    assert_eq!(check(&long_cs), Ok(()));
     // Real mode wants SS.DPL = 0.
     let mut ss_dpl3 = real;
     ss_dpl3.write(guest::SS_ACCESS_RIGHTS, 0xF3);
