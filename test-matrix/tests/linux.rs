@@ -13,13 +13,11 @@
 #[path = "../src/runner/linux/console.rs"]
 mod console;
 
-use console::{guest_lines, guest_report, workload_output};
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
+mod linux_boot;
 
-/// Wall-clock limit of each boot (they run in parallel; Linux alone takes 40–80 s of a core).
-const BOOT_LIMIT_S: &str = "300";
+use console::{guest_lines, guest_report, workload_output};
+use linux_boot::Run;
+use std::sync::OnceLock;
 
 /// What the workload's `signals` must print, wherever it runs (the #PF addresses are fixed).
 const SIGNAL_LINES: &[&str] = &[
@@ -31,12 +29,6 @@ const SIGNAL_LINES: &[&str] = &[
     "signals: 5 of 5 faults handled in user mode",
 ];
 
-/// One finished `test-matrix run`.
-struct Run {
-    status: Option<i32>,
-    console: String,
-}
-
 /// The three boots.
 struct Boots {
     bare: Run,
@@ -44,84 +36,25 @@ struct Boots {
     all: Run,
 }
 
-fn runner() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_test-matrix"))
-}
-
-fn run_dir(label: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/run")
-        .join(format!("linux-{label}"))
-}
-
-/// The kernel, initrd and command line `test-matrix linux-assets` made.
-fn assets() -> (String, String, String) {
-    let out = runner()
-        .arg("linux-assets")
-        .output()
-        .expect("runner starts");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "linux-assets failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("linux-assets printed no {key}"))
-            .to_string()
-    };
-    (value("kernel"), value("initrd"), value("append"))
-}
-
 fn boots() -> &'static Boots {
     static BOOTS: OnceLock<Boots> = OnceLock::new();
     BOOTS.get_or_init(|| {
-        let (kernel, initrd, append) = assets();
-        // Build l1-hv and the guests once, before the boots that would each build them.
-        let built = runner().arg("build").output().expect("runner starts");
-        assert!(
-            built.status.success(),
-            "build failed: {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
+        let (kernel, initrd, append) = linux_boot::assets("initrd");
+        let files = (kernel.as_str(), initrd.as_str());
         let panic_append = format!("{append} l1hv.end=panic");
-        let boot = |label: &'static str, append: &str, extra: &[&str]| {
-            let mut command = runner();
-            command.args([
-                "run", "--kernel", &kernel, "--initrd", &initrd, "--append", append,
-            ]);
-            command
-                .args(["--timeout", BOOT_LIMIT_S, "--run-dir"])
-                .arg(run_dir(label))
-                .args(extra);
-            std::thread::spawn(move || {
-                let out = command.output().expect("runner starts");
-                let console = String::from_utf8_lossy(&out.stdout).into_owned();
-                // Kept for reading after a failure.
-                let _ = std::fs::write(run_dir(label).join("console.txt"), &console);
-                eprintln!(
-                    "--- {label}: {}\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                Run {
-                    status: out.status.code(),
-                    console,
-                }
-            })
-        };
-        let bare = boot("bare", &append, &["--bare"]);
-        let none = boot(
-            "none",
+        let pf_guest = ["--guest", "pf-guest exceptions=pf"];
+        let bare = linux_boot::boot("linux-bare", files, &append, &["--bare"]);
+        let none = linux_boot::boot(
+            "linux-none",
+            files,
             &append,
-            &["--forward", "none", "--guest", "pf-guest exceptions=pf"],
+            &["--forward", "none", pf_guest[0], pf_guest[1]],
         );
-        let all = boot(
-            "all",
+        let all = linux_boot::boot(
+            "linux-all",
+            files,
             &panic_append,
-            &["--forward", "all", "--guest", "pf-guest exceptions=pf"],
+            &["--forward", "all", pf_guest[0], pf_guest[1]],
         );
         Boots {
             bare: bare.join().expect("bare boot thread"),

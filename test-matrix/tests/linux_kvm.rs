@@ -11,14 +11,11 @@
 
 #[path = "../src/runner/linux/console.rs"]
 mod console;
+mod linux_boot;
 
 use console::{counts, guest_lines};
-use std::path::PathBuf;
-use std::process::Command;
+use linux_boot::Run;
 use std::sync::OnceLock;
-
-/// Wall-clock limit of each boot (~50 s alone on an idle core, ~90 s with two on loaded ones).
-const BOOT_LIMIT_S: &str = "300";
 
 /// The VMM's verdict on each VM it ran, in order: the exception VM in kvm_intel's defaults
 /// (EPT), again debugged by the VMM, then after the reload with `ept=0`.
@@ -36,87 +33,19 @@ const TIMED_LOOPS: usize = 5 * 2;
 /// The iterations of each (linux-workload's `TIMED_ITERATIONS`).
 const TIMED_ITERATIONS: u64 = 1000;
 
-/// One finished `test-matrix run`.
-struct Run {
-    status: Option<i32>,
-    console: String,
-}
-
 /// The two boots.
 struct Boots {
     bare: Run,
     l1hv: Run,
 }
 
-fn runner() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_test-matrix"))
-}
-
-fn run_dir(label: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/run")
-        .join(format!("linux-kvm-{label}"))
-}
-
-/// The kernel, KVM initrd and command line `test-matrix linux-assets` made.
-fn assets() -> (String, String, String) {
-    let out = runner()
-        .arg("linux-assets")
-        .output()
-        .expect("runner starts");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "linux-assets failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("linux-assets printed no {key}"))
-            .to_string()
-    };
-    (value("kernel"), value("kvm-initrd"), value("append"))
-}
-
 fn boots() -> &'static Boots {
     static BOOTS: OnceLock<Boots> = OnceLock::new();
     BOOTS.get_or_init(|| {
-        let (kernel, initrd, append) = assets();
-        // Build l1-hv and the guests once, before the boots that would each build them.
-        let built = runner().arg("build").output().expect("runner starts");
-        assert!(
-            built.status.success(),
-            "build failed: {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        let boot = |label: &'static str, extra: &[&str]| {
-            let mut command = runner();
-            command.args([
-                "run", "--kernel", &kernel, "--initrd", &initrd, "--append", &append,
-            ]);
-            command
-                .args(["--timeout", BOOT_LIMIT_S, "--run-dir"])
-                .arg(run_dir(label))
-                .args(extra);
-            std::thread::spawn(move || {
-                let out = command.output().expect("runner starts");
-                let console = String::from_utf8_lossy(&out.stdout).into_owned();
-                // Kept for reading after a failure.
-                let _ = std::fs::write(run_dir(label).join("console.txt"), &console);
-                eprintln!(
-                    "--- {label}: {}\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                Run {
-                    status: out.status.code(),
-                    console,
-                }
-            })
-        };
-        let bare = boot("bare", &["--bare"]);
-        let l1hv = boot("l1hv", &["--forward", "none"]);
+        let (kernel, initrd, append) = linux_boot::assets("kvm-initrd");
+        let files = (kernel.as_str(), initrd.as_str());
+        let bare = linux_boot::boot("linux-kvm-bare", files, &append, &["--bare"]);
+        let l1hv = linux_boot::boot("linux-kvm-l1hv", files, &append, &["--forward", "none"]);
         Boots {
             bare: bare.join().expect("bare boot thread"),
             l1hv: l1hv.join().expect("l1-hv boot thread"),

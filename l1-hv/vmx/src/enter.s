@@ -75,6 +75,23 @@
     ret
 .endm
 
+// At a VM exit with [rsp] = regs: the guest's registers other than RBP, R12-R15 into regs,
+// which RDI then points to.
+.macro STORE_GUEST_GPRS
+    push rdi
+    mov rdi, [rsp + 8]
+    mov [rdi + 0], rax
+    mov [rdi + 8], rbx
+    mov [rdi + 16], rcx
+    mov [rdi + 24], rdx
+    mov [rdi + 32], rsi
+    mov [rdi + 56], r8
+    mov [rdi + 64], r9
+    mov [rdi + 72], r10
+    mov [rdi + 80], r11
+    pop qword ptr [rdi + 40]
+.endm
+
 // The guest's RBP, R12-R15 and CR2 into regs (RDI).
 .macro SAVE_GUEST_CALLEE_SAVED
     mov [rdi + 48], rbp
@@ -99,18 +116,7 @@ vmx_enter:
 
 .global vmx_exit
 vmx_exit:
-    push rdi
-    mov rdi, [rsp + 8]
-    mov [rdi + 0], rax
-    mov [rdi + 8], rbx
-    mov [rdi + 16], rcx
-    mov [rdi + 24], rdx
-    mov [rdi + 32], rsi
-    mov [rdi + 56], r8
-    mov [rdi + 64], r9
-    mov [rdi + 72], r10
-    mov [rdi + 80], r11
-    pop qword ptr [rdi + 40]
+    STORE_GUEST_GPRS
     SAVE_GUEST_CALLEE_SAVED
     add rsp, 8
     xor eax, eax
@@ -173,18 +179,7 @@ vmx_exit_fast:
     pop qword ptr [rdi + 8]
     pop qword ptr [rdi + 0]
     jmp 8f
-7:  push rdi
-    mov rdi, [rsp + 8]
-    mov [rdi + 0], rax
-    mov [rdi + 8], rbx
-    mov [rdi + 16], rcx
-    mov [rdi + 24], rdx
-    mov [rdi + 32], rsi
-    mov [rdi + 56], r8
-    mov [rdi + 64], r9
-    mov [rdi + 72], r10
-    mov [rdi + 80], r11
-    pop qword ptr [rdi + 40]
+7:  STORE_GUEST_GPRS
 8:  SAVE_GUEST_CALLEE_SAVED
     add rsp, 24
     xor eax, eax
