@@ -67,13 +67,14 @@ fn matrix_scenarios_are_decide_input() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Input is written by a thread of its own while the answers are read: `decide` answers as it
+    // reads, and with both pipes full a writer that read nothing until the end would wait on it
+    // forever.
     let mut stdin = decide.stdin.take().unwrap();
-    for line in &sample {
-        stdin.write_all(line).unwrap();
-        stdin.write_all(b"\n").unwrap();
-    }
-    drop(stdin);
+    let input: Vec<u8> = sample.iter().flat_map(|l| [*l, b"\n"].concat()).collect();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
     let answered = decide.wait_with_output().unwrap();
+    writer.join().unwrap();
     assert!(answered.status.success());
     let answers: Vec<serde_json::Value> = String::from_utf8(answered.stdout)
         .unwrap()
