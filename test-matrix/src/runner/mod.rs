@@ -27,3 +27,33 @@ pub fn workspace_root() -> PathBuf {
 pub fn run_dir() -> PathBuf {
     workspace_root().join("target").join("run")
 }
+
+/// How a Linux benchmark command ends (`bench-linux`, `bench-kvm`): the table printed, the figures
+/// written to `target/bench/<file>` (and printed too with `--json`), or the error.
+pub fn report_figures(
+    command: &str,
+    file: &str,
+    print_json: bool,
+    figures: Result<(String, serde_json::Value), String>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let (table, json) = match figures {
+        Ok(figures) => figures,
+        Err(e) => {
+            eprintln!("runner: {command}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{table}");
+    let json = serde_json::to_string_pretty(&json).expect("JSON of plain values");
+    if print_json {
+        println!("{json}");
+    }
+    let path = workspace_root().join("target").join("bench").join(file);
+    if let Err(e) = std::fs::write(&path, format!("{json}\n")) {
+        eprintln!("runner: {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("runner: figures written to {}", path.display());
+    ExitCode::SUCCESS
+}

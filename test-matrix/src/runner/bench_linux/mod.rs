@@ -38,26 +38,10 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match measure().and_then(|outputs| figures::Figures::read(&outputs)) {
-        Ok(figures) => {
-            print!("{}", figures.table());
-            let json = serde_json::to_string_pretty(&figures.json()).expect("JSON of plain values");
-            if args.json {
-                println!("{json}");
-            }
-            let path = bench_dir().join("linux.json");
-            if let Err(e) = std::fs::write(&path, format!("{json}\n")) {
-                eprintln!("runner: {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-            eprintln!("runner: figures written to {}", path.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("runner: bench-linux: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let figures = measure()
+        .and_then(|outputs| figures::Figures::read(&outputs))
+        .map(|f| (f.table(), f.json()));
+    super::report_figures("bench-linux", "linux.json", args.json, figures)
 }
 
 /// `target/bench/`: the JSON, the consoles, and each boot's run directory.
